@@ -1,0 +1,1 @@
+"""The ``ganenc`` command line."""

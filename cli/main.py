@@ -1,0 +1,8 @@
+import click
+
+@click.group()
+def cli():
+    pass
+
+def main():
+    cli()

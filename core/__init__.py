@@ -1,0 +1,61 @@
+"""ganenc: turn a pretrained GAN generator into an auto-encoder.
+
+The public API is imported lazily so that ``import ganenc`` (and the command
+line's start-up) stays free of torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import (
+    CheckpointError,
+    ComponentConflictError,
+    ConfigError,
+    GanencError,
+    PluginLoadError,
+    UnknownComponentError,
+    WeightsNotFoundError,
+)
+from .hookspecs import hookimpl
+from .registry import create, get_registry
+
+if TYPE_CHECKING:
+    from .adapters import GeneratorAdapter
+
+__all__ = [
+    "__version__",
+    "CheckpointError",
+    "ComponentConflictError",
+    "ConfigError",
+    "GanencError",
+    "PluginLoadError",
+    "UnknownComponentError",
+    "WeightsNotFoundError",
+    "build_encoder",
+    "create",
+    "get_registry",
+    "hookimpl",
+    "load_encoder",
+    "load_generator",
+    "save_encoder",
+]
+
+
+def load_generator(name: str, checkpoint: Any = None, **config: Any) -> GeneratorAdapter:
+    """Load a generator of family ``name`` from ``checkpoint`` (``None``: random weights).
+
+    ``ganenc.load_generator("stylegan2", "ffhq.pt")`` infers the architecture
+    from the file; ``ganenc.load_generator("stylegan2", resolution=64)`` builds a
+    randomly initialised one.
+    """
+    return get_registry().create("generator", name, checkpoint=checkpoint, **config)
+
+
+def __getattr__(name: str) -> Any:
+    if name in {"build_encoder", "save_encoder", "load_encoder"}:
+        from . import encoders
+
+        return getattr(encoders, name)
+    raise AttributeError(f"module 'ganenc' has no attribute {name!r}")

@@ -1,0 +1,88 @@
+"""The generator adapter: one interface over every GAN family.
+
+The training loop, inversion and editing talk only to this interface, so they
+contain no family-specific code.  A plugin subclasses :class:`GeneratorAdapter`
+and registers a factory for it through ``register_generators``.
+
+Latents travel as dicts of tensors, e.g. ``{"z": ...}``, ``{"w": ...}``,
+``{"w_plus": ...}`` (StyleGAN) or ``{"z": ..., "class": ...}`` (BigGAN).  The
+encoder's output is such a dict too, in the keys of
+``geometry().encoder_latents``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+from .geometry import GeneratorGeometry
+
+Latents = dict[str, torch.Tensor]
+
+
+class GeneratorAdapter(nn.Module, ABC):
+    """A pretrained (or random) generator behind a family-neutral interface.
+
+    Subclasses set ``family`` (the registered name) and ``resolution`` and
+    implement the abstract methods.  The contract every subclass keeps::
+
+        targets = g.encoder_targets(latents, truncation, layers)
+        g.synthesize(targets) == g.synthesize(latents, truncation, layers)
+
+    so the encoder can be trained to predict ``targets`` from the image.
+    """
+
+    family: str = ""
+    resolution: int = 0
+
+    @abstractmethod
+    def geometry(self) -> GeneratorGeometry:
+        """Shapes the encoder must output for this generator."""
+
+    @abstractmethod
+    def sample_latents(
+        self, n: int, seed: int | None = None, device: torch.device | str | None = None
+    ) -> Latents:
+        """Draw ``n`` latents from the generator's prior, reproducibly from ``seed``."""
+
+    @abstractmethod
+    def synthesize(
+        self,
+        latents: Latents,
+        truncation: float = 1.0,
+        truncation_layers: int | None = None,
+        noise_mode: str = "const",
+    ) -> torch.Tensor:
+        """Images ``[N, 3, H, W]`` (float32, roughly in [-1, 1], not clamped)."""
+
+    @abstractmethod
+    def encoder_targets(
+        self, latents: Latents, truncation: float = 1.0, truncation_layers: int | None = None
+    ) -> Latents:
+        """``latents`` expressed in the encoder's output space, truncation applied."""
+
+    def freeze(self) -> GeneratorAdapter:
+        """Eval mode and no gradient buffers: the generator is never trained here."""
+        self.eval()
+        self.requires_grad_(False)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        for tensor in self.parameters():
+            return tensor.device
+        for tensor in self.buffers():
+            return tensor.device
+        return torch.device("cpu")
+
+
+def seeded_generator(seed: int | None, device: torch.device | str | None = None) -> torch.Generator:
+    """A CPU torch.Generator seeded from ``seed`` (random when ``None``)."""
+    generator = torch.Generator(device="cpu")
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(int(seed))
+    return generator

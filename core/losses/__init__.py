@@ -1,0 +1,1 @@
+"""Loss terms (registered through the loss hook) and the composite loss."""

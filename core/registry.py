@@ -1,0 +1,456 @@
+"""The component registry: what every plugin registered, where it came from, and how to build it.
+
+Plugins are found through the ``ganenc`` entry-point group and loaded one by one,
+so a plugin that fails to import, or that registers something invalid, is
+recorded as failed and never takes the command line down with it.  Components
+are registered with lazy factories (``"module:attribute"`` strings), so listing
+them imports neither torch nor any network code.
+
+Environment variables:
+
+``GANENC_PLUGINS``
+    Comma-separated allow-list of plugins (entry-point or distribution names).
+    Unset: load every installed plugin.  Set but empty: load none.
+``GANENC_DISABLE_PLUGINS``
+    Comma-separated block-list, applied after the allow-list.
+``GANENC_STRICT_PLUGINS``
+    ``1``/``true``: a plugin failure raises instead of being recorded (for plugin
+    authors who want the traceback).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import (
+    ComponentConflictError,
+    GanencError,
+    PluginLoadError,
+    PluginRegistrationError,
+    UnknownComponentError,
+)
+
+ENTRY_POINT_GROUP = "ganenc"
+BUILTIN_PLUGIN = "ganenc"
+
+#: Component kind -> the hook that registers it.  New kinds come with new hookspecs.
+KINDS: dict[str, str] = {
+    "generator": "register_generators",
+    "encoder": "register_encoders",
+    "cropper": "register_croppers",
+    "loss": "register_losses",
+}
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+@dataclass
+class PluginInfo:
+    """One plugin: where it came from and whether it loaded."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    status: str = "ok"  # "ok", "failed" or "disabled"
+    error: str | None = None
+    traceback: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {
+            "name": self.name,
+            "module": self.module,
+            "distribution": self.distribution,
+            "version": self.version,
+            "status": self.status,
+        }
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+@dataclass
+class ComponentSpec:
+    """A registered component, with its provenance and a lazy factory."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any] | str
+    plugin: str
+    distribution: str | None
+    version: str | None
+    description: str = ""
+    options: type | str | None = None
+    aliases: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}:{self.name}"
+
+    def load_factory(self) -> Callable[..., Any]:
+        if callable(self.factory):
+            return self.factory
+        return _import_object(self.factory, f"{self.kind} {self.qualified_name!r}")
+
+    def load_options_model(self) -> type | None:
+        if self.options is None or isinstance(self.options, type):
+            return self.options
+        return _import_object(self.options, f"options of {self.kind} {self.qualified_name!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "plugin": self.plugin,
+            "distribution": self.distribution,
+            "version": self.version,
+            "description": self.description,
+            "aliases": list(self.aliases),
+            "status": "ok",
+        }
+
+
+def _import_object(reference: str, what: str) -> Any:
+    module_name, _, attribute = reference.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise PluginLoadError(f"cannot import {reference!r} for {what}: {exc}") from exc
+    return obj
+
+
+def _env_list(variable: str) -> set[str] | None:
+    value = os.environ.get(variable)
+    if value is None:
+        return None
+    return {item.strip() for item in value.split(",") if item.strip()}
+
+
+def _strict() -> bool:
+    return os.environ.get("GANENC_STRICT_PLUGINS", "").lower() in {"1", "true", "yes"}
+
+
+def _short_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Registry:
+    """Plugins and the components they register.
+
+    ``Registry()`` loads the built-in plugin and every plugin of the ``ganenc``
+    entry-point group.  ``Registry(entry_points=False)`` loads none of the
+    installed plugins (see :func:`ganenc.testing.isolated_registry`).
+    """
+
+    def __init__(self, *, entry_points: bool = True, builtins: bool = True) -> None:
+        self.plugin_manager = pluggy.PluginManager("ganenc")
+        self.plugin_manager.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self._components: dict[str, dict[str, list[ComponentSpec]]] | None = None
+        if builtins:
+            from . import builtins as builtin_plugin
+            from ._version import __version__
+
+            self.add_plugin(
+                builtin_plugin, name=BUILTIN_PLUGIN, distribution="ganenc", version=__version__
+            )
+        if entry_points:
+            self._load_entry_points()
+
+    # -- plugins -------------------------------------------------------------------
+    def _load_entry_points(self) -> None:
+        import importlib_metadata
+
+        allow = _env_list("GANENC_PLUGINS")
+        block = _env_list("GANENC_DISABLE_PLUGINS") or set()
+        seen: set[tuple[str, str]] = set()
+        for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if (ep.name, ep.value) in seen:
+                continue
+            seen.add((ep.name, ep.value))
+            dist = ep.dist.name if ep.dist is not None else None
+            version = ep.dist.version if ep.dist is not None else None
+            info = PluginInfo(name=ep.name, module=ep.value, distribution=dist, version=version)
+            names = {ep.name, dist or ""}
+            if (allow is not None and not names & allow) or names & block:
+                info.status = "disabled"
+                self.plugins[ep.name] = info
+                continue
+            if ep.name in self.plugins:
+                info.status = "failed"
+                info.error = (
+                    f"plugin name {ep.name!r} is used by both {self.plugins[ep.name].distribution}"
+                    f" and {dist}"
+                )
+                self.plugins[f"{ep.name} ({dist})"] = info
+                if _strict():
+                    raise PluginLoadError(info.error)
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's
+                self._record_failure(info, exc)
+                continue
+            self.add_plugin(module, name=ep.name, distribution=dist, version=version, info=info)
+
+    def add_plugin(
+        self,
+        plugin: object,
+        *,
+        name: str,
+        distribution: str | None = None,
+        version: str | None = None,
+        info: PluginInfo | None = None,
+    ) -> PluginInfo:
+        """Register a plugin object (a module or any object with hook implementations)."""
+        if name in self.plugins and self.plugins[name].status == "ok":
+            raise PluginLoadError(f"a plugin named {name!r} is already registered")
+        if info is None:
+            module = getattr(plugin, "__name__", type(plugin).__name__)
+            info = PluginInfo(name=name, module=module, distribution=distribution, version=version)
+        try:
+            self.plugin_manager.register(plugin, name=name)
+        except Exception as exc:  # noqa: BLE001 - pluggy validation errors
+            self._record_failure(info, exc)
+            return info
+        self.plugins[name] = info
+        self._components = None
+        return info
+
+    def remove_plugin(self, name: str) -> None:
+        """Unregister a plugin and forget its components."""
+        plugin = self.plugin_manager.get_plugin(name)
+        if plugin is not None:
+            self.plugin_manager.unregister(plugin, name=name)
+        self.plugins.pop(name, None)
+        self._components = None
+
+    def _record_failure(self, info: PluginInfo, exc: BaseException) -> None:
+        info.status = "failed"
+        info.error = _short_error(exc)
+        info.traceback = "".join(traceback.format_exception(exc))
+        self.plugins[info.name] = info
+        if _strict():
+            raise PluginLoadError(f"plugin {info.name!r} failed: {info.error}") from exc
+
+    # -- components ----------------------------------------------------------------
+    @property
+    def _table(self) -> dict[str, dict[str, list[ComponentSpec]]]:
+        if self._components is None:
+            self._components = self._collect()
+        return self._components
+
+    def _collect(self) -> dict[str, dict[str, list[ComponentSpec]]]:
+        table: dict[str, dict[str, list[ComponentSpec]]] = {kind: {} for kind in KINDS}
+        for plugin_name, info in list(self.plugins.items()):
+            if info.status != "ok":
+                continue
+            try:
+                collected = self._collect_plugin(plugin_name, info)
+            except Exception as exc:  # noqa: BLE001 - the plugin's hook raised
+                self._record_failure(info, exc)
+                continue
+            for spec in collected:
+                for key in (spec.name, *spec.aliases):
+                    table[spec.kind].setdefault(key, []).append(spec)
+        return table
+
+    def _collect_plugin(self, plugin_name: str, info: PluginInfo) -> list[ComponentSpec]:
+        plugin = self.plugin_manager.get_plugin(plugin_name)
+        collected: list[ComponentSpec] = []
+        own_keys: set[tuple[str, str]] = set()
+        for kind, hook_name in KINDS.items():
+            hook = getattr(self.plugin_manager.hook, hook_name)
+            for impl in hook.get_hookimpls():
+                if impl.plugin is not plugin:
+                    continue
+
+                def register(
+                    name: str,
+                    factory: Callable[..., Any] | str,
+                    *,
+                    description: str = "",
+                    options: type | str | None = None,
+                    aliases: Iterable[str] = (),
+                    _kind: str = kind,
+                    **metadata: Any,
+                ) -> None:
+                    spec = ComponentSpec(
+                        kind=_kind,
+                        name=name,
+                        factory=factory,
+                        plugin=plugin_name,
+                        distribution=info.distribution,
+                        version=info.version,
+                        description=description,
+                        options=options,
+                        aliases=tuple(aliases),
+                        metadata=metadata,
+                    )
+                    _validate_spec(spec)
+                    for key in (spec.name, *spec.aliases):
+                        if (_kind, key) in own_keys:
+                            raise PluginRegistrationError(
+                                f"plugin {plugin_name!r} registers {_kind} {key!r} twice"
+                            )
+                        own_keys.add((_kind, key))
+                    collected.append(spec)
+
+                impl.function(register=register)
+        return collected
+
+    def components(self, kind: str | None = None) -> list[ComponentSpec]:
+        """Every registered component (of one kind), each once, sorted by kind and name."""
+        if kind is not None and kind not in KINDS:
+            raise GanencError(f"unknown component kind {kind!r}; kinds are: {', '.join(KINDS)}")
+        specs: dict[int, ComponentSpec] = {}
+        for k, by_name in self._table.items():
+            if kind is not None and k != kind:
+                continue
+            for candidates in by_name.values():
+                for spec in candidates:
+                    specs[id(spec)] = spec
+        return sorted(specs.values(), key=lambda s: (s.kind, s.name, s.plugin))
+
+    def conflicts(self, spec: ComponentSpec) -> list[ComponentSpec]:
+        """Other plugins' components registered under one of ``spec``'s names."""
+        others: dict[int, ComponentSpec] = {}
+        for key in (spec.name, *spec.aliases):
+            for other in self._table[spec.kind].get(key, []):
+                if other is not spec:
+                    others[id(other)] = other
+        return list(others.values())
+
+    def get(self, kind: str, name: str) -> ComponentSpec:
+        """Look a component up by kind and name (or alias, or ``plugin:name``)."""
+        if kind not in KINDS:
+            raise GanencError(f"unknown component kind {kind!r}; kinds are: {', '.join(KINDS)}")
+        plugin_name, sep, bare = name.rpartition(":")
+        candidates = self._table[kind].get(bare if sep else name, [])
+        if sep:
+            candidates = [spec for spec in candidates if spec.plugin == plugin_name]
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise UnknownComponentError(self._unknown_message(kind, name))
+        owners = " and ".join(
+            f"plugin {spec.plugin!r} ({spec.distribution} {spec.version})" for spec in candidates
+        )
+        choices = " or ".join(repr(spec.qualified_name) for spec in candidates)
+        raise ComponentConflictError(
+            f"{kind} {name!r} is registered by both {owners}; choose one with {choices}"
+        )
+
+    def _unknown_message(self, kind: str, name: str) -> str:
+        known = sorted({spec.name for spec in self.components(kind)})
+        message = f"no {kind} named {name!r}; available: {', '.join(known) or 'none'}"
+        failed = [p.name for p in self.plugins.values() if p.status == "failed"]
+        if failed:
+            message += f" (plugins that failed to load: {', '.join(failed)}; see 'ganenc list')"
+        return message
+
+    def create(self, kind: str, name: str, /, *args: Any, **options: Any) -> Any:
+        """Build a component: validate ``options`` with its model, then call its factory."""
+        spec = self.get(kind, name)
+        model = spec.load_options_model()
+        if model is not None:
+            from .config import validate_options
+
+            validated = validate_options(model, options, what=f"{kind} {spec.name!r}")
+            options = {key: getattr(validated, key) for key in type(validated).model_fields}
+        return spec.load_factory()(*args, **options)
+
+    def find(self, kind: str, **metadata: Any) -> list[ComponentSpec]:
+        """Components of ``kind`` whose metadata lists each given value.
+
+        ``find("encoder", generators="stylegan2")`` returns the encoder builders
+        that declared ``generators=(..., "stylegan2", ...)``.
+        """
+        found = []
+        for spec in self.components(kind):
+            for key, value in metadata.items():
+                declared = spec.metadata.get(key)
+                if isinstance(declared, str | bytes) or not isinstance(declared, Iterable):
+                    declared = (declared,)
+                if value not in declared:
+                    break
+            else:
+                found.append(spec)
+        return found
+
+    def versions(self) -> dict[str, str | None]:
+        """Distribution -> version of the core and of every loaded plugin."""
+        result: dict[str, str | None] = {}
+        for info in self.plugins.values():
+            if info.status == "ok" and info.distribution:
+                result[info.distribution] = info.version
+        return result
+
+
+def _validate_spec(spec: ComponentSpec) -> None:
+    if not isinstance(spec.name, str) or not _NAME_RE.match(spec.name):
+        raise PluginRegistrationError(
+            f"invalid {spec.kind} name {spec.name!r}: use letters, digits, '_', '.', '-'"
+        )
+    for alias in spec.aliases:
+        if not isinstance(alias, str) or not _NAME_RE.match(alias):
+            raise PluginRegistrationError(f"invalid alias {alias!r} for {spec.kind} {spec.name!r}")
+    if not (callable(spec.factory) or _is_reference(spec.factory)):
+        raise PluginRegistrationError(
+            f"{spec.kind} {spec.name!r}: factory must be a callable or a 'module:attribute'"
+            f" string, got {spec.factory!r}"
+        )
+    options = spec.options
+    if options is not None and not (isinstance(options, type) or _is_reference(options)):
+        raise PluginRegistrationError(
+            f"{spec.kind} {spec.name!r}: options must be a pydantic model or a"
+            f" 'module:attribute' string, got {options!r}"
+        )
+    if isinstance(options, type):
+        from pydantic import BaseModel
+
+        if not issubclass(options, BaseModel):
+            raise PluginRegistrationError(
+                f"{spec.kind} {spec.name!r}: options {options!r} is not a pydantic model"
+            )
+    if not isinstance(spec.description, str):
+        raise PluginRegistrationError(f"{spec.kind} {spec.name!r}: description must be a string")
+
+
+def _is_reference(value: object) -> bool:
+    return isinstance(value, str) and re.match(r"^[\w.]+:[\w.]+$", value) is not None
+
+
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _registry
+    if _registry is None:
+        _registry = Registry()
+    return _registry
+
+
+def set_registry(registry: Registry | None) -> Registry | None:
+    """Replace the process-wide registry (``None``: reload on next use); returns the old one."""
+    global _registry
+    previous, _registry = _registry, registry
+    return previous
+
+
+def create(kind: str, name: str, /, *args: Any, **options: Any) -> Any:
+    """Build a registered component, e.g. ``ganenc.create("cropper", "center", margin=0.1)``."""
+    return get_registry().create(kind, name, *args, **options)

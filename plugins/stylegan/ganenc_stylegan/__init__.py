@@ -1,0 +1,1 @@
+"""ganenc plugin: see plugin.py for what it registers."""
