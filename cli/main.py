@@ -1,8 +1,10 @@
 import click
 
+
 @click.group()
 def cli():
     pass
+
 
 def main():
     cli()

@@ -43,7 +43,9 @@ def rebuild_tensor(seed: int, key: str, entry: dict[str, Any]) -> torch.Tensor:
     raise ValueError(f"unknown fill rule {rule!r} for {key}")
 
 
-def build_state_dict(manifest: dict[str, Any], entries_key: str = "entries") -> dict[str, torch.Tensor]:
+def build_state_dict(
+    manifest: dict[str, Any], entries_key: str = "entries"
+) -> dict[str, torch.Tensor]:
     """``{key: tensor}`` for ``manifest[entries_key]`` (``"extra_entries"`` for latent_avg)."""
     seed = int(manifest["seed"])
     return {key: rebuild_tensor(seed, key, entry) for key, entry in manifest[entries_key].items()}

@@ -3,3 +3,13 @@
 from __future__ import annotations
 
 from ganenc import hookimpl
+
+
+@hookimpl
+def register_croppers(register):
+    register(
+        "gradcam",
+        "ganenc_attention_gradcam.cropper:GradCAMCropper",
+        options="ganenc_attention_gradcam.cropper:GradCAMCropperOptions",
+        description="AT1/AT2 boxes from Grad-CAM heat maps of a classifier (misaligned images)",
+    )

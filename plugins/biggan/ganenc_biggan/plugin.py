@@ -3,3 +3,25 @@
 from __future__ import annotations
 
 from ganenc import hookimpl
+
+
+@hookimpl
+def register_generators(register):
+    register(
+        "biggan",
+        "ganenc_biggan.adapter:load_biggan",
+        options="ganenc_biggan.adapter:BigGANOptions",
+        aliases=("biggan-deep",),
+        description="BigGAN-deep generator (HuggingFace pytorch-pretrained-biggan files)",
+    )
+
+
+@hookimpl
+def register_encoders(register):
+    register(
+        "biggan-adaptive",
+        "ganenc_biggan.encoder:build_biggan_encoder",
+        options="ganenc_biggan.encoder:BigGANEncoderOptions",
+        generators=("biggan",),
+        description="Adaptive-block encoder with conditional batch norm to z and class (Table 10)",
+    )

@@ -3,3 +3,24 @@
 from __future__ import annotations
 
 from ganenc import hookimpl
+
+
+@hookimpl
+def register_generators(register):
+    register(
+        "pggan",
+        "ganenc_pggan.adapter:load_pggan",
+        options="ganenc_pggan.adapter:PGGANOptions",
+        description="PGGAN generator (pytorch_GAN_zoo .pth, genforce .pth)",
+    )
+
+
+@hookimpl
+def register_encoders(register):
+    register(
+        "pggan-adaptive",
+        "ganenc_pggan.encoder:build_pggan_encoder",
+        options="ganenc_pggan.encoder:PGGANEncoderOptions",
+        generators=("pggan",),
+        description="Adaptive-block encoder to z, no style heads (paper Table 9)",
+    )

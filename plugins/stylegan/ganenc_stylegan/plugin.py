@@ -3,3 +3,31 @@
 from __future__ import annotations
 
 from ganenc import hookimpl
+
+
+@hookimpl
+def register_generators(register):
+    register(
+        "stylegan2",
+        "ganenc_stylegan.adapter:load_stylegan2",
+        options="ganenc_stylegan.adapter:StyleGAN2Options",
+        description="StyleGAN2 config-F generator (rosinality .pt, genforce .pth)",
+    )
+    register(
+        "stylegan1",
+        "ganenc_stylegan.adapter:load_stylegan1",
+        options="ganenc_stylegan.adapter:StyleGAN1Options",
+        aliases=("stylegan",),
+        description="StyleGAN1 generator (genforce .pth)",
+    )
+
+
+@hookimpl
+def register_encoders(register):
+    register(
+        "stylegan-adaptive",
+        "ganenc_stylegan.encoder:build_stylegan_encoder",
+        options="ganenc_stylegan.encoder:StyleGANEncoderOptions",
+        generators=("stylegan1", "stylegan2"),
+        description="Adaptive-block encoder to w+ and the 4x4 constant (paper Table 9)",
+    )

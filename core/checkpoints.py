@@ -1,0 +1,107 @@
+"""Safe reading of checkpoint files that may come from strangers.
+
+Every loader goes through :func:`read_checkpoint`: ``torch.load`` with
+``weights_only=True`` (plus a narrow allow-list of harmless classes a format
+needs, such as ``argparse.Namespace``), and one clear
+:class:`~ganenc.errors.CheckpointError` per failure mode.  :func:`describe_checkpoint`
+names known formats so a file given to the wrong family gets a helpful hint.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError
+
+
+def read_checkpoint(
+    path: str | os.PathLike,
+    *,
+    safe_globals: Iterable[Any] = (),
+    map_location: Any = "cpu",
+) -> Any:
+    """``torch.load(path, weights_only=True)`` with readable errors.
+
+    ``safe_globals`` lists extra classes the format legitimately stores (for
+    example ``argparse.Namespace`` in rosinality's ``train.py`` checkpoints).
+    """
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"expected a checkpoint file, got a directory: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    try:
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if "weights_only" in text or "Unsupported global" in text:
+            raise CheckpointError(
+                f"{path} needs code execution to load (it pickles Python objects beyond tensors);"
+                " ganenc refuses such files. Details: " + text.splitlines()[0]
+            ) from None
+        raise CheckpointError(f"{path} is not a readable checkpoint ({text})") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = "truncated or corrupt" if _looks_truncated(path) else "not a PyTorch checkpoint"
+        raise CheckpointError(f"{path} is {hint} ({message})") from None
+
+
+def _looks_truncated(path: Path) -> bool:
+    """A zip-format torch file whose end-of-archive record is missing."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head != b"PK\x03\x04":
+        return False
+    try:
+        with zipfile.ZipFile(path):
+            return False
+    except zipfile.BadZipFile:
+        return True
+
+
+def describe_checkpoint(obj: Any) -> str:
+    """A short human name for a loaded checkpoint's format, for error messages."""
+    if not isinstance(obj, Mapping):
+        return f"a {type(obj).__name__} object"
+    keys = set(obj)
+    if (
+        obj.get("format", "").startswith("ganenc-encoder")
+        if isinstance(obj.get("format"), str)
+        else False
+    ):
+        return "a ganenc encoder checkpoint"
+    if "g_ema" in keys:
+        return "a rosinality StyleGAN2 checkpoint"
+    if {"netG", "config"} <= keys or "avgG" in keys:
+        return "a pytorch_GAN_zoo PGGAN checkpoint"
+    if "generator_smooth" in keys or "generator" in keys:
+        state = obj.get("generator_smooth") or obj.get("generator")
+        if isinstance(state, Mapping):
+            names = " ".join(map(str, state))
+            if "early_layer" in names or "layer0.weight" in names and "mapping" not in names:
+                return "a genforce PGGAN checkpoint"
+            if "truncation.w_avg" in names and "noise_strength" in names:
+                if "style.weight" in names and "epilogue" in names and "mod" not in names:
+                    return "a genforce StyleGAN checkpoint"
+                return "a genforce StyleGAN checkpoint (StyleGAN1 or StyleGAN2)"
+        return "a genforce checkpoint"
+    names = " ".join(map(str, keys))
+    if (
+        "generator.gen_z.weight_orig" in names
+        or "embeddings.weight" in names
+        and "generator." in names
+    ):
+        return "a HuggingFace BigGAN state dict"
+    if all(isinstance(key, str) for key in keys) and keys:
+        return f"a state dict with keys such as {sorted(keys)[:3]}"
+    return "an unrecognised checkpoint"
