@@ -1,10 +1,212 @@
+"""The ``ganenc`` command line.
+
+Start-up imports neither torch nor any network code: commands import what
+they need when they run.  Plugins add commands through the
+``register_commands`` hook; a plugin whose hook fails is reported by
+``ganenc list`` / ``ganenc plugins`` and never breaks the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from typing import Any
+
 import click
+from ganenc import __version__
+from ganenc.errors import GanencError
+from ganenc.registry import ENTRY_POINT_GROUP, KINDS, get_registry
 
 
-@click.group()
-def cli():
-    pass
+class GanencGroup(click.Group):
+    """Adds plugin commands lazily and turns :class:`GanencError` into a one-line message."""
+
+    _plugin_commands: dict[int, dict[str, click.Command]] = {}
+
+    def plugin_commands(self) -> dict[str, click.Command]:
+        registry = get_registry()
+        key = id(registry)
+        if key not in self._plugin_commands:
+            self._plugin_commands[key] = _collect_plugin_commands(registry, set(self.commands))
+        return self._plugin_commands[key]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self.commands.get(cmd_name) or self.plugin_commands().get(cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GanencError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
-def main():
-    cli()
+def _collect_plugin_commands(registry: Any, builtin: set[str]) -> dict[str, click.Command]:
+    """Each plugin adds commands to its own collector; a failing plugin is recorded."""
+    commands: dict[str, click.Command] = {}
+    for impl in registry.plugin_manager.hook.register_commands.get_hookimpls():
+        collector = click.Group()
+        info = registry.plugins.get(impl.plugin_name)
+        try:
+            impl.function(cli=collector)
+            clashes = (set(collector.commands) & builtin) | (
+                set(collector.commands) & set(commands)
+            )
+            if clashes:
+                raise GanencError(f"command name(s) already taken: {', '.join(sorted(clashes))}")
+        except Exception as exc:  # noqa: BLE001 - the plugin's fault, reported by 'list'
+            if info is not None:
+                info.status = "failed"
+                info.error = f"register_commands: {type(exc).__name__}: {exc}"
+                info.traceback = "".join(traceback.format_exception(exc))
+            if os.environ.get("GANENC_STRICT_PLUGINS", "").lower() in {"1", "true", "yes"}:
+                raise
+            continue
+        commands.update(collector.commands)
+    return commands
+
+
+def _installed_versions() -> list[tuple[str, str]]:
+    """Core and plugin distributions, from metadata only (no plugin import)."""
+    import importlib_metadata
+
+    found = {("ganenc", __version__)}
+    for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.dist is not None:
+            found.add((ep.dist.name, ep.dist.version))
+    return sorted(found, key=lambda item: (item[0] != "ganenc", item[0]))
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    for name, version in _installed_versions():
+        click.echo(f"{name} {version}")
+    ctx.exit()
+
+
+@click.group(cls=GanencGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the versions of ganenc and its plugins and exit.",
+)
+def cli() -> None:
+    """ganenc: train encoders that invert pretrained GAN generators."""
+
+
+@cli.command("list")
+@click.option("--kind", type=click.Choice(list(KINDS)), help="Only components of this kind.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def list_command(kind: str | None, as_json: bool) -> None:
+    """List registered components and plugins that failed to load."""
+    registry = get_registry()
+    cli.plugin_commands()  # a plugin whose command hook fails is listed as failed too
+    rows = []
+    for spec in registry.components(kind):
+        row = spec.as_dict()
+        conflicts = registry.conflicts(spec)
+        if conflicts:
+            row["conflicts_with"] = [other.qualified_name for other in conflicts]
+        rows.append(row)
+    for info in registry.plugins.values():
+        if info.status == "failed":
+            rows.append(
+                {
+                    "name": info.name,
+                    "kind": None,
+                    "plugin": info.name,
+                    "distribution": info.distribution,
+                    "version": info.version,
+                    "description": f"plugin failed to load ({info.module})",
+                    "aliases": [],
+                    "status": "failed",
+                    "error": info.error,
+                }
+            )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="ganenc components")
+    for column in ("name", "kind", "plugin", "distribution", "description", "status"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        name = row["name"] + (f" ({', '.join(row['aliases'])})" if row["aliases"] else "")
+        dist = f"{row['distribution'] or '-'} {row['version'] or ''}".strip()
+        if row["status"] == "failed":
+            status = f"[red]failed[/red]: {row['error']}"
+        elif "conflicts_with" in row:
+            status = f"[yellow]ok, name shared with {', '.join(row['conflicts_with'])}[/yellow]"
+        else:
+            status = "[green]ok[/green]"
+        table.add_row(name, row["kind"] or "-", row["plugin"], dist, row["description"], status)
+    _console().print(table)
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--traceback", "show_traceback", is_flag=True, help="Show tracebacks of failures.")
+def plugins_command(as_json: bool, show_traceback: bool) -> None:
+    """List installed plugins with their distribution, version and status."""
+    registry = get_registry()
+    cli.plugin_commands()
+    infos = list(registry.plugins.values())
+    if as_json:
+        click.echo(json.dumps([info.as_dict() for info in infos], indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="ganenc plugins")
+    for column in ("plugin", "module", "distribution", "version", "status"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        status = {"ok": "[green]ok[/green]", "disabled": "[dim]disabled[/dim]"}.get(
+            info.status, f"[red]failed[/red]: {info.error}"
+        )
+        table.add_row(info.name, info.module, info.distribution or "-", info.version or "-", status)
+    console = _console()
+    console.print(table)
+    if show_traceback:
+        for info in infos:
+            if info.traceback:
+                console.print(f"[bold]{info.name}[/bold]\n{info.traceback}")
+
+
+def _console():
+    """A rich console; wide when the output is a pipe or a file, so rows stay whole."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=220)
+
+
+def _add_builtin_commands() -> None:
+    from .sample import sample_command
+
+    cli.add_command(sample_command)
+    try:
+        from .crop_preview import crop_preview_command
+    except ImportError:  # pragma: no cover - arrives with the cropper work
+        pass
+    else:
+        cli.add_command(crop_preview_command)
+
+
+_add_builtin_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``ganenc`` script."""
+    cli.main(args=argv, prog_name="ganenc")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -44,12 +44,17 @@ def read_checkpoint(
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        if "weights_only" in text or "Unsupported global" in text:
+        lines = [line.strip() for line in text.split("WeightsUnpickler error:")[-1].splitlines()]
+        globals_named = [line for line in lines if "GLOBAL" in line or "Unsupported global" in line]
+        detail = (globals_named or [line for line in lines if line] or [""])[0]
+        if globals_named:
             raise CheckpointError(
                 f"{path} needs code execution to load (it pickles Python objects beyond tensors);"
-                " ganenc refuses such files. Details: " + text.splitlines()[0]
+                f" ganenc refuses such files ({detail})"
             ) from None
-        raise CheckpointError(f"{path} is not a readable checkpoint ({text})") from None
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint ganenc can read ({detail})"
+        ) from None
     except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         hint = "truncated or corrupt" if _looks_truncated(path) else "not a PyTorch checkpoint"

@@ -126,8 +126,10 @@ def _import_object(reference: str, what: str) -> Any:
         obj: Any = importlib.import_module(module_name)
         for part in attribute.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise PluginLoadError(f"cannot import {reference!r} for {what}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - whatever the plugin's module raises
+        raise PluginLoadError(
+            f"cannot import {reference!r} for {what}: {_short_error(exc)}"
+        ) from exc
     return obj
 
 

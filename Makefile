@@ -1,0 +1,37 @@
+# Two commands: `make demo` and `make test`.  Everything installs into .venv here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PLUGINS := plugins/stylegan plugins/pggan plugins/biggan plugins/attention_center plugins/attention_gradcam
+EXAMPLE_PLUGIN := docs/example_plugin
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= runs/demo
+
+.PHONY: install test test-all demo lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) $(EXAMPLE_PLUGIN)/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ganenc needs Python 3.11 or newer (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.1"
+	$(BIN)/python -m pip install --quiet -e ".[test]" $(addprefix -e ,$(PLUGINS)) -e $(EXAMPLE_PLUGIN)
+	touch $(STAMP)
+
+test: install
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m pytest -n 2 -q
+
+test-all: install
+	$(BIN)/python -m pytest -n 2 -q -m ""
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+demo: install
+	$(BIN)/ganenc list
+	$(BIN)/ganenc sample --gan stylegan2 --checkpoint random -O resolution=64 -O channel_max=64 \
+		-n 16 --seed 0 --out $(DEMO_OUT)/samples.png
+	@echo "Demo output: $(DEMO_OUT)/samples.png (a randomly initialised StyleGAN2: the plumbing, not a trained model)"
+
+clean:
+	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info $(EXAMPLE_PLUGIN)/*.egg-info

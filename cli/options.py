@@ -1,0 +1,38 @@
+"""Shared command-line plumbing: ``--config`` files, ``-O key=value`` options, settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from ganenc.config import resolve_settings
+from ganenc.errors import ConfigError
+
+
+def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str, Any]:
+    """``("channel_max=32", "blur=true")`` -> ``{"channel_max": 32, "blur": True}`` (YAML scalars)."""
+    import yaml
+
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} expects KEY=VALUE, got {pair!r}")
+        try:
+            result[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            result[key.strip().replace("-", "_")] = value
+    return result
+
+
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="YAML or TOML file of settings; command-line options override it.",
+)
+
+
+def settings_from_cli(model: type, config_file: str | None, what: str, **given: Any):
+    """Resolve a settings model from defaults, ``--config`` and the options actually given."""
+    return resolve_settings(model, config_file, given, what=what)

@@ -1,0 +1,85 @@
+"""``ganenc sample``: draw images from any registered generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from ganenc.config import Settings
+from pydantic import Field
+
+from .options import config_option, parse_key_values, settings_from_cli
+
+
+class SampleSettings(Settings):
+    gan: str
+    checkpoint: str = "random"
+    generator_options: dict = Field(default_factory=dict)
+    n: int = Field(16, ge=1, le=4096)
+    seed: int = 0
+    truncation: float = Field(1.0, gt=0)
+    truncation_layers: int | None = Field(None, ge=1)
+    out: Path = Path("samples.png")
+    save_latents: bool = False
+    device: str = "auto"
+    batch_size: int = Field(8, ge=1)
+
+
+@click.command("sample")
+@click.option("--gan", help="Generator family (see 'ganenc list --kind generator').")
+@click.option("--checkpoint", help="Checkpoint file, or 'random' for random weights.")
+@click.option(
+    "-O",
+    "--gen-option",
+    "gen_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Generator option, e.g. -O resolution=64 (repeatable).",
+)
+@click.option("-n", "n", type=int, help="Number of images (default 16).")
+@click.option("--seed", type=int, help="Seed of the latents (default 0).")
+@click.option("--truncation", type=float, help="Truncation psi (default 1: none).")
+@click.option("--truncation-layers", type=int, help="Truncate only the first N layers.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="Output PNG grid (default samples.png)."
+)
+@click.option("--save-latents", is_flag=True, default=None, help="Also save the latents (.pt).")
+@click.option("--device", help="auto, cpu or cuda (default auto).")
+@config_option
+def sample_command(config_file, gen_options, **given):
+    """Write a grid of samples from a generator (and optionally their latents)."""
+    import ganenc
+    import torch
+    from ganenc.devices import resolve_device
+    from ganenc.images import save_grid
+
+    if gen_options:
+        given["generator_options"] = parse_key_values(gen_options, "-O/--gen-option")
+    settings = settings_from_cli(SampleSettings, config_file, "sample settings", **given)
+    checkpoint = None if settings.checkpoint == "random" else settings.checkpoint
+    device = resolve_device(settings.device)
+    generator = ganenc.load_generator(settings.gan, checkpoint, **settings.generator_options)
+    generator = generator.freeze().to(device)
+    latents = generator.sample_latents(settings.n, seed=settings.seed, device=device)
+    images = []
+    with torch.no_grad():
+        for start in range(0, settings.n, settings.batch_size):
+            chunk = {k: v[start : start + settings.batch_size] for k, v in latents.items()}
+            images.append(
+                generator.synthesize(chunk, settings.truncation, settings.truncation_layers).cpu()
+            )
+    path = save_grid(torch.cat(images), settings.out)
+    click.echo(f"wrote {path}")
+    if settings.save_latents:
+        latents_path = Path(settings.out).with_suffix(".latents.pt")
+        torch.save(
+            {
+                "latents": {k: v.cpu() for k, v in latents.items()},
+                "gan": settings.gan,
+                "seed": settings.seed,
+                "truncation": settings.truncation,
+                "truncation_layers": settings.truncation_layers,
+            },
+            latents_path,
+        )
+        click.echo(f"wrote {latents_path}")

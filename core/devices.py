@@ -1,0 +1,19 @@
+"""Device selection shared by every command."""
+
+from __future__ import annotations
+
+from .errors import ConfigError
+
+
+def resolve_device(name: str = "auto"):
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a clear error."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {name!r} requested but no CUDA GPU is available; use --device cpu"
+        )
+    return device

@@ -1,0 +1,66 @@
+"""Safe checkpoint reading: weights_only always, one clear error per failure."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+
+import pytest
+import torch
+from ganenc.checkpoints import describe_checkpoint, read_checkpoint
+from ganenc.errors import CheckpointError
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/ganenc-pwned",))
+
+
+def test_reads_plain_tensors_and_allow_listed_classes(tmp_path):
+    torch.save({"g_ema": {"w": torch.ones(2)}}, tmp_path / "a.pt")
+    assert read_checkpoint(tmp_path / "a.pt")["g_ema"]["w"].sum() == 2
+    torch.save({"args": argparse.Namespace(size=32)}, tmp_path / "b.pt")
+    with pytest.raises(CheckpointError, match="needs code execution"):
+        read_checkpoint(tmp_path / "b.pt")
+    assert read_checkpoint(tmp_path / "b.pt", safe_globals=[argparse.Namespace])["args"].size == 32
+
+
+def test_refuses_code_execution_without_running_it(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"x": Exploit()}, path)
+    if os.path.exists("/tmp/ganenc-pwned"):
+        os.remove("/tmp/ganenc-pwned")
+    with pytest.raises(CheckpointError, match="needs code execution"):
+        read_checkpoint(path)
+    assert not os.path.exists("/tmp/ganenc-pwned")
+    raw = tmp_path / "evil.pkl"
+    raw.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(CheckpointError):
+        read_checkpoint(raw)
+    assert not os.path.exists("/tmp/ganenc-pwned")
+
+
+def test_missing_empty_truncated_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        read_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(CheckpointError, match="directory"):
+        read_checkpoint(tmp_path)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        read_checkpoint(tmp_path / "empty.pt")
+    torch.save({"w": torch.randn(1000)}, tmp_path / "full.pt")
+    data = (tmp_path / "full.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        read_checkpoint(tmp_path / "cut.pt")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        read_checkpoint(tmp_path / "photo.png")
+
+
+def test_describe_names_known_formats():
+    assert "StyleGAN2" in describe_checkpoint({"g_ema": {}, "latent_avg": None})
+    assert "PGGAN" in describe_checkpoint({"config": {}, "netG": {}, "avgG": {}})
+    assert "encoder" in describe_checkpoint({"format": "ganenc-encoder/1"})
+    assert "genforce" in describe_checkpoint({"generator_smooth": {"layer0.weight": 1}})

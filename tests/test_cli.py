@@ -1,0 +1,179 @@
+"""The command line: list, plugins, --version, plugin commands, errors, sample."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+from ganenc import hookimpl
+from ganenc.cli.main import cli
+from ganenc.testing import isolated_registry, register_plugin
+from toy_components import ToyPlugin
+
+
+def run(*args, ok=True):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def test_list_json_has_the_documented_keys():
+    rows = json.loads(run("list", "--json").output)
+    by_name = {(row["kind"], row["name"]): row for row in rows}
+    row = by_name[("generator", "stylegan2")]
+    assert {"name", "kind", "plugin", "distribution", "version", "description", "status"} <= set(
+        row
+    )
+    assert (row["plugin"], row["distribution"], row["status"]) == (
+        "stylegan",
+        "ganenc-stylegan",
+        "ok",
+    )
+    assert by_name[("loss", "mse")]["distribution"] == "ganenc"
+
+
+def test_list_filters_by_kind():
+    rows = json.loads(run("list", "--kind", "cropper", "--json").output)
+    assert {row["name"] for row in rows} >= {"center", "gradcam"}
+    assert {row["kind"] for row in rows} == {"cropper"}
+    assert run("list", "--kind", "colour", ok=False).exit_code == 2
+
+
+def test_list_table_shows_components_and_failed_plugins(fake_distribution):
+    fake_distribution("ganenc-broken", "broken", "raise ImportError('needs libfoo')")
+    output = run("list").output
+    assert "stylegan2" in output and "ganenc-stylegan" in output
+    assert "broken" in output and "failed" in output and "libfoo" in output
+    rows = json.loads(run("list", "--json").output)
+    failed = [row for row in rows if row["status"] == "failed"]
+    assert failed == [
+        {
+            "name": "broken",
+            "kind": None,
+            "plugin": "broken",
+            "distribution": "ganenc-broken",
+            "version": "1.0",
+            "description": "plugin failed to load (ganenc_broken_plugin)",
+            "aliases": [],
+            "status": "failed",
+            "error": "ImportError: needs libfoo",
+        }
+    ]
+
+
+def test_plugins_command_lists_distributions_and_versions():
+    rows = json.loads(run("plugins", "--json").output)
+    assert {(r["name"], r["distribution"]) for r in rows} >= {
+        ("ganenc", "ganenc"),
+        ("stylegan", "ganenc-stylegan"),
+        ("pggan", "ganenc-pggan"),
+        ("biggan", "ganenc-biggan"),
+        ("attention_center", "ganenc-attention-center"),
+        ("attention_gradcam", "ganenc-attention-gradcam"),
+    }
+
+
+def test_version_lists_core_and_plugins():
+    output = run("--version").output
+    assert output.splitlines()[0].startswith("ganenc 0.")
+    assert "ganenc-stylegan" in output and "ganenc-attention-gradcam" in output
+
+
+def test_plugins_can_add_commands_and_a_failing_one_breaks_nothing():
+    class Commands:
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command("hello")
+            def hello():
+                click.echo("hello from a plugin")
+
+    class Broken:
+        @hookimpl
+        def register_commands(self, cli):
+            raise RuntimeError("command hook exploded")
+
+    with isolated_registry(), register_plugin(Commands()), register_plugin(Broken(), name="broken"):
+        assert "hello from a plugin" in run("hello").output
+        assert "hello" in run("--help").output
+        rows = json.loads(run("list", "--json").output)
+        (failed,) = [row for row in rows if row["status"] == "failed"]
+        assert failed["name"] == "broken" and "command hook exploded" in failed["error"]
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["list"], ["list", "--json"]])
+def test_start_up_imports_no_torch(args):
+    code = (
+        "import sys\n"
+        "from ganenc.cli.main import main\n"
+        f"try:\n    main({args!r})\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'torchvision', 'lpips', 'requests', 'urllib3') if m in sys.modules]\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert "HEAVY []" in result.stderr, result.stderr
+
+
+def test_user_errors_are_one_line_without_traceback():
+    result = run("sample", "--gan", "no-such-gan", ok=False)
+    assert result.exit_code == 1
+    assert "Error: no generator named 'no-such-gan'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_sample_writes_a_grid_and_latents(tmp_path):
+    out = tmp_path / "grid.png"
+    with isolated_registry(), register_plugin(ToyPlugin()):
+        run(
+            "sample",
+            "--gan",
+            "toy",
+            "-n",
+            "4",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--save-latents",
+            "-O",
+            "resolution=8",
+        )
+    from PIL import Image
+
+    assert Image.open(out).size == (2 * 8 + 3 * 2, 2 * 8 + 3 * 2)
+    import torch
+
+    saved = torch.load(out.with_suffix(".latents.pt"), weights_only=True)
+    assert saved["latents"]["z"].shape == (4, 8) and saved["seed"] == 3
+
+
+def test_config_file_values_and_errors(tmp_path):
+    good = tmp_path / "sample.toml"
+    good.write_text('gan = "toy"\nn = 2\nout = "%s"\n' % (tmp_path / "a.png"))
+    bad_value = tmp_path / "bad.yaml"
+    bad_value.write_text("gan: toy\nn: lots\n")
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("gan: toy\ncolour: red\n")
+    with isolated_registry(), register_plugin(ToyPlugin()):
+        run("sample", "--config", str(good))
+        assert (tmp_path / "a.png").is_file()
+        # the command line overrides the file
+        run("sample", "--config", str(good), "--out", str(tmp_path / "b.png"))
+        assert (tmp_path / "b.png").is_file()
+        result = run("sample", "--config", str(bad_value), ok=False)
+        assert result.exit_code == 1 and "n = 'lots'" in result.output
+        result = run("sample", "--config", str(unknown), ok=False)
+        assert "unknown setting 'colour' (value 'red')" in result.output
+        result = run("sample", "--config", str(tmp_path / "missing.yaml"), ok=False)
+        assert "config file not found" in result.output
+        result = run("sample", "--gan", "toy", "-O", "nonsense", ok=False)
+        assert "expects KEY=VALUE" in result.output
+        result = run("sample", "--gan", "toy", "-O", "z_dimm=3", ok=False)
+        assert "unknown setting 'z_dimm'" in result.output

@@ -1,0 +1,98 @@
+"""Every hook is documented and exercised (meta-tests, as datasette does)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import click
+import ganenc
+import pytest
+import torch
+from click.testing import CliRunner
+from ganenc import hookimpl, hookspecs
+from ganenc.registry import KINDS
+from ganenc.testing import isolated_registry, register_plugin
+from toy_components import ToyEncoder, ToyGenerator, ToyPlugin
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+HOOKS = sorted(
+    name for name, obj in vars(hookspecs).items() if name.startswith("register_") and callable(obj)
+)
+
+
+def test_there_is_a_hook_per_component_kind_and_one_for_commands():
+    assert set(KINDS.values()) | {"register_commands"} == set(HOOKS)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_docstring(hook):
+    assert len(inspect.getdoc(getattr(hookspecs, hook)) or "") > 80
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_in_the_hook_reference(hook):
+    reference = (DOCS / "hooks.md").read_text()
+    assert re.search(rf"^## {hook}\(", reference, re.MULTILINE), f"docs/hooks.md lacks '## {hook}('"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_test_here(hook):
+    assert f"test_hook_{hook}" in globals(), f"write test_hook_{hook} in {__file__}"
+
+
+def test_hook_register_generators():
+    with isolated_registry(), register_plugin(ToyPlugin()):
+        generator = ganenc.load_generator("toy", resolution=8)
+        assert isinstance(generator, ToyGenerator) and generator.resolution == 8
+        assert ganenc.get_registry().get("generator", "toy").description == "toy generator"
+
+
+def test_hook_register_encoders():
+    with isolated_registry(), register_plugin(ToyPlugin()):
+        generator = ganenc.load_generator("toy", resolution=8)
+        encoder = ganenc.build_encoder(generator, width=3)
+        assert isinstance(encoder, ToyEncoder)
+        assert encoder.ganenc_meta["builder"] == "toy-encoder"
+        assert encoder(torch.zeros(2, 3, 8, 8))["z"].shape == (2, 8)
+
+
+def test_hook_register_croppers():
+    class Plugin:
+        @hookimpl
+        def register_croppers(self, register):
+            register("whole", lambda: "cropper", description="no crop")
+
+    with isolated_registry(), register_plugin(Plugin()):
+        assert ganenc.create("cropper", "whole") == "cropper"
+
+
+def test_hook_register_losses():
+    class Plugin:
+        @hookimpl
+        def register_losses(self, register):
+            register("l1", torch.nn.L1Loss, domain="image")
+
+    with isolated_registry() as registry, register_plugin(Plugin()):
+        loss = ganenc.create("loss", "l1")
+        assert float(loss(torch.ones(2), torch.zeros(2))) == 1.0
+        assert registry.get("loss", "l1").metadata["domain"] == "image"
+
+
+def test_hook_register_commands():
+    class Plugin:
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command("greet")
+            @click.argument("name")
+            def greet(name):
+                click.echo(f"hi {name}")
+
+    from ganenc.cli.main import cli
+
+    with isolated_registry(), register_plugin(Plugin()):
+        result = CliRunner().invoke(cli, ["greet", "you"])
+        assert result.output == "hi you\n"
+    result = CliRunner().invoke(cli, ["greet", "you"])
+    assert result.exit_code != 0, "the command must leave with its plugin"
