@@ -63,6 +63,33 @@ class GeneratorAdapter(nn.Module, ABC):
     ) -> Latents:
         """``latents`` expressed in the encoder's output space, truncation applied."""
 
+    def training_truncation(self) -> dict:
+        """Truncation keywords for drawing training images (StyleGAN: psi 0.7 on 8 layers).
+
+        Passed to ``encoder_targets`` (and through :meth:`synthesis_options` to
+        ``synthesize``); empty means the family's own default.
+        """
+        return {}
+
+    def synthesis_options(
+        self, truncation: float | None = None, truncation_layers: int | None = None
+    ) -> dict:
+        """Keywords ``synthesize`` needs beside targets made with this truncation.
+
+        Empty for families that bake truncation into the latents; BigGAN returns
+        its truncation, which selects batch-norm statistics.
+        """
+        return {}
+
+    @torch.no_grad()
+    def average_latents(self, n: int = 1, samples: int = 512, seed: int = 2**31 - 1) -> Latents:
+        """The mean of ``encoder_targets`` over prior samples: the "average latent" baseline."""
+        latents = self.sample_latents(samples, seed=seed, device=self.device)
+        targets = self.encoder_targets(latents)
+        return {
+            k: v.mean(0, keepdim=True).expand(n, *v.shape[1:]).clone() for k, v in targets.items()
+        }
+
     def freeze(self) -> GeneratorAdapter:
         """Eval mode and no gradient buffers: the generator is never trained here."""
         self.eval()
