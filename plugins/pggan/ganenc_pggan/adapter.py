@@ -1,0 +1,203 @@
+"""The ``pggan`` generator: PGGAN behind ganenc's family-neutral :class:`GeneratorAdapter`.
+
+``ganenc.load_generator("pggan", "celebaHQ_s6.pth")`` reads a pytorch_GAN_zoo
+or genforce file (architecture inferred from it; the averaged generator
+``avgG`` / ``generator_smooth`` is used when present, see
+:mod:`ganenc_pggan.formats`); ``ganenc.load_generator("pggan", resolution=32,
+fmaps_max=16)`` builds a random one.
+
+Latents are ``{"z": [N, z_dim]}``, z ~ N(0, I).  Truncation scales z
+(``z' = psi * z``).  Both PGGAN formats pixel-normalise z before the first
+layer, so for them this changes the image only through the tiny pixel-norm
+epsilon (psi = 0 gives the image of the zero vector); PGGAN has no mean latent
+to truncate toward.  The encoder's target is the scaled z, so
+``synthesize(encoder_targets(l, psi)) == synthesize(l, psi)`` holds exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, field_validator
+
+from ganenc.adapters import GeneratorAdapter, Latents, seeded_generator
+from ganenc.config import Settings, validate_options
+from ganenc.errors import CheckpointError
+from ganenc.geometry import GeneratorGeometry
+
+from .model import PGGANConfig, PGGANGenerator
+
+NOISE_MODES = ("const", "random", "none")
+
+
+class PGGANOptions(Settings):
+    """Options of the ``pggan`` generator.
+
+    With ``checkpoint`` the architecture is read from the file and
+    ``resolution``, ``z_dim``, ``fmaps_*``, ``layout`` and ``seed`` are not used;
+    without it they describe a randomly initialised generator.
+    """
+
+    checkpoint: str | None = Field(
+        None, description="pytorch_GAN_zoo or genforce .pth file (None: random weights)"
+    )
+    resolution: int = Field(256, ge=4, description="output size of a random generator")
+    z_dim: int = Field(512, ge=1, description="latent size of a random generator")
+    fmaps_base: int = Field(16384, ge=1, description="channels = min(fmaps_base // res, fmaps_max)")
+    fmaps_max: int = Field(512, ge=1, description="upper bound on the channels of any layer")
+    layout: Literal["gan_zoo", "genforce"] = Field(
+        "gan_zoo", description="numerical conventions of a random generator"
+    )
+    averaged: bool = Field(
+        True, description="use the averaged generator (avgG / generator_smooth) when present"
+    )
+    seed: int | None = Field(None, description="seed of a random generator's weights")
+
+    @field_validator("checkpoint", mode="before")
+    @classmethod
+    def _path_to_text(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("resolution")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError("must be a power of two (4, 8, 16, ..., 1024)")
+        return value
+
+
+class PGGANAdapter(GeneratorAdapter):
+    """A PGGAN generator: ``{"z": [N, z_dim]}`` -> images ``[N, 3, H, W]`` (raw, not clamped)."""
+
+    family = "pggan"
+
+    def __init__(
+        self,
+        generator: PGGANGenerator,
+        *,
+        checkpoint: str | None = None,
+        checkpoint_format: str | None = None,
+        state_key: str | None = None,
+    ) -> None:
+        super().__init__()
+        if generator.config.image_channels != 3:
+            raise ValueError(
+                f"ganenc needs RGB generators; this one outputs"
+                f" {generator.config.image_channels} channels"
+            )
+        self.generator = generator
+        self.resolution = generator.resolution
+        self.z_dim = generator.z_dim
+        self.checkpoint = checkpoint
+        self.checkpoint_format = checkpoint_format
+        self.state_key = state_key
+
+    @property
+    def config(self) -> PGGANConfig:
+        return self.generator.config
+
+    def geometry(self) -> GeneratorGeometry:
+        return GeneratorGeometry(
+            family=self.family,
+            resolution=self.resolution,
+            encoder_latents={"z": (self.z_dim,)},
+            extra={"z_dim": self.z_dim},
+        )
+
+    def sample_latents(
+        self, n: int, seed: int | None = None, device: torch.device | str | None = None
+    ) -> Latents:
+        """``n`` draws of z ~ N(0, I) from a seeded CPU generator (same seed, same z anywhere)."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        z = torch.randn(n, self.z_dim, generator=seeded_generator(seed))
+        return {"z": z.to(self.device if device is None else device)}
+
+    def synthesize(
+        self,
+        latents: Latents,
+        truncation: float = 1.0,
+        truncation_layers: int | None = None,
+        noise_mode: str = "const",
+    ) -> torch.Tensor:
+        """Images of ``psi * z``; ``truncation_layers`` and ``noise_mode`` do not apply (no noise)."""
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        z = self.encoder_targets(latents, truncation, truncation_layers)["z"]
+        parameter = next(self.generator.parameters())
+        return self.generator(z.to(device=parameter.device, dtype=parameter.dtype))
+
+    def encoder_targets(
+        self, latents: Latents, truncation: float = 1.0, truncation_layers: int | None = None
+    ) -> Latents:
+        """``{"z": psi * z}``: the latent that ``synthesize`` feeds the network."""
+        psi = _check_truncation(truncation)
+        return {"z": self._z(latents) * psi}
+
+    def _z(self, latents: Latents) -> torch.Tensor:
+        if not isinstance(latents, Mapping):
+            raise TypeError(f"latents must be a dict {{'z': tensor}}, got {type(latents).__name__}")
+        keys = set(latents)
+        if keys != {"z"}:
+            raise ValueError(
+                f"PGGAN latents are {{'z': [N, {self.z_dim}]}}; got keys {sorted(keys)}"
+            )
+        z = latents["z"]
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"latents['z'] must be a tensor, got {type(z).__name__}")
+        if z.ndim == 4 and tuple(z.shape[2:]) == (1, 1):
+            z = z.flatten(1)
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"latents['z'] must have shape [N, {self.z_dim}], got {list(z.shape)}")
+        if not z.is_floating_point():
+            raise TypeError(f"latents['z'] must be a floating-point tensor, got {z.dtype}")
+        return z
+
+
+def _check_truncation(truncation: float) -> float:
+    if isinstance(truncation, bool) or not isinstance(truncation, numbers.Real):
+        raise TypeError(f"truncation must be a number, got {truncation!r}")
+    if not math.isfinite(truncation):
+        raise ValueError(f"truncation must be finite, got {truncation}")
+    return float(truncation)
+
+
+def load_pggan(**fields: Any) -> PGGANAdapter:
+    """The ``pggan`` factory: a generator from ``checkpoint``, or a random one (frozen, eval mode).
+
+    Files of pytorch_GAN_zoo and genforce are recognised by their layout; the
+    averaged generator (``avgG`` / ``generator_smooth``) is used when present
+    unless ``averaged=False``.
+    """
+    options = validate_options(PGGANOptions, fields, what="generator 'pggan'")
+    if options.checkpoint is None:
+        generator = PGGANGenerator.from_resolution(
+            options.resolution,
+            z_dim=options.z_dim,
+            fmaps_base=options.fmaps_base,
+            fmaps_max=options.fmaps_max,
+            layout=options.layout,
+            seed=options.seed,
+        )
+        return PGGANAdapter(generator).freeze()
+
+    from .formats import load_pggan_checkpoint
+
+    loaded = load_pggan_checkpoint(options.checkpoint, averaged=options.averaged)
+    if loaded.generator.config.image_channels != 3:
+        raise CheckpointError(
+            f"{options.checkpoint}: the generator outputs {loaded.generator.config.image_channels}"
+            " channels; ganenc needs RGB (3-channel) generators"
+        )
+    adapter = PGGANAdapter(
+        loaded.generator,
+        checkpoint=options.checkpoint,
+        checkpoint_format=loaded.format,
+        state_key=loaded.state_key,
+    )
+    return adapter.freeze()
