@@ -74,16 +74,26 @@ def _looks_truncated(path: Path) -> bool:
         return True
 
 
+def _genforce_family(names: set[str]) -> str:
+    """Which genforce generator a state dict's key names belong to."""
+    joined = " ".join(names)
+    if "synthesis.early_layer.const" in names or "noise_strength" in joined:
+        return "genforce StyleGAN2"
+    if "synthesis.layer0.const" in names or "apply_noise" in joined or "synthesis.lod" in names:
+        return "genforce StyleGAN1"
+    if not any(name.startswith("mapping.") for name in names) and (
+        "layer0.weight" in names or "lod" in names
+    ):
+        return "genforce PGGAN"
+    return "genforce"
+
+
 def describe_checkpoint(obj: Any) -> str:
     """A short human name for a loaded checkpoint's format, for error messages."""
     if not isinstance(obj, Mapping):
         return f"a {type(obj).__name__} object"
     keys = set(obj)
-    if (
-        obj.get("format", "").startswith("ganenc-encoder")
-        if isinstance(obj.get("format"), str)
-        else False
-    ):
+    if str(obj.get("format", "")).startswith("ganenc-encoder"):
         return "a ganenc encoder checkpoint"
     if "g_ema" in keys:
         return "a rosinality StyleGAN2 checkpoint"
@@ -92,13 +102,7 @@ def describe_checkpoint(obj: Any) -> str:
     if "generator_smooth" in keys or "generator" in keys:
         state = obj.get("generator_smooth") or obj.get("generator")
         if isinstance(state, Mapping):
-            names = " ".join(map(str, state))
-            if "early_layer" in names or "layer0.weight" in names and "mapping" not in names:
-                return "a genforce PGGAN checkpoint"
-            if "truncation.w_avg" in names and "noise_strength" in names:
-                if "style.weight" in names and "epilogue" in names and "mod" not in names:
-                    return "a genforce StyleGAN checkpoint"
-                return "a genforce StyleGAN checkpoint (StyleGAN1 or StyleGAN2)"
+            return "a " + _genforce_family(set(map(str, state))) + " checkpoint"
         return "a genforce checkpoint"
     names = " ".join(map(str, keys))
     if (

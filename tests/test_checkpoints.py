@@ -63,4 +63,8 @@ def test_describe_names_known_formats():
     assert "StyleGAN2" in describe_checkpoint({"g_ema": {}, "latent_avg": None})
     assert "PGGAN" in describe_checkpoint({"config": {}, "netG": {}, "avgG": {}})
     assert "encoder" in describe_checkpoint({"format": "ganenc-encoder/1"})
-    assert "genforce" in describe_checkpoint({"generator_smooth": {"layer0.weight": 1}})
+    assert "genforce PGGAN" in describe_checkpoint({"generator_smooth": {"layer0.weight": 1, "lod": 0}})
+    sg2 = {"synthesis.early_layer.const": 1, "mapping.dense0.weight": 1}
+    assert "genforce StyleGAN2" in describe_checkpoint({"generator": sg2})
+    sg1 = {"synthesis.layer0.const": 1, "synthesis.layer0.apply_noise.weight": 1}
+    assert "genforce StyleGAN1" in describe_checkpoint({"generator_smooth": sg1})
