@@ -1,0 +1,321 @@
+"""The StyleGAN generator adapters ("stylegan2", "stylegan1"): one interface over both families.
+
+Both families expose the same model interface (``mapping``, ``synthesis``,
+``w_avg``...), so :class:`StyleGANAdapter` holds no family-specific code.
+
+Latents are dicts with exactly one of
+
+- ``"z"``      ``[N, z_dim]``: prior samples, mapped to w by the mapping network;
+- ``"w"``      ``[N, w_dim]``: one w, used for every layer;
+- ``"w_plus"`` ``[N, num_ws, w_dim]``: one w per layer;
+
+and optionally ``"const"`` ``[N, C, 4, 4]``, which replaces the learned constant
+input of the synthesis network (the encoder predicts it).  The encoder's
+targets are ``{"w_plus", "const"}`` (see :meth:`StyleGANAdapter.encoder_targets`).
+
+Options (validated by :class:`StyleGAN2Options` / :class:`StyleGAN1Options`):
+with ``checkpoint`` the architecture comes from the file and the architecture
+options (including ``resolution``) are ignored; without it a randomly
+initialised generator is built from them, reproducibly from ``seed``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from pydantic import Field, field_validator
+
+from ganenc.adapters import GeneratorAdapter, Latents, seeded_generator
+from ganenc.config import Settings, validate_options
+from ganenc.errors import ConfigError
+from ganenc.geometry import GeneratorGeometry
+
+from .formats import ensure_w_avg, load_stylegan1_checkpoint, load_stylegan2_checkpoint
+from .stylegan2 import StyleGAN2Config, StyleGAN2Generator, is_power_of_two
+
+MIN_RESOLUTION = 32
+MAX_RESOLUTION = 1024
+LATENT_KEYS = ("z", "w", "w_plus")
+NOISE_MODES = ("const", "random", "none")
+
+
+class _StyleGANOptions(Settings):
+    """Options shared by both StyleGAN families."""
+
+    checkpoint: str | None = Field(
+        None, description="checkpoint file; None builds a randomly initialised generator"
+    )
+    resolution: int = Field(256, description="output size of a random generator (32..1024)")
+    z_dim: int = Field(512, ge=1, description="latent z size (random init only)")
+    w_dim: int = Field(512, ge=1, description="intermediate w size (random init only)")
+    mapping_layers: int = Field(8, ge=1, description="mapping depth (random init only)")
+    channel_base: int = Field(16384, ge=1, description="channels = channel_base / resolution ...")
+    channel_max: int = Field(512, ge=1, description="... capped at channel_max (random init only)")
+    seed: int = Field(0, description="seed of the random initialisation")
+
+    @field_validator("checkpoint", mode="before")
+    @classmethod
+    def _path_to_str(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("resolution")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if not is_power_of_two(value) or not MIN_RESOLUTION <= value <= MAX_RESOLUTION:
+            raise ValueError(
+                f"resolution must be a power of two from {MIN_RESOLUTION} to {MAX_RESOLUTION}"
+                " (32, 64, 128, 256, 512 or 1024)"
+            )
+        return value
+
+
+class StyleGAN2Options(_StyleGANOptions):
+    """Options of the "stylegan2" generator (config F)."""
+
+    channel_multiplier: int = Field(
+        2, ge=1, description="2 for config F; channels = channel_base * multiplier / resolution"
+    )
+
+
+class StyleGAN1Options(_StyleGANOptions):
+    """Options of the "stylegan1" generator."""
+
+
+class StyleGANAdapter(GeneratorAdapter):
+    """A StyleGAN1 or StyleGAN2 generator behind the family-neutral adapter interface.
+
+    Public contract (besides :class:`~ganenc.adapters.GeneratorAdapter`):
+
+    - ``resolution``, ``num_ws``, ``w_dim``, ``z_dim``, ``const_shape``;
+    - ``sample_latents(n, seed, device) -> {"z": [n, z_dim]}``, reproducible from ``seed``;
+    - ``mapping(z) -> w [N, w_dim]``;
+    - ``synthesize(latents, truncation, truncation_layers, noise_mode) -> [N, 3, R, R]``
+      float32, raw (not clamped);
+    - ``encoder_targets(latents, truncation, truncation_layers) -> {"w_plus", "const"}``
+      with ``synthesize(encoder_targets(l, t, k)) == synthesize(l, t, k)``;
+    - ``w_avg``: the average w used by truncation (estimated once when the file has none).
+
+    Truncation pulls each w of the first ``truncation_layers`` layers (all when
+    ``None``) toward ``w_avg``: ``w' = w_avg + psi * (w - w_avg)``.
+    """
+
+    def __init__(self, model: torch.nn.Module, family: str, checkpoint: str | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.family = family
+        self.resolution = int(model.resolution)
+        self.checkpoint = checkpoint
+
+    # -- sizes -------------------------------------------------------------------------
+    @property
+    def z_dim(self) -> int:
+        return int(self.model.z_dim)
+
+    @property
+    def w_dim(self) -> int:
+        return int(self.model.w_dim)
+
+    @property
+    def num_ws(self) -> int:
+        return int(self.model.num_ws)
+
+    @property
+    def const_shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.model.const_shape)  # type: ignore[return-value]
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        """The average w ``[w_dim]``; estimated from the mapping network once if the file had none."""
+        return ensure_w_avg(self.model)
+
+    def geometry(self) -> GeneratorGeometry:
+        """The encoder predicts ``w_plus`` and the 4x4 constant."""
+        return GeneratorGeometry(
+            family=self.family,
+            resolution=self.resolution,
+            encoder_latents={"w_plus": (self.num_ws, self.w_dim), "const": self.const_shape},
+            extra={"z_dim": self.z_dim, "w_dim": self.w_dim, "num_ws": self.num_ws},
+        )
+
+    # -- latents -----------------------------------------------------------------------
+    def sample_latents(
+        self, n: int, seed: int | None = None, device: torch.device | str | None = None
+    ) -> Latents:
+        """``{"z": [n, z_dim]}`` from N(0, 1), drawn on the CPU from ``seed`` (same on any device)."""
+        z = torch.randn(int(n), self.z_dim, generator=seeded_generator(seed))
+        return {"z": z.to(device if device is not None else self.device)}
+
+    def _prepare(self, tensor: torch.Tensor, key: str, shape: tuple[int, ...]) -> torch.Tensor:
+        if not isinstance(tensor, torch.Tensor):
+            raise ConfigError(f"latent {key!r} must be a tensor, got {type(tensor).__name__}")
+        if tensor.ndim != len(shape) + 1 or tuple(tensor.shape[1:]) != shape:
+            wanted = ", ".join(str(s) for s in ("N", *shape))
+            raise ConfigError(
+                f"latent {key!r} of a {self.family} generator must have shape [{wanted}],"
+                f" got {list(tensor.shape)}"
+            )
+        return tensor.to(device=self.device, dtype=self.model.w_avg.dtype)
+
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        """``z [N, z_dim] -> w [N, w_dim]`` (z is pixel-normalised first, as in the reference)."""
+        return self.model.mapping(self._prepare(z, "z", (self.z_dim,)))
+
+    def _split(self, latents: Latents) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``latents`` -> (w+ before truncation, the const replacement or None)."""
+        if not isinstance(latents, dict):
+            raise ConfigError(f"latents must be a dict of tensors, got {type(latents).__name__}")
+        unknown = sorted(set(latents) - {*LATENT_KEYS, "const"})
+        if unknown:
+            raise ConfigError(
+                f"unknown latent key(s) {unknown} for a {self.family} generator;"
+                f" use one of {list(LATENT_KEYS)}, optionally with 'const'"
+            )
+        given = [key for key in LATENT_KEYS if key in latents]
+        if len(given) != 1:
+            raise ConfigError(
+                f"latents need exactly one of {list(LATENT_KEYS)}, got {given or 'none'}"
+            )
+        key = given[0]
+        if key == "z":
+            w_plus = self.mapping(latents["z"])[:, None].repeat(1, self.num_ws, 1)
+        elif key == "w":
+            w = self._prepare(latents["w"], "w", (self.w_dim,))
+            w_plus = w[:, None].repeat(1, self.num_ws, 1)
+        else:
+            w_plus = self._prepare(latents["w_plus"], "w_plus", (self.num_ws, self.w_dim))
+        const = latents.get("const")
+        if const is not None:
+            const = self._prepare(const, "const", self.const_shape)
+            if const.shape[0] != w_plus.shape[0]:
+                raise ConfigError(
+                    f"latent 'const' has batch {const.shape[0]}, but {key!r} has {w_plus.shape[0]}"
+                )
+        return w_plus, const
+
+    def truncate(
+        self, w_plus: torch.Tensor, truncation: float = 1.0, truncation_layers: int | None = None
+    ) -> torch.Tensor:
+        """``w_avg + psi * (w - w_avg)`` on the first ``truncation_layers`` layers of ``w_plus``."""
+        if truncation_layers is not None and (
+            not isinstance(truncation_layers, int) or truncation_layers < 0
+        ):
+            raise ConfigError(
+                f"truncation_layers must be None or an integer >= 0, got {truncation_layers!r}"
+            )
+        layers = self.num_ws if truncation_layers is None else min(truncation_layers, self.num_ws)
+        if float(truncation) == 1.0 or layers == 0:
+            return w_plus
+        avg = self.w_avg.to(w_plus)
+        head = avg + float(truncation) * (w_plus[:, :layers] - avg)
+        return torch.cat([head, w_plus[:, layers:]], dim=1)
+
+    def synthesize(
+        self,
+        latents: Latents,
+        truncation: float = 1.0,
+        truncation_layers: int | None = None,
+        noise_mode: str = "const",
+    ) -> torch.Tensor:
+        """Images ``[N, 3, R, R]`` float32, raw.
+
+        ``noise_mode``: ``"const"`` the checkpoint's fixed noise (deterministic),
+        ``"random"`` fresh noise, ``"none"`` no noise.
+        """
+        if noise_mode not in NOISE_MODES:
+            raise ConfigError(f"noise_mode must be one of {list(NOISE_MODES)}, got {noise_mode!r}")
+        w_plus, const = self._split(latents)
+        w_plus = self.truncate(w_plus, truncation, truncation_layers)
+        image = self.model.synthesis(w_plus, noise_mode=noise_mode, const=const)
+        return image.float()
+
+    def training_truncation(self) -> dict:
+        """The reference's training images: psi 0.7 on the first 8 layers (fewer if fewer)."""
+        return {"truncation": 0.7, "truncation_layers": min(8, self.num_ws)}
+
+    def encoder_targets(
+        self, latents: Latents, truncation: float = 1.0, truncation_layers: int | None = None
+    ) -> Latents:
+        """``{"w_plus": truncated w+ [N, num_ws, w_dim], "const": [N, C, 4, 4]}``.
+
+        ``const`` is the latents' own when given, else the learned constant.
+        """
+        w_plus, const = self._split(latents)
+        w_plus = self.truncate(w_plus, truncation, truncation_layers)
+        if const is None:
+            learned = self.model_const()
+            const = learned.expand(w_plus.shape[0], -1, -1, -1).clone()
+        return {"w_plus": w_plus, "const": const}
+
+    def model_const(self) -> torch.Tensor:
+        """The learned constant input ``[1, C, 4, 4]``."""
+        for name in ("synthesis", "synthesis_network"):
+            network = getattr(self.model, name, None)
+            if isinstance(network, torch.nn.Module) and isinstance(
+                getattr(network, "const", None), torch.Tensor
+            ):
+                return network.const
+        raise AttributeError(f"{type(self.model).__name__} exposes no constant input")
+
+    def forward(self, latents: Latents, **kwargs: Any) -> torch.Tensor:
+        return self.synthesize(latents, **kwargs)
+
+    def extra_repr(self) -> str:
+        return (
+            f"family={self.family}, resolution={self.resolution}, num_ws={self.num_ws},"
+            f" w_dim={self.w_dim}, checkpoint={self.checkpoint!r}"
+        )
+
+
+def _seeded(seed: int, build: Any) -> Any:
+    """Run ``build()`` with the CPU RNG seeded, leaving the global RNG state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def load_stylegan2(**options: Any) -> StyleGANAdapter:
+    """The "stylegan2" generator: from a rosinality/genforce ``checkpoint``, or random.
+
+    Options are those of :class:`StyleGAN2Options`.
+    """
+    opts = validate_options(StyleGAN2Options, options, "generator 'stylegan2'")
+    if opts.checkpoint:
+        model = load_stylegan2_checkpoint(opts.checkpoint)
+    else:
+        config = StyleGAN2Config(
+            resolution=opts.resolution,
+            z_dim=opts.z_dim,
+            w_dim=opts.w_dim,
+            mapping_layers=opts.mapping_layers,
+            channel_base=opts.channel_base,
+            channel_multiplier=opts.channel_multiplier,
+            channel_max=opts.channel_max,
+        )
+        model = _seeded(opts.seed, lambda: StyleGAN2Generator(config))
+    return StyleGANAdapter(model, "stylegan2", opts.checkpoint).freeze()
+
+
+def load_stylegan1(**options: Any) -> StyleGANAdapter:
+    """The "stylegan1" generator: from a genforce ``checkpoint``, or random.
+
+    Options are those of :class:`StyleGAN1Options`.
+    """
+    opts = validate_options(StyleGAN1Options, options, "generator 'stylegan1'")
+    if opts.checkpoint:
+        model = load_stylegan1_checkpoint(opts.checkpoint)
+    else:
+        from .stylegan1 import StyleGAN1Config, StyleGAN1Generator
+
+        config = StyleGAN1Config(
+            resolution=opts.resolution,
+            z_dim=opts.z_dim,
+            w_dim=opts.w_dim,
+            mapping_layers=opts.mapping_layers,
+            mapping_fmaps=opts.w_dim,
+            fmaps_base=opts.channel_base,
+            fmaps_max=opts.channel_max,
+        )
+        model = _seeded(opts.seed, lambda: StyleGAN1Generator(config))
+    return StyleGANAdapter(model, "stylegan1", opts.checkpoint).freeze()
