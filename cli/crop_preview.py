@@ -1,0 +1,102 @@
+"""``ganenc crop-preview``: draw a cropper's AT1/AT2 boxes on images, to check them by eye."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import parse_key_values
+
+#: Outline colours of AT1, AT2, AT3 ... boxes.
+BOX_COLOURS = ((255, 200, 0), (255, 40, 40), (40, 160, 255), (60, 220, 60))
+
+
+def draw_boxes(image, boxes: list[tuple[int, int, int, int]]):
+    """A copy of the PIL ``image`` with one outlined rectangle per box (ends exclusive)."""
+    from PIL import ImageDraw
+
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    line = max(1, min(out.size) // 128)
+    for index, (x0, y0, x1, y1) in enumerate(boxes):
+        colour = BOX_COLOURS[index % len(BOX_COLOURS)]
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour, width=line)
+    return out
+
+
+@click.command("crop-preview")
+@click.option(
+    "--attention",
+    required=True,
+    help="Cropper name, e.g. center or gradcam (see 'ganenc list --kind cropper').",
+)
+@click.argument(
+    "images",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the annotated PNGs.",
+)
+@click.option(
+    "-O",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Cropper option, e.g. --option thresholds=[0.3,0.6] (repeatable).",
+)
+@click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE first.")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
+def crop_preview_command(
+    attention: str,
+    images: tuple[Path, ...],
+    out_dir: Path,
+    options: tuple[str, ...],
+    size: int | None,
+    device: str,
+) -> None:
+    """Draw the AT1 (yellow) and AT2 (red) boxes of a cropper on IMAGES and save PNGs."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    import ganenc
+    from ganenc.devices import resolve_device
+    from ganenc.errors import GanencError
+
+    try:
+        cropper = ganenc.create("cropper", attention, **parse_key_values(options))
+        target_device = resolve_device(device)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        used: set[str] = set()
+        for path in images:
+            try:
+                image = Image.open(path).convert("RGB")
+            except (UnidentifiedImageError, OSError) as exc:
+                raise click.ClickException(f"cannot read image {path}: {exc}") from None
+            if size is not None:
+                image = image.resize((size, size), Image.Resampling.BICUBIC)
+            array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+            tensor = torch.from_numpy(array).permute(2, 0, 1)[None].to(target_device)
+            with torch.no_grad():
+                levels = cropper.boxes(tensor)
+            boxes = [tuple(int(v) for v in level[0].tolist()) for level in levels]
+            name = f"{path.stem}_crops.png"
+            counter = 1
+            while name in used:  # two inputs with one stem (from different folders)
+                counter += 1
+                name = f"{path.stem}_{counter}_crops.png"
+            used.add(name)
+            target = out_dir / name
+            draw_boxes(image, boxes).save(target)
+            described = "  ".join(f"AT{i + 1} {box}" for i, box in enumerate(boxes))
+            click.echo(f"{path}: {described} -> {target}")
+    except GanencError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -1,0 +1,85 @@
+"""``ganenc crop-preview``: boxes drawn on the images, options passed to the cropper, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from ganenc.cli.crop_preview import BOX_COLOURS, crop_preview_command
+
+
+@pytest.fixture
+def images(tmp_path):
+    paths = []
+    for index in range(2):
+        folder = tmp_path / f"in{index}"
+        folder.mkdir()
+        path = folder / "face.png"  # same stem in two folders: two distinct outputs
+        Image.new("RGB", (64, 64), (20, 20, 20)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_center_boxes_are_drawn_and_saved(images, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        crop_preview_command, ["--attention", "center", *map(str, images), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["face_2_crops.png", "face_crops.png"]
+    assert "AT1 (8, 0, 56, 64)" in result.output and "AT2 (10, 10, 54, 54)" in result.output
+    pixels = np.asarray(Image.open(out / "face_crops.png"))
+    assert tuple(pixels[32, 8]) == BOX_COLOURS[0]  # AT1's left edge, x0 = 64 / 8
+    assert tuple(pixels[32, 10]) == BOX_COLOURS[1]  # AT2's left edge, x0 = 64 / 8 + 64 / 32
+    assert tuple(pixels[32, 32]) == (20, 20, 20)  # inside: untouched
+
+
+def test_options_reach_the_cropper(images, tmp_path):
+    result = CliRunner().invoke(
+        crop_preview_command,
+        [
+            "--attention",
+            "center",
+            str(images[0]),
+            "--out",
+            str(tmp_path / "out"),
+            "--option",
+            "at1_margin_x=0.25",
+            "-O",
+            "at2_margin_y=0",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "AT1 (16, 0, 48, 64)" in result.output and "AT2 (10, 0, 54, 64)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--attention", "nope"], "no cropper named 'nope'"),
+        (["--attention", "center", "--option", "wrong=1"], "unknown setting 'wrong'"),
+        (["--attention", "center", "--option", "at1_margin_x=0.7"], "at1_margin_x"),
+    ],
+)
+def test_errors_are_one_line_messages(images, tmp_path, arguments, expected):
+    result = CliRunner().invoke(
+        crop_preview_command, [*arguments, str(images[0]), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+def test_gradcam_without_weights_offline_names_the_file(images, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("GANENC_OFFLINE", "1")
+    result = CliRunner().invoke(
+        crop_preview_command,
+        ["--attention", "gradcam", str(images[0]), "--out", str(tmp_path / "out")],
+    )
+    assert result.exit_code == 1
+    assert "vgg16-397923af.pth" in result.output
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in result.output
