@@ -14,6 +14,7 @@ import traceback
 from typing import Any
 
 import click
+
 from ganenc import __version__
 from ganenc.errors import GanencError
 from ganenc.registry import ENTRY_POINT_GROUP, KINDS, get_registry
@@ -189,9 +190,13 @@ def _console():
 
 
 def _add_builtin_commands() -> None:
+    from .finetune import finetune_command
     from .sample import sample_command
+    from .train import train_command
 
     cli.add_command(sample_command)
+    cli.add_command(train_command)
+    cli.add_command(finetune_command)
     try:
         from .crop_preview import crop_preview_command
     except ImportError:  # pragma: no cover - arrives with the cropper work

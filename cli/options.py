@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+
 from ganenc.config import resolve_settings
 from ganenc.errors import ConfigError
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from ganenc.config import Settings
 from pydantic import Field
+
+from ganenc.config import Settings
 
 from .options import config_option, parse_key_values, settings_from_cli
 
@@ -48,8 +49,9 @@ class SampleSettings(Settings):
 @config_option
 def sample_command(config_file, gen_options, **given):
     """Write a grid of samples from a generator (and optionally their latents)."""
-    import ganenc
     import torch
+
+    import ganenc
     from ganenc.devices import resolve_device
     from ganenc.images import save_grid
 

@@ -89,11 +89,20 @@ def resolve_settings(
     data: dict[str, Any] = {}
     if config_file is not None:
         data.update(read_config_file(config_file))
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            data[key] = value
+    _merge(data, overrides or {})
     source = f"{what} (from {config_file})" if config_file else what
     return validate_options(model, data, source)
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Deep-merge ``overrides`` into ``base``; ``None`` means "not given"."""
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
 
 
 def write_run_metadata(run_dir: str | os.PathLike, settings: BaseModel) -> None:

@@ -1,0 +1,77 @@
+"""``ganenc finetune``: fine-tune a pre-trained encoder on a folder of real images."""
+
+from __future__ import annotations
+
+import click
+
+from ganenc.training.settings import FinetuneSettings
+
+from .options import config_option, parse_key_values, settings_from_cli
+
+RESUMABLE = {"iterations", "device", "progress", "checkpoint_every", "image_every", "log_every"}
+
+
+@click.command("finetune")
+@click.option("--encoder", type=click.Path(), help="Pre-training run directory or encoder file.")
+@click.option("--images", type=click.Path(), help="Folder of real images (PNG/JPEG, any size).")
+@click.option(
+    "--mode",
+    type=click.Choice(["dataset", "per-image"]),
+    help="One encoder for all images (default) or the paper's per-image tuning.",
+)
+@click.option("--gan", help="Override the generator family recorded with the encoder.")
+@click.option("--checkpoint", help="Override the generator checkpoint recorded with the encoder.")
+@click.option("--attention", help="Cropper (default: the one used in pre-training).")
+@click.option(
+    "--feature-weights", help="VGG16 weights file for LPIPS/Grad-CAM, or 'random' (warns)."
+)
+@click.option("--iterations", type=int, help="Steps (per image in per-image mode; default 1500).")
+@click.option("--batch-size", type=int, help="Images per step in dataset mode (default 4).")
+@click.option("--lr", type=float, help="Adam learning rate (default 0.005, the reference's).")
+@click.option(
+    "--held-out", type=float, help="Fraction of images held out in dataset mode (default 0.2)."
+)
+@click.option("--seed", type=int, help="Seed of the split and the batch order.")
+@click.option("--device", help="auto, cpu or cuda (default auto).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Run directory (default runs/finetune-GAN-TIME).",
+)
+@click.option("--checkpoint-every", type=int)
+@click.option("--image-every", type=int)
+@click.option("--log-every", type=int)
+@click.option("--resume", is_flag=True, default=None, help="Continue the run in --out.")
+@click.option("--no-progress", "progress", flag_value=False, default=None, help="No progress bar.")
+@click.option(
+    "--crop-option",
+    "crop_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Cropper option (repeatable).",
+)
+@config_option
+def finetune_command(config_file, crop_options, lr, feature_weights, **given):
+    """Fine-tune an encoder on real images (latent cycle and L2 regularisation).
+
+    \b
+    Example:
+      ganenc finetune --encoder runs/train-stylegan2-... --images photos/ --mode per-image
+    """
+    from ganenc.training.finetune import finetune
+    from ganenc.training.runs import RunDirectory, resume_settings
+
+    given["cropper_options"] = parse_key_values(crop_options, "--crop-option") or None
+    given["optimizer"] = {"lr": lr} if lr is not None else None
+    if feature_weights is not None:
+        given["loss"] = {"feature_weights": feature_weights}
+    if given.get("resume"):
+        if not given.get("out"):
+            raise click.UsageError("--resume needs --out RUN_DIR")
+        stored = RunDirectory(given["out"], resume=True, is_main=False).stored_config()
+        given = {k: v for k, v in given.items() if v is not None}
+        settings = resume_settings(FinetuneSettings, stored, given, RESUMABLE)
+    else:
+        settings = settings_from_cli(FinetuneSettings, config_file, "finetune settings", **given)
+    run = finetune(settings)
+    click.echo(f"run directory: {run}")

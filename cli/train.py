@@ -1,0 +1,115 @@
+"""``ganenc train``: self-supervised pre-training of an encoder for any registered GAN."""
+
+from __future__ import annotations
+
+import click
+
+from ganenc.training.settings import TrainSettings
+
+from .options import config_option, parse_key_values, settings_from_cli
+
+#: Settings a resumed run may change (everything else is fixed by the run).
+RESUMABLE = {"iterations", "device", "progress", "checkpoint_every", "image_every", "log_every"}
+
+
+@click.command("train")
+@click.option("--gan", help="Generator family (see 'ganenc list --kind generator').")
+@click.option(
+    "--attention", help="Cropper for AT1/AT2 (center, gradcam, ... or none). Default center."
+)
+@click.option("--checkpoint", help="Generator checkpoint file, or 'random' (smoke tests, demos).")
+@click.option("--resolution", type=int, help="Resolution of a random generator.")
+@click.option(
+    "-O",
+    "--gen-option",
+    "gen_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Generator option (repeatable).",
+)
+@click.option(
+    "--encoder-option",
+    "encoder_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Encoder option (repeatable).",
+)
+@click.option(
+    "--crop-option",
+    "crop_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Cropper option (repeatable).",
+)
+@click.option(
+    "--feature-weights", help="VGG16 weights file for LPIPS/Grad-CAM, or 'random' (warns)."
+)
+@click.option("--iterations", type=int, help="Training steps (default 210000, the reference's).")
+@click.option("--batch-size", type=int, help="Images per step and process (default 8).")
+@click.option("--lr", type=float, help="Adam learning rate (default 0.0015).")
+@click.option(
+    "--truncation", type=float, help="Truncation psi of the training images (family default)."
+)
+@click.option("--truncation-layers", type=int, help="Truncate only the first N layers.")
+@click.option("--seed", type=int, help="Seed of the batch order and initialisation.")
+@click.option("--device", help="auto, cpu or cuda (default auto).")
+@click.option(
+    "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision (CUDA)."
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Run directory (default runs/train-GAN-TIME)."
+)
+@click.option("--checkpoint-every", type=int, help="Save a checkpoint every N steps.")
+@click.option("--image-every", type=int, help="Save an image grid every N steps.")
+@click.option("--log-every", type=int, help="Append to metrics.jsonl every N steps.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    default=None,
+    help="Continue the run in --out from its last checkpoint.",
+)
+@click.option("--no-progress", "progress", flag_value=False, default=None, help="No progress bar.")
+@config_option
+def train_command(
+    config_file,
+    gen_options,
+    encoder_options,
+    crop_options,
+    resolution,
+    lr,
+    feature_weights,
+    **given,
+):
+    """Pre-train an encoder on images the generator synthesises (self-supervised).
+
+    \b
+    Example:
+      ganenc train --gan stylegan2 --checkpoint stylegan2-ffhq-config-f.pt --attention center
+    """
+    from ganenc.training.pretrain import pretrain
+    from ganenc.training.runs import RunDirectory, resume_settings
+
+    given["generator_options"] = parse_key_values(gen_options, "-O/--gen-option") or None
+    if resolution is not None:
+        given["generator_options"] = {
+            **(given["generator_options"] or {}),
+            "resolution": resolution,
+        }
+    given["encoder_options"] = parse_key_values(encoder_options, "--encoder-option") or None
+    given["cropper_options"] = parse_key_values(crop_options, "--crop-option") or None
+    given["optimizer"] = {"lr": lr} if lr is not None else None
+    given["loss"] = {"feature_weights": feature_weights} if feature_weights is not None else None
+    if given.get("resume"):
+        if not given.get("out"):
+            raise click.UsageError("--resume needs --out RUN_DIR")
+        stored = RunDirectory(given["out"], resume=True, is_main=False).stored_config()
+        settings = resume_settings(TrainSettings, stored, _flatten_given(given), RESUMABLE)
+    else:
+        settings = settings_from_cli(TrainSettings, config_file, "train settings", **given)
+    run = pretrain(settings)
+    click.echo(f"run directory: {run}")
+    click.echo(f"  encoder: {run / 'encoder.pt'}   held-out metrics: {run / 'val.json'}")
+
+
+def _flatten_given(given):
+    return {k: v for k, v in given.items() if v is not None}

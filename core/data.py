@@ -1,0 +1,63 @@
+"""Real images from a folder: any size and mode in, [-1, 1] tensors at the generator's size out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import GanencError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+
+
+@dataclass
+class ImageFolder:
+    """Images of one folder, sorted by name, with the files that could not be read."""
+
+    images: object  # torch.Tensor [N, 3, R, R] in [-1, 1]
+    names: list[str]
+    skipped: dict[str, str] = field(default_factory=dict)  # file name -> reason
+
+
+def load_image(path: str | os.PathLike, resolution: int):
+    """One image file -> [3, R, R] in [-1, 1]: RGB, shorter side resized, centre-cropped."""
+    import torch
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    with Image.open(path) as opened:
+        opened.load()
+        image = opened
+        if image.mode in {"RGBA", "LA"} or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(background, rgba)
+        image = image.convert("RGB")
+    tensor = TF.pil_to_tensor(image)  # uint8 [3, H, W]
+    tensor = TF.resize(tensor, resolution, antialias=True)
+    tensor = TF.center_crop(tensor, [resolution, resolution])
+    return tensor.to(torch.float32) / 127.5 - 1.0
+
+
+def load_image_folder(folder: str | os.PathLike, resolution: int) -> ImageFolder:
+    """Every readable image of ``folder`` (not recursive); unreadable files are listed, not fatal."""
+    import torch
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GanencError(f"image folder not found: {folder}")
+    images, names, skipped = [], [], {}
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        try:
+            images.append(load_image(path, resolution))
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
+            skipped[path.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        names.append(path.name)
+    if not images:
+        detail = (
+            f" ({len(skipped)} unreadable file(s): {', '.join(sorted(skipped))})" if skipped else ""
+        )
+        raise GanencError(f"no readable images in {folder}{detail}")
+    return ImageFolder(torch.stack(images), names, skipped)

@@ -1,0 +1,1 @@
+"""Training: self-supervised pre-training and fine-tuning on real images."""

@@ -1,0 +1,260 @@
+"""Self-supervised pre-training: the encoder learns to invert images its generator synthesises.
+
+One step, for any registered GAN family::
+
+    latents  = G.sample_latents(seed) for the step's seeds (training pool only)
+    targets  = G.encoder_targets(latents, truncation)     # what E must predict
+    x        = G.synthesize(targets)                      # no graph: G is frozen
+    pred     = E(x)
+    x_hat    = G.synthesize(pred)                         # gradients flow through G into E
+    loss     = Σ_level weight · image_loss(crop(x_hat), crop(x)) + latent_loss(pred, targets)
+
+Boxes come from the cropper on ``x`` without gradient; the same boxes crop
+``x_hat``.  Nothing on the loss path is detached.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import ganenc
+
+from ..config import write_run_metadata
+from ..cropping import attention_boxes
+from ..images import save_grid
+from ..losses.composite import CompositeLoss
+from .distributed import DistributedContext
+from .loop import (
+    Progress,
+    SeedSchedule,
+    autocast,
+    comparison_grid,
+    grad_scaler,
+    interrupt_as_keyboard_interrupt,
+    latents_for_seeds,
+    plain_metrics,
+    real_lpips_or_reason,
+    reconstruction_metrics,
+)
+from .runs import RunDirectory, default_run_dir, restore_rng
+from .settings import TrainSettings
+
+
+def build_cropper(name: str | None, options: dict[str, Any], feature_weights: str | None):
+    """The registered cropper, or ``None`` for ``none`` (whole image only)."""
+    if name in (None, "none"):
+        return None
+    spec = ganenc.get_registry().get("cropper", name)
+    options = dict(options)
+    model = spec.load_options_model()
+    if (
+        feature_weights is not None
+        and model is not None
+        and "feature_weights" in model.model_fields
+    ):
+        options.setdefault("feature_weights", feature_weights)
+    return ganenc.create("cropper", spec.qualified_name, **options)
+
+
+class Pretrainer:
+    """Owns the generator, encoder, cropper, loss and optimizer of one pre-training run."""
+
+    def __init__(self, settings: TrainSettings, dist: DistributedContext | None = None) -> None:
+        self.settings = settings
+        self.dist = dist or DistributedContext.from_env(settings.device)
+        self.device = self.dist.device
+        out = settings.out or default_run_dir("train", settings.gan)
+        self.run = RunDirectory(out, resume=settings.resume, is_main=self.dist.is_main)
+        self.generator = settings.load().to(self.device)
+        self.encoder = ganenc.build_encoder(
+            self.generator, name=settings.encoder, **settings.encoder_options
+        ).to(self.device)
+        self.encoder.ganenc_meta["generator"] = {
+            "gan": settings.gan,
+            "checkpoint": settings.checkpoint,
+            "generator_options": settings.generator_options,
+        }
+        feature_weights = settings.loss.feature_weights
+        self.cropper = build_cropper(settings.attention, settings.cropper_options, feature_weights)
+        self.loss = CompositeLoss(settings.loss).to(self.device)
+        self.loss.requires_grad_(False)
+        opt = settings.optimizer
+        self.optimizer = torch.optim.Adam(
+            self.encoder.parameters(), lr=opt.lr, betas=opt.betas, eps=opt.eps
+        )
+        self.scaler = grad_scaler(self.device, settings.precision)
+        self.step = 0
+        if settings.resume:
+            self._resume()
+        elif self.dist.is_main:
+            write_run_metadata(self.run.path, settings)
+        self.model = self.dist.wrap(self.encoder)
+        self.truncation = self._truncation()
+        self.synthesis_options = self.generator.synthesis_options(**self.truncation)
+        self.schedule = SeedSchedule(
+            settings.train_seeds, settings.batch_size, settings.seed, self.dist.world_size
+        )
+
+    def _truncation(self) -> dict[str, Any]:
+        settings = self.settings
+        if settings.truncation is None and settings.truncation_layers is None:
+            return self.generator.training_truncation()
+        chosen = dict(self.generator.training_truncation())
+        if settings.truncation is not None:
+            chosen["truncation"] = settings.truncation
+        if settings.truncation_layers is not None:
+            chosen["truncation_layers"] = settings.truncation_layers
+        return chosen
+
+    def _resume(self) -> None:
+        from ..encoders import read_encoder_checkpoint
+
+        state = read_encoder_checkpoint(self.run.last_checkpoint, map_location=self.device)
+        self.encoder.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        restore_rng(state.get("rng", {}))
+
+    # -- one step -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def synthesize_batch(self, seeds: list[int]) -> tuple[dict, torch.Tensor]:
+        latents = latents_for_seeds(self.generator, seeds, self.device)
+        targets = self.generator.encoder_targets(latents, **self.truncation)
+        images = self.generator.synthesize(targets, **self.synthesis_options)
+        return targets, images
+
+    def train_step(
+        self, step: int
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, list]:
+        targets, images = self.synthesize_batch(self.schedule.seeds(step, self.dist.rank))
+        boxes = attention_boxes(self.cropper, images) if self.cropper is not None else []
+        self.model.train()
+        with autocast(self.device, self.settings.precision):
+            predicted = self.model(images)
+            reconstruction = self.generator.synthesize(predicted, **self.synthesis_options)
+            total, parts = self.loss(
+                reconstruction.float(),
+                images,
+                boxes=boxes,
+                predicted_latents={k: v.float() for k, v in predicted.items()},
+                target_latents=targets,
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return parts, images, reconstruction.detach(), boxes
+
+    # -- the run --------------------------------------------------------------------------------
+    def save(self) -> Path | None:
+        return self.run.save_checkpoint(
+            self.encoder,
+            self.step,
+            optimizer=self.optimizer.state_dict(),
+            scaler=self.scaler.state_dict(),
+            settings=self.settings.model_dump(mode="json"),
+        )
+
+    def fit(self) -> Path:
+        settings = self.settings
+        progress = Progress(
+            settings.iterations, self.step, settings.progress and self.dist.is_main, "pre-training"
+        )
+        started, first_step = time.perf_counter(), self.step
+        try:
+            with interrupt_as_keyboard_interrupt():
+                while self.step < settings.iterations:
+                    parts, images, reconstruction, boxes = self.train_step(self.step)
+                    self.step += 1
+                    loss_value = float(parts["total"].detach())
+                    progress.update(self.step, loss_value)
+                    if self.step % settings.log_every == 0 or self.step == settings.iterations:
+                        elapsed = time.perf_counter() - started
+                        rate = (self.step - first_step) * settings.batch_size * self.dist.world_size
+                        self.run.log(
+                            {
+                                "step": self.step,
+                                "time": round(elapsed, 3),
+                                "images_per_s": round(rate / max(elapsed, 1e-9), 3),
+                                **plain_metrics(parts),
+                            }
+                        )
+                    if self.step % settings.image_every == 0 and self.dist.is_main:
+                        self.save_images(images, reconstruction, boxes)
+                    if self.step % settings.checkpoint_every == 0:
+                        self.save()
+        except KeyboardInterrupt:
+            progress.close()
+            self.save()
+            from ..errors import GanencError
+
+            raise GanencError(
+                f"interrupted at step {self.step}; checkpoint saved in {self.run.last_checkpoint}."
+                f" Continue with: ganenc train --resume --out {self.run.path}"
+            ) from None
+        progress.close()
+        self.save()
+        if self.dist.is_main:
+            from ..encoders import save_encoder
+
+            save_encoder(self.encoder, self.run.path / "encoder.pt", step=self.step)
+            self.validate()
+        self.dist.barrier()
+        return self.run.path
+
+    def save_images(self, images, reconstruction, boxes, count: int = 4) -> Path:
+        n = min(count, images.shape[0])
+        grid = comparison_grid(images[:n], reconstruction[:n], [b[:n] for b in boxes])
+        return save_grid(grid, self.run.path / "images" / f"step-{self.step:08d}.png", nrow=n)
+
+    @torch.no_grad()
+    def validate(self, batch_size: int = 16) -> dict[str, Any]:
+        """Held-out seeds: the encoder's reconstructions next to decoding the average latent."""
+        settings = self.settings
+        self.encoder.eval()
+        seeds = list(range(settings.val_seed_start, settings.val_seed_start + settings.val_samples))
+        lpips_term, lpips_note = real_lpips_or_reason(settings.loss.feature_weights)
+        if lpips_term is not None:
+            lpips_term = lpips_term.to(self.device)
+        targets_all, encoded_all, baseline_all = [], [], []
+        average = self.generator.average_latents(1)
+        for start in range(0, len(seeds), batch_size):
+            _, images = self.synthesize_batch(seeds[start : start + batch_size])
+            encoded = self.generator.synthesize(self.encoder(images), **self.synthesis_options)
+            mean = {k: v.expand(images.shape[0], *v.shape[1:]) for k, v in average.items()}
+            baseline = self.generator.synthesize(mean, **self.synthesis_options)
+            targets_all.append(images.cpu())
+            encoded_all.append(encoded.cpu())
+            baseline_all.append(baseline.cpu())
+        target = torch.cat(targets_all)
+        encoded, baseline = torch.cat(encoded_all), torch.cat(baseline_all)
+        lpips_cpu = lpips_term.cpu() if lpips_term is not None else None
+        result = {
+            "step": self.step,
+            "val_seeds": [seeds[0], seeds[-1]],
+            "encoder": reconstruction_metrics(encoded, target, lpips_cpu),
+            "average_latent_baseline": reconstruction_metrics(baseline, target, lpips_cpu),
+        }
+        if lpips_note:
+            result["note"] = lpips_note
+        self.run.write_json("val.json", result)
+        n = min(8, target.shape[0])
+        save_grid(
+            torch.cat([target[:n], encoded[:n], baseline[:n]]), self.run.path / "val.png", nrow=n
+        )
+        return result
+
+
+def pretrain(settings: TrainSettings) -> Path:
+    """Run (or resume) pre-training; returns the run directory."""
+    trainer = Pretrainer(settings)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.dist.close()

@@ -1,0 +1,139 @@
+"""Run directories: settings, versions, checkpoints, metrics, images.
+
+Layout of a run::
+
+    config.json  versions.json      resolved settings; ganenc, plugin and torch versions
+    checkpoints/step-00001000.pt    encoder + optimizer + step + RNG states (every N steps)
+    checkpoints/last.pt             the newest of them (what --resume reads)
+    encoder.pt                      the final encoder (ganenc.load_encoder reads any of these)
+    metrics.jsonl                   one JSON object per logged step
+    images/step-00000500.png        target | reconstruction | crops
+    val.json                        held-out metrics next to the average-latent baseline
+
+Nothing is overwritten: a new run refuses a folder that already holds one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, GanencError
+
+CHECKPOINTS = "checkpoints"
+LAST = "last.pt"
+
+
+def default_run_dir(command: str, gan: str) -> Path:
+    return Path("runs") / f"{command}-{gan}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class RunDirectory:
+    """One run's folder; created fresh, or reopened with ``resume=True``."""
+
+    def __init__(self, path: str | os.PathLike, *, resume: bool, is_main: bool = True) -> None:
+        self.path = Path(path)
+        self.is_main = is_main
+        if resume:
+            if not self.last_checkpoint.is_file():
+                raise GanencError(
+                    f"--resume: no run to resume at {self.path} (missing {self.last_checkpoint})"
+                )
+        elif self.path.exists() and any(self.path.iterdir()):
+            raise GanencError(
+                f"{self.path} already holds files; use --resume to continue that run or choose"
+                " another --out (nothing was overwritten)"
+            )
+        if is_main:
+            (self.path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+            (self.path / "images").mkdir(exist_ok=True)
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.path / CHECKPOINTS / LAST
+
+    def stored_config(self) -> dict[str, Any]:
+        path = self.path / "config.json"
+        if not path.is_file():
+            raise GanencError(f"--resume: {path} is missing")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        with (self.path / "metrics.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def write_json(self, name: str, data: Any) -> Path:
+        path = self.path / name
+        if self.is_main:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        return path
+
+    def save_checkpoint(self, encoder: Any, step: int, **state: Any) -> Path | None:
+        """``checkpoints/step-N.pt`` and ``checkpoints/last.pt`` (atomic), main process only."""
+        if not self.is_main:
+            return None
+        import shutil
+
+        from ..encoders import save_encoder
+
+        path = self.path / CHECKPOINTS / f"step-{step:08d}.pt"
+        save_encoder(encoder, path, step=step, rng=capture_rng(), **state)
+        tmp = self.last_checkpoint.with_name(LAST + ".tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, self.last_checkpoint)
+        return path
+
+
+def resume_settings(
+    model: type, stored: dict[str, Any], given: dict[str, Any], changeable: set[str]
+):
+    """The stored settings of a run, with only ``changeable`` ones overridden."""
+    from ..config import validate_options
+
+    merged = dict(stored)
+    changed = []
+    for key, value in given.items():
+        if value is None or key == "resume":
+            continue
+        if key in changeable:
+            merged[key] = value
+        elif json.dumps(value, default=str) != json.dumps(stored.get(key), default=str):
+            changed.append(f"{key} ({stored.get(key)!r} -> {value!r})")
+    if changed:
+        raise ConfigError(
+            "--resume continues a run with its stored settings; these cannot change: "
+            + ", ".join(changed)
+            + f" (changeable: {', '.join(sorted(changeable))})"
+        )
+    merged["resume"] = True
+    return validate_options(model, merged, "resumed settings")
+
+
+def capture_rng() -> dict[str, Any]:
+    """RNG states of python and torch (CPU and CUDA) as plain data."""
+    import torch
+
+    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    import torch
+
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "torch" in state:
+        torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,100 @@
+"""Settings of ``ganenc train`` and ``ganenc finetune``: pydantic only, no torch.
+
+Defaults follow the reference (see the paper's notes): Adam lr 0.0015, betas
+(0, 0.99), eps 1e-8; training latents from seeds 0-29,999 and validation
+latents from seeds 30,000 on; the paper's composite loss and attention weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ..config import Settings
+from ..losses.options import LossSettings
+
+
+class GeneratorSpec(Settings):
+    """Which generator, from which file (``random``: random weights), with which options."""
+
+    gan: str
+    checkpoint: str = "random"
+    generator_options: dict[str, Any] = Field(default_factory=dict)
+
+    def load(self):
+        """The frozen generator adapter this spec names."""
+        import ganenc
+
+        path = None if self.checkpoint == "random" else self.checkpoint
+        return ganenc.load_generator(self.gan, path, **self.generator_options).freeze()
+
+
+class OptimizerSettings(Settings):
+    lr: float = Field(0.0015, gt=0)
+    betas: tuple[float, float] = (0.0, 0.99)
+    eps: float = Field(1e-8, gt=0)
+
+
+class RunSettings(Settings):
+    """What every training-like command shares: device, precision, outputs, cadence."""
+
+    out: Path | None = None
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    seed: int = 0
+    checkpoint_every: int = Field(1000, ge=1)
+    image_every: int = Field(500, ge=1)
+    log_every: int = Field(10, ge=1)
+    resume: bool = False
+    progress: bool = True
+
+
+class TrainSettings(RunSettings, GeneratorSpec):
+    """Self-supervised pre-training of an encoder on images the generator synthesises."""
+
+    attention: str = "center"
+    cropper_options: dict[str, Any] = Field(default_factory=dict)
+    encoder: str | None = None
+    encoder_options: dict[str, Any] = Field(default_factory=dict)
+    loss: LossSettings = Field(default_factory=LossSettings)
+    optimizer: OptimizerSettings = Field(default_factory=OptimizerSettings)
+    iterations: int = Field(210_000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    truncation: float | None = Field(None, gt=0)
+    truncation_layers: int | None = Field(None, ge=1)
+    train_seeds: int = Field(
+        30_000, ge=1, description="training latents use seeds [0, train_seeds)"
+    )
+    val_seed_start: int = Field(30_000, ge=0)
+    val_samples: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _disjoint_seeds(self) -> TrainSettings:
+        if self.val_seed_start < self.train_seeds:
+            raise ValueError(
+                f"validation seeds start at {self.val_seed_start}, inside the training seeds"
+                f" [0, {self.train_seeds}); set val_seed_start >= train_seeds"
+            )
+        return self
+
+
+class FinetuneSettings(RunSettings):
+    """Fine-tuning an encoder on real images (one encoder for a folder, or one per image)."""
+
+    encoder: Path
+    images: Path
+    mode: Literal["dataset", "per-image"] = "dataset"
+    gan: str | None = None
+    checkpoint: str | None = None
+    generator_options: dict[str, Any] | None = None
+    attention: str | None = None
+    cropper_options: dict[str, Any] | None = None
+    loss: LossSettings | None = None
+    optimizer: OptimizerSettings = Field(default_factory=lambda: OptimizerSettings(lr=0.005))
+    iterations: int = Field(1500, ge=1)
+    batch_size: int = Field(4, ge=1)
+    held_out: float = Field(0.2, ge=0, lt=1)
+    cycle_weight: float = Field(0.01, ge=0)
+    latent_l2: float = Field(3e-4, ge=0)
