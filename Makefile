@@ -28,10 +28,18 @@ lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 demo: install
+	rm -rf $(DEMO_OUT)
 	$(BIN)/ganenc list
-	$(BIN)/ganenc sample --gan stylegan2 --checkpoint random -O resolution=64 -O channel_max=64 \
-		-n 16 --seed 0 --out $(DEMO_OUT)/samples.png
-	@echo "Demo output: $(DEMO_OUT)/samples.png (a randomly initialised StyleGAN2: the plumbing, not a trained model)"
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/ganenc train --gan stylegan2 --attention gradcam \
+		--checkpoint random --resolution 64 -O channel_max=64 --encoder-option max_channels=64 \
+		--feature-weights random --iterations 40 --batch-size 4 --val-samples 16 \
+		--image-every 20 --checkpoint-every 20 --out $(DEMO_OUT)/train
+	@echo
+	@echo "Demo finished. Results in $(DEMO_OUT)/train:"
+	@echo "  images/step-*.png   target | reconstruction | AT1 and AT2 crops (Grad-CAM boxes)"
+	@echo "  val.png, val.json   held-out reconstructions vs. decoding the average latent"
+	@echo "  metrics.jsonl, config.json, versions.json, checkpoints/, encoder.pt"
+	@echo "This is a RANDOM 64 px StyleGAN2 with RANDOM VGG16 features: it shows the pipeline runs, not quality."
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info $(EXAMPLE_PLUGIN)/*.egg-info

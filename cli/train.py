@@ -52,6 +52,7 @@ RESUMABLE = {"iterations", "device", "progress", "checkpoint_every", "image_ever
 )
 @click.option("--truncation-layers", type=int, help="Truncate only the first N layers.")
 @click.option("--seed", type=int, help="Seed of the batch order and initialisation.")
+@click.option("--val-samples", type=int, help="Held-out samples for val.json (default 64).")
 @click.option("--device", help="auto, cpu or cuda (default auto).")
 @click.option(
     "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision (CUDA)."

@@ -69,6 +69,8 @@ def pretrained_context(settings: FinetuneSettings) -> tuple[dict, GeneratorSpec,
     """The encoder checkpoint, the generator it was trained for, and its training settings."""
     payload = read_encoder_checkpoint(encoder_file(settings.encoder))
     stored = payload.get("generator") or {}
+    if settings.gan is not None and settings.gan != stored.get("gan"):
+        stored = {}  # another family: the recorded file and options do not apply
     gan = settings.gan or stored.get("gan")
     if gan is None:
         raise GanencError(
@@ -101,9 +103,12 @@ class Finetuner:
                 f"the encoder was trained for {_describe(payload['geometry'])}, but the generator"
                 f" is {_describe(geometry)}; use an encoder trained for this generator"
             )
+        torch.manual_seed(settings.seed + self.dist.rank)
         self.encoder = ganenc.load_encoder(encoder_file(settings.encoder)).to(self.device)
         self.encoder.ganenc_meta["generator"] = self.generator_spec.model_dump()
         self.initial_state = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
+        folder = load_image_folder(settings.images, self.generator.resolution)
+        self.images, self.names, self.skipped = folder.images, folder.names, folder.skipped
         out = settings.out or default_run_dir("finetune", self.generator_spec.gan)
         self.run = RunDirectory(out, resume=settings.resume, is_main=self.dist.is_main)
         loss_settings = settings.loss or LossSettings.model_validate(trained_with.get("loss", {}))
@@ -113,8 +118,6 @@ class Finetuner:
         if crop_options is None:
             crop_options = trained_with.get("cropper_options", {})
         self.cropper = build_cropper(attention, crop_options, loss_settings.feature_weights)
-        folder = load_image_folder(settings.images, self.generator.resolution)
-        self.images, self.names, self.skipped = folder.images, folder.names, folder.skipped
         if self.skipped and self.dist.is_main:
             self.run.write_json("skipped.json", self.skipped)
         if not settings.resume and self.dist.is_main:

@@ -70,6 +70,7 @@ class Pretrainer:
         out = settings.out or default_run_dir("train", settings.gan)
         self.run = RunDirectory(out, resume=settings.resume, is_main=self.dist.is_main)
         self.generator = settings.load().to(self.device)
+        torch.manual_seed(settings.seed + self.dist.rank)  # encoder init (DDP syncs rank 0's)
         self.encoder = ganenc.build_encoder(
             self.generator, name=settings.encoder, **settings.encoder_options
         ).to(self.device)
@@ -203,7 +204,12 @@ class Pretrainer:
         if self.dist.is_main:
             from ..encoders import save_encoder
 
-            save_encoder(self.encoder, self.run.path / "encoder.pt", step=self.step)
+            save_encoder(
+                self.encoder,
+                self.run.path / "encoder.pt",
+                step=self.step,
+                settings=settings.model_dump(mode="json"),
+            )
             self.validate()
         self.dist.barrier()
         return self.run.path

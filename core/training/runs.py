@@ -38,12 +38,13 @@ class RunDirectory:
     def __init__(self, path: str | os.PathLike, *, resume: bool, is_main: bool = True) -> None:
         self.path = Path(path)
         self.is_main = is_main
+        # Only the main process judges the folder: the others see what it has just written.
         if resume:
             if not self.last_checkpoint.is_file():
                 raise GanencError(
                     f"--resume: no run to resume at {self.path} (missing {self.last_checkpoint})"
                 )
-        elif self.path.exists() and any(self.path.iterdir()):
+        elif is_main and self.path.exists() and any(self.path.iterdir()):
             raise GanencError(
                 f"{self.path} already holds files; use --resume to continue that run or choose"
                 " another --out (nothing was overwritten)"
