@@ -190,6 +190,7 @@ def _console():
 
 
 def _add_builtin_commands() -> None:
+    from .convert import convert_command
     from .finetune import finetune_command
     from .sample import sample_command
     from .train import train_command
@@ -197,6 +198,7 @@ def _add_builtin_commands() -> None:
     cli.add_command(sample_command)
     cli.add_command(train_command)
     cli.add_command(finetune_command)
+    cli.add_command(convert_command)
     try:
         from .crop_preview import crop_preview_command
     except ImportError:  # pragma: no cover - arrives with the cropper work

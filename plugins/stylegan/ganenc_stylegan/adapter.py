@@ -1,4 +1,4 @@
-"""The StyleGAN generator adapters ("stylegan2", "stylegan1"): one interface over both families.
+"""The StyleGAN generator adapters ("stylegan2", "stylegan1", "stylegan3"): one interface.
 
 Both families expose the same model interface (``mapping``, ``synthesis``,
 ``w_avg``...), so :class:`StyleGANAdapter` holds no family-specific code.
@@ -13,7 +13,11 @@ and optionally ``"const"`` ``[N, C, 4, 4]``, which replaces the learned constant
 input of the synthesis network (the encoder predicts it).  The encoder's
 targets are ``{"w_plus", "const"}`` (see :meth:`StyleGANAdapter.encoder_targets`).
 
-Options (validated by :class:`StyleGAN2Options` / :class:`StyleGAN1Options`):
+StyleGAN3 (:class:`StyleGAN3Adapter`) has no constant: its latents and encoder
+targets are ``w_plus`` only.
+
+Options (validated by :class:`StyleGAN2Options` / :class:`StyleGAN1Options` /
+:class:`StyleGAN3Options`):
 with ``checkpoint`` the architecture comes from the file and the architecture
 options (including ``resolution``) are ignored; without it a randomly
 initialised generator is built from them, reproducibly from ``seed``.
@@ -22,7 +26,7 @@ initialised generator is built from them, reproducibly from ``seed``.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -32,7 +36,12 @@ from ganenc.config import Settings, validate_options
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 
-from .formats import ensure_w_avg, load_stylegan1_checkpoint, load_stylegan2_checkpoint
+from .formats import (
+    ensure_w_avg,
+    load_stylegan1_checkpoint,
+    load_stylegan2_checkpoint,
+    load_stylegan3_checkpoint,
+)
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator, is_power_of_two
 
 MIN_RESOLUTION = 32
@@ -81,6 +90,20 @@ class StyleGAN2Options(_StyleGANOptions):
 
 class StyleGAN1Options(_StyleGANOptions):
     """Options of the "stylegan1" generator."""
+
+
+class StyleGAN3Options(_StyleGANOptions):
+    """Options of the "stylegan3" generator (random init: NVIDIA's config T or R)."""
+
+    mapping_layers: int = Field(2, ge=1, description="mapping depth (random init only)")
+    channel_base: int = Field(
+        32768, ge=1, description="channels = channel_base / 2 / cutoff ... (random init only)"
+    )
+    config: Literal["t", "r"] = Field(
+        "t",
+        description="'t' (3x3 convs) or 'r' (1x1 convs, radial filters; NVIDIA's public R"
+        " models use channel_base 65536, channel_max 1024) (random init only)",
+    )
 
 
 class StyleGANAdapter(GeneratorAdapter):
@@ -268,6 +291,46 @@ class StyleGANAdapter(GeneratorAdapter):
         )
 
 
+class StyleGAN3Adapter(StyleGANAdapter):
+    """A StyleGAN3 generator: the StyleGAN adapter without the 4x4 constant.
+
+    Latents are ``z``, ``w`` or ``w_plus`` (``num_ws = num_layers + 2``, 16 in
+    every public model; ``ws[0]`` drives the Fourier-feature input); the
+    encoder predicts ``w_plus`` alone.
+    """
+
+    @property
+    def const_shape(self) -> tuple[int, int, int]:
+        raise AttributeError("StyleGAN3 has no constant input")
+
+    def geometry(self) -> GeneratorGeometry:
+        """The encoder predicts ``w_plus`` ``[num_ws, w_dim]`` in the generator's order."""
+        return GeneratorGeometry(
+            family=self.family,
+            resolution=self.resolution,
+            encoder_latents={"w_plus": (self.num_ws, self.w_dim)},
+            extra={"z_dim": self.z_dim, "w_dim": self.w_dim, "num_ws": self.num_ws},
+        )
+
+    def _split(self, latents: Latents) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if isinstance(latents, dict) and "const" in latents:
+            raise ConfigError(
+                "a stylegan3 generator has no constant input: give one of"
+                f" {list(LATENT_KEYS)} without 'const'"
+            )
+        return super()._split(latents)
+
+    def encoder_targets(
+        self, latents: Latents, truncation: float = 1.0, truncation_layers: int | None = None
+    ) -> Latents:
+        """``{"w_plus": truncated w+ [N, num_ws, w_dim]}``."""
+        w_plus, _ = self._split(latents)
+        return {"w_plus": self.truncate(w_plus, truncation, truncation_layers)}
+
+    def model_const(self) -> torch.Tensor:
+        raise AttributeError("StyleGAN3 has no constant input")
+
+
 def _seeded(seed: int, build: Any) -> Any:
     """Run ``build()`` with the CPU RNG seeded, leaving the global RNG state untouched."""
     with torch.random.fork_rng(devices=[]):
@@ -319,3 +382,28 @@ def load_stylegan1(**options: Any) -> StyleGANAdapter:
         )
         model = _seeded(opts.seed, lambda: StyleGAN1Generator(config))
     return StyleGANAdapter(model, "stylegan1", opts.checkpoint).freeze()
+
+
+def load_stylegan3(**options: Any) -> StyleGAN3Adapter:
+    """The "stylegan3" generator: from NVIDIA's ``.pkl`` (``G_ema``), or random.
+
+    Options are those of :class:`StyleGAN3Options`.
+    """
+    opts = validate_options(StyleGAN3Options, options, "generator 'stylegan3'")
+    if opts.checkpoint:
+        model = load_stylegan3_checkpoint(opts.checkpoint)
+    else:
+        from .stylegan3 import StyleGAN3Config, StyleGAN3Generator
+
+        config = StyleGAN3Config(
+            resolution=opts.resolution,
+            z_dim=opts.z_dim,
+            w_dim=opts.w_dim,
+            mapping_layers=opts.mapping_layers,
+            channel_base=opts.channel_base,
+            channel_max=opts.channel_max,
+            conv_kernel=1 if opts.config == "r" else 3,
+            use_radial_filters=opts.config == "r",
+        )
+        model = _seeded(opts.seed, lambda: StyleGAN3Generator(config))
+    return StyleGAN3Adapter(model, "stylegan3", opts.checkpoint).freeze()

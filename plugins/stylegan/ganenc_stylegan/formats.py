@@ -10,7 +10,11 @@ Recognised files (all read with ``torch.load(weights_only=True)`` through
 - genforce ``.pth`` for StyleGAN2 and StyleGAN1: ``{"generator_smooth": sd}``
   else ``{"generator": sd}`` (zoo files), or the training runner's
   ``{"models": {...}}``; the average w is ``truncation.w_avg``;
-- a bare state dict of either layout.
+- a bare state dict of either layout, or of NVIDIA's StyleGAN2 layout (what
+  ``ganenc convert --to nvidia-state-dict`` writes);
+- NVIDIA's network pickles (``.pkl`` of stylegan2-ada-pytorch and stylegan3),
+  read by the restricted unpickler of :mod:`ganenc_stylegan.nvidia`, never by
+  ``torch.load``/``pickle.load``.
 
 Format differences handled here: genforce stores the modulation ("style")
 bias without the +1 that rosinality bakes in, and stores the upsampling
@@ -40,7 +44,7 @@ from ganenc.errors import CheckpointError, ConfigError
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator, fir_kernel
 
 #: Families this module tells apart, with the ``--gan`` name that loads each.
-FAMILY_NAMES = {"stylegan2": "StyleGAN2", "stylegan1": "StyleGAN1"}
+FAMILY_NAMES = {"stylegan2": "StyleGAN2", "stylegan1": "StyleGAN1", "stylegan3": "StyleGAN3"}
 W_AVG_SAMPLES = 10_000
 W_AVG_SEED = 0x5747  # fixed: the estimate is the same on every run
 
@@ -477,6 +481,8 @@ def classify_state_dict(state: Mapping[str, Any]) -> tuple[str, str] | None:
     keys = {k for k in state if isinstance(k, str)}
     if "input.input" in keys and "style.1.weight" in keys:
         return "stylegan2", "rosinality"
+    if "synthesis.b4.const" in keys and "mapping.fc0.weight" in keys:
+        return "stylegan2", "nvidia"
     if "synthesis.early_layer.const" in keys or any(
         k.startswith("synthesis.") and k.endswith(".noise_strength") for k in keys
     ):
@@ -531,18 +537,22 @@ def _not_stylegan_message(path: Path, description: str, wanted: str) -> str:
             f"{path} is {description}, not a generator; give it as the encoder"
             " (ganenc.load_encoder / --encoder), and the generator separately"
         )
-    expected = (
-        'a rosinality .pt ({"g_ema": ..., "latent_avg": ...}) or a genforce .pth'
-        ' ({"generator_smooth": ...})'
-        if wanted == "stylegan2"
-        else 'a genforce .pth ({"generator_smooth": ...})'
-    )
+    expected = {
+        "stylegan2": 'a rosinality .pt ({"g_ema": ..., "latent_avg": ...}), a genforce .pth'
+        ' ({"generator_smooth": ...}) or an NVIDIA .pkl',
+        "stylegan3": "an NVIDIA stylegan3 network pickle (.pkl)",
+    }.get(wanted, 'a genforce .pth ({"generator_smooth": ...})')
     return f"{path} is not a {name} checkpoint: found {description}; expected {expected}"
 
 
 def read_stylegan_checkpoint(path: str | os.PathLike, family: str) -> IdentifiedCheckpoint:
     """Read ``path`` safely and check that it holds a generator of ``family``."""
     path = Path(path)
+    from .nvidia import is_nvidia_pickle, read_nvidia_generator
+
+    if is_nvidia_pickle(path):
+        generator = read_nvidia_generator(path, family)  # raises if of another family
+        return IdentifiedCheckpoint(generator.family, "nvidia-pickle", generator.state)
     obj = read_checkpoint(path, safe_globals=[argparse.Namespace])
     found = identify_checkpoint(obj)
     if found.family is None:
@@ -556,13 +566,29 @@ def read_stylegan_checkpoint(path: str | os.PathLike, family: str) -> Identified
 
 
 def load_stylegan2_checkpoint(path: str | os.PathLike) -> StyleGAN2Generator:
-    """A StyleGAN2 generator from a rosinality or genforce file, architecture from its shapes."""
+    """A StyleGAN2 generator from a rosinality, genforce or NVIDIA file, architecture from it."""
+    from .nvidia import is_nvidia_pickle, load_nvidia_stylegan2, stylegan2_from_nvidia_state
+
+    if is_nvidia_pickle(path):
+        return load_nvidia_stylegan2(path)
     found = read_stylegan_checkpoint(path, "stylegan2")
     assert found.state is not None
     where = str(path)
     if found.layout == "rosinality":
         return stylegan2_from_rosinality(found.state, found.latent_avg, where)
+    if found.layout == "nvidia":
+        return stylegan2_from_nvidia_state(found.state, where)
     return stylegan2_from_genforce(found.state, where)
+
+
+def load_stylegan3_checkpoint(path: str | os.PathLike) -> nn.Module:
+    """A StyleGAN3 generator from NVIDIA's network pickle (the only StyleGAN3 format)."""
+    from .nvidia import is_nvidia_pickle, load_nvidia_stylegan3
+
+    if is_nvidia_pickle(path):
+        return load_nvidia_stylegan3(path)
+    read_stylegan_checkpoint(path, "stylegan3")  # raises with the family the file holds
+    raise CheckpointError(f"{path} is not a StyleGAN3 checkpoint")
 
 
 def load_stylegan1_checkpoint(path: str | os.PathLike) -> nn.Module:

@@ -11,7 +11,7 @@ def register_generators(register):
         "stylegan2",
         "ganenc_stylegan.adapter:load_stylegan2",
         options="ganenc_stylegan.adapter:StyleGAN2Options",
-        description="StyleGAN2 config-F generator (rosinality .pt, genforce .pth)",
+        description="StyleGAN2 config-F generator (rosinality .pt, genforce .pth, NVIDIA .pkl)",
     )
     register(
         "stylegan1",
@@ -19,6 +19,12 @@ def register_generators(register):
         options="ganenc_stylegan.adapter:StyleGAN1Options",
         aliases=("stylegan",),
         description="StyleGAN1 generator (genforce .pth)",
+    )
+    register(
+        "stylegan3",
+        "ganenc_stylegan.adapter:load_stylegan3",
+        options="ganenc_stylegan.adapter:StyleGAN3Options",
+        description="StyleGAN3 config T/R generator (NVIDIA .pkl)",
     )
 
 
@@ -28,6 +34,7 @@ def register_encoders(register):
         "stylegan-adaptive",
         "ganenc_stylegan.encoder:build_stylegan_encoder",
         options="ganenc_stylegan.encoder:StyleGANEncoderOptions",
-        generators=("stylegan1", "stylegan2"),
-        description="Adaptive-block encoder to w+ and the 4x4 constant (paper Table 9)",
+        generators=("stylegan1", "stylegan2", "stylegan3"),
+        description="Adaptive-block encoder to w+ (and the 4x4 constant) (paper Table 9)",
     )
+

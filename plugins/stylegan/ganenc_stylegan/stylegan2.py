@@ -57,7 +57,9 @@ class StyleGAN2Config:
     unless ``channels`` lists them explicitly (``{4: 512, 8: 512, ...}``, as the
     loaders do after reading a file).  With the defaults this gives config F:
     512 channels up to 32 px, then 512, 256, 128, 64, 32 at 64 ... 1024 px.
-    ``mapping_hidden`` defaults to ``w_dim``.
+    ``mapping_hidden`` defaults to ``w_dim``.  ``conv_clamp`` (NVIDIA's files:
+    256) clamps every layer's output to ``[-conv_clamp, conv_clamp]``; ``None``
+    (rosinality, genforce) clamps nothing.
     """
 
     resolution: int = 256
@@ -71,6 +73,7 @@ class StyleGAN2Config:
     channel_max: int = 512
     channels: dict[int, int] | None = field(default=None)
     blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
+    conv_clamp: float | None = None
 
     def __post_init__(self) -> None:
         if not is_power_of_two(self.resolution) or self.resolution < 4:
@@ -88,6 +91,12 @@ class StyleGAN2Config:
             if missing:
                 raise ConfigError(f"StyleGAN2 channels lacks resolutions {missing}")
         self.blur_kernel = tuple(int(t) for t in self.blur_kernel)
+        if self.conv_clamp is not None:
+            if not self.conv_clamp > 0:
+                raise ConfigError(
+                    f"StyleGAN2 conv_clamp must be > 0 or None, got {self.conv_clamp}"
+                )
+            self.conv_clamp = float(self.conv_clamp)
 
     @property
     def log2_resolution(self) -> int:
@@ -290,6 +299,11 @@ class ModulatedConv2d(nn.Module):
         return out.reshape(n, self.out_channels, out.shape[2], out.shape[3])
 
 
+def clamp_output(x: torch.Tensor, clamp: float | None) -> torch.Tensor:
+    """``x`` clamped to ``[-clamp, clamp]`` (NVIDIA's ``conv_clamp``); unchanged for ``None``."""
+    return x if clamp is None else x.clamp(-clamp, clamp)
+
+
 class StyledConv(nn.Module):
     """Modulated 3x3 conv, then noise (buffer times a learned strength), bias and leaky ReLU.
 
@@ -307,12 +321,14 @@ class StyledConv(nn.Module):
         *,
         upsample: bool = False,
         blur_kernel: Sequence[int] = (1, 3, 3, 1),
+        clamp: float | None = None,
     ) -> None:
         super().__init__()
         self.conv = ModulatedConv2d(
             in_channels, out_channels, 3, w_dim, upsample=upsample, blur_kernel=blur_kernel
         )
         self.resolution = resolution
+        self.clamp = clamp
         self.register_buffer("noise", torch.randn(1, 1, resolution, resolution))
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.bias = nn.Parameter(torch.zeros(out_channels))
@@ -334,19 +350,22 @@ class StyledConv(nn.Module):
             noise = self.noise.to(out.dtype)
         if noise is not None:
             out = out + self.noise_strength * noise
-        return leaky_relu_gain(out + self.bias.view(1, -1, 1, 1))
+        return clamp_output(leaky_relu_gain(out + self.bias.view(1, -1, 1, 1)), self.clamp)
 
 
 class ToRGB(nn.Module):
     """Modulated 1x1 conv to RGB, no demodulation, plus bias."""
 
-    def __init__(self, in_channels: int, w_dim: int, image_channels: int = 3) -> None:
+    def __init__(
+        self, in_channels: int, w_dim: int, image_channels: int = 3, clamp: float | None = None
+    ) -> None:
         super().__init__()
         self.conv = ModulatedConv2d(in_channels, image_channels, 1, w_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(image_channels))
+        self.clamp = clamp
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return self.conv(x, w) + self.bias.view(1, -1, 1, 1)
+        return clamp_output(self.conv(x, w) + self.bias.view(1, -1, 1, 1), self.clamp)
 
 
 class SynthesisBlock(nn.Module):
@@ -367,12 +386,15 @@ class SynthesisBlock(nn.Module):
         resolution: int,
         *,
         blur_kernel: Sequence[int] = (1, 3, 3, 1),
+        clamp: float | None = None,
     ) -> None:
         super().__init__()
         self.resolution = resolution
         self.first = resolution == 4
         if self.first:
-            self.convs = nn.ModuleList([StyledConv(in_channels, out_channels, w_dim, resolution)])
+            self.convs = nn.ModuleList(
+                [StyledConv(in_channels, out_channels, w_dim, resolution, clamp=clamp)]
+            )
             self.conv_w_indices = [0]
             self.rgb_w_index = 1
         else:
@@ -386,14 +408,15 @@ class SynthesisBlock(nn.Module):
                         resolution,
                         upsample=True,
                         blur_kernel=blur_kernel,
+                        clamp=clamp,
                     ),
-                    StyledConv(out_channels, out_channels, w_dim, resolution),
+                    StyledConv(out_channels, out_channels, w_dim, resolution, clamp=clamp),
                 ]
             )
             self.conv_w_indices = [2 * level - 1, 2 * level]
             self.rgb_w_index = 2 * level + 1
             self.upsample = Upsample(blur_kernel)
-        self.to_rgb = ToRGB(out_channels, w_dim)
+        self.to_rgb = ToRGB(out_channels, w_dim, clamp=clamp)
 
     def forward(
         self,
@@ -426,7 +449,12 @@ class SynthesisNetwork(nn.Module):
             channels = config.channels_at(res)
             blocks.append(
                 SynthesisBlock(
-                    previous, channels, config.w_dim, res, blur_kernel=config.blur_kernel
+                    previous,
+                    channels,
+                    config.w_dim,
+                    res,
+                    blur_kernel=config.blur_kernel,
+                    clamp=config.conv_clamp,
                 )
             )
             previous = channels
