@@ -6,9 +6,7 @@ import click
 
 from ganenc.training.settings import FinetuneSettings
 
-from .options import config_option, parse_key_values, settings_from_cli
-
-RESUMABLE = {"iterations", "device", "progress", "checkpoint_every", "image_every", "log_every"}
+from .options import config_option, parse_key_values, run_settings
 
 
 @click.command("finetune")
@@ -59,19 +57,11 @@ def finetune_command(config_file, crop_options, lr, feature_weights, **given):
       ganenc finetune --encoder runs/train-stylegan2-... --images photos/ --mode per-image
     """
     from ganenc.training.finetune import finetune
-    from ganenc.training.runs import RunDirectory, resume_settings
 
     given["cropper_options"] = parse_key_values(crop_options, "--crop-option") or None
     given["optimizer"] = {"lr": lr} if lr is not None else None
     if feature_weights is not None:
         given["loss"] = {"feature_weights": feature_weights}
-    if given.get("resume"):
-        if not given.get("out"):
-            raise click.UsageError("--resume needs --out RUN_DIR")
-        stored = RunDirectory(given["out"], resume=True, is_main=False).stored_config()
-        given = {k: v for k, v in given.items() if v is not None}
-        settings = resume_settings(FinetuneSettings, stored, given, RESUMABLE)
-    else:
-        settings = settings_from_cli(FinetuneSettings, config_file, "finetune settings", **given)
+    settings = run_settings(FinetuneSettings, config_file, "finetune settings", given)
     run = finetune(settings)
     click.echo(f"run directory: {run}")

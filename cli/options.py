@@ -37,3 +37,20 @@ config_option = click.option(
 def settings_from_cli(model: type, config_file: str | None, what: str, **given: Any):
     """Resolve a settings model from defaults, ``--config`` and the options actually given."""
     return resolve_settings(model, config_file, given, what=what)
+
+
+#: Settings a resumed run may change (everything else is fixed by the run).
+RESUMABLE = {"iterations", "device", "progress", "checkpoint_every", "image_every", "log_every"}
+
+
+def run_settings(model: type, config_file: str | None, what: str, given: dict[str, Any]):
+    """Settings of a training-like command: from defaults/file/options, or the run on --resume."""
+    from ganenc.training.runs import RunDirectory, resume_settings
+
+    if not given.get("resume"):
+        return settings_from_cli(model, config_file, what, **given)
+    if not given.get("out"):
+        raise click.UsageError("--resume needs --out RUN_DIR")
+    stored = RunDirectory(given["out"], resume=True, is_main=False).stored_config()
+    given = {key: value for key, value in given.items() if value is not None}
+    return resume_settings(model, stored, given, RESUMABLE)

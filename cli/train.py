@@ -6,10 +6,7 @@ import click
 
 from ganenc.training.settings import TrainSettings
 
-from .options import config_option, parse_key_values, settings_from_cli
-
-#: Settings a resumed run may change (everything else is fixed by the run).
-RESUMABLE = {"iterations", "device", "progress", "checkpoint_every", "image_every", "log_every"}
+from .options import config_option, parse_key_values, run_settings
 
 
 @click.command("train")
@@ -88,7 +85,6 @@ def train_command(
       ganenc train --gan stylegan2 --checkpoint stylegan2-ffhq-config-f.pt --attention center
     """
     from ganenc.training.pretrain import pretrain
-    from ganenc.training.runs import RunDirectory, resume_settings
 
     given["generator_options"] = parse_key_values(gen_options, "-O/--gen-option") or None
     if resolution is not None:
@@ -100,17 +96,7 @@ def train_command(
     given["cropper_options"] = parse_key_values(crop_options, "--crop-option") or None
     given["optimizer"] = {"lr": lr} if lr is not None else None
     given["loss"] = {"feature_weights": feature_weights} if feature_weights is not None else None
-    if given.get("resume"):
-        if not given.get("out"):
-            raise click.UsageError("--resume needs --out RUN_DIR")
-        stored = RunDirectory(given["out"], resume=True, is_main=False).stored_config()
-        settings = resume_settings(TrainSettings, stored, _flatten_given(given), RESUMABLE)
-    else:
-        settings = settings_from_cli(TrainSettings, config_file, "train settings", **given)
+    settings = run_settings(TrainSettings, config_file, "train settings", given)
     run = pretrain(settings)
     click.echo(f"run directory: {run}")
     click.echo(f"  encoder: {run / 'encoder.pt'}   held-out metrics: {run / 'val.json'}")
-
-
-def _flatten_given(given):
-    return {k: v for k, v in given.items() if v is not None}
