@@ -18,7 +18,10 @@ from .options import config_option, parse_key_values, run_settings
     help="One encoder for all images (default) or the paper's per-image tuning.",
 )
 @click.option("--gan", help="Override the generator family recorded with the encoder.")
-@click.option("--checkpoint", help="Override the generator checkpoint recorded with the encoder.")
+@click.option(
+    "--checkpoint",
+    help="Override the generator checkpoint (file or weights tag) recorded with the encoder.",
+)
 @click.option("--attention", help="Cropper (default: the one used in pre-training).")
 @click.option(
     "--feature-weights", help="VGG16 weights file for LPIPS/Grad-CAM, or 'random' (warns)."

@@ -110,7 +110,11 @@ def list_command(kind: str | None, as_json: bool) -> None:
     registry = get_registry()
     cli.plugin_commands()  # a plugin whose command hook fails is listed as failed too
     rows = []
+    hidden = 0
     for spec in registry.components(kind):
+        if kind is None and spec.kind == "weights":
+            hidden += 1  # dozens of tags: shown with --kind weights or 'ganenc weights list'
+            continue
         row = spec.as_dict()
         conflicts = registry.conflicts(spec)
         if conflicts:
@@ -136,7 +140,8 @@ def list_command(kind: str | None, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table(title="ganenc components")
+    caption = f"{hidden} weights tags: ganenc list --kind weights" if hidden else None
+    table = Table(title="ganenc components", caption=caption)
     for column in ("name", "kind", "plugin", "distribution", "description", "status"):
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -191,14 +196,24 @@ def _console():
 
 def _add_builtin_commands() -> None:
     from .convert import convert_command
+    from .directions import directions_command
+    from .edit import edit_command
+    from .evaluate import eval_command
     from .finetune import finetune_command
+    from .invert import invert_command
     from .sample import sample_command
     from .train import train_command
+    from .weights import weights_group
 
     cli.add_command(sample_command)
     cli.add_command(train_command)
     cli.add_command(finetune_command)
     cli.add_command(convert_command)
+    cli.add_command(invert_command)
+    cli.add_command(directions_command)
+    cli.add_command(edit_command)
+    cli.add_command(eval_command)
+    cli.add_command(weights_group)
     try:
         from .crop_preview import crop_preview_command
     except ImportError:  # pragma: no cover - arrives with the cropper work

@@ -28,7 +28,11 @@ class SampleSettings(Settings):
 
 @click.command("sample")
 @click.option("--gan", help="Generator family (see 'ganenc list --kind generator').")
-@click.option("--checkpoint", help="Checkpoint file, or 'random' for random weights.")
+@click.option(
+    "--checkpoint",
+    help="Checkpoint file, a weights tag such as stylegan2:ffhq-1024 (downloaded once; see"
+    " 'ganenc weights list'), or 'random' for random weights.",
+)
 @click.option(
     "-O",
     "--gen-option",

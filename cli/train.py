@@ -14,7 +14,10 @@ from .options import config_option, parse_key_values, run_settings
 @click.option(
     "--attention", help="Cropper for AT1/AT2 (center, gradcam, ... or none). Default center."
 )
-@click.option("--checkpoint", help="Generator checkpoint file, or 'random' (smoke tests, demos).")
+@click.option(
+    "--checkpoint",
+    help="Generator checkpoint file, weights tag (e.g. stylegan2:ffhq-1024), or 'random'.",
+)
 @click.option("--resolution", type=int, help="Resolution of a random generator.")
 @click.option(
     "-O",

@@ -37,6 +37,8 @@ __all__ = [
     "create",
     "get_registry",
     "hookimpl",
+    "invert",
+    "Inverter",
     "load_encoder",
     "load_generator",
     "save_encoder",
@@ -48,9 +50,19 @@ def load_generator(name: str, checkpoint: Any = None, **config: Any) -> Generato
 
     ``ganenc.load_generator("stylegan2", "ffhq.pt")`` infers the architecture
     from the file; ``ganenc.load_generator("stylegan2", resolution=64)`` builds a
-    randomly initialised one.
+    randomly initialised one.  ``checkpoint`` may also be a weights tag
+    (``"stylegan2:ffhq-1024"``, see ``ganenc weights list``): the file is
+    downloaded into the cache once, verified, and its architecture checked.
     """
-    return get_registry().create("generator", name, checkpoint=checkpoint, **config)
+    entry = None
+    if isinstance(checkpoint, str):
+        from .weights import check_architecture, resolve_checkpoint_entry
+
+        checkpoint, entry = resolve_checkpoint_entry(name, checkpoint)
+    generator = get_registry().create("generator", name, checkpoint=checkpoint, **config)
+    if entry is not None:
+        check_architecture(generator, entry, checkpoint)
+    return generator
 
 
 def __getattr__(name: str) -> Any:
@@ -58,4 +70,8 @@ def __getattr__(name: str) -> Any:
         from . import encoders
 
         return getattr(encoders, name)
+    if name in {"invert", "Inverter"}:
+        from . import inversion
+
+        return getattr(inversion, name)
     raise AttributeError(f"module 'ganenc' has no attribute {name!r}")

@@ -11,3 +11,12 @@ def register_losses(register):
     from .losses.catalog import register_builtin_losses
 
     register_builtin_losses(register)
+
+
+@hookimpl
+def register_weights(register):
+    """Feature networks as weights tags: ``features:vgg16``, ``features:inception-fid``, ..."""
+    from .features import builtin_weights_entries
+    from .weights import register_entries
+
+    register_entries(register, builtin_weights_entries())

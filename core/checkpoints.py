@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -55,7 +56,7 @@ def read_checkpoint(
         raise CheckpointError(
             f"{path} is not a PyTorch checkpoint ganenc can read ({detail})"
         ) from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError, struct.error) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         hint = "truncated or corrupt" if _looks_truncated(path) else "not a PyTorch checkpoint"
         raise CheckpointError(f"{path} is {hint} ({message})") from None

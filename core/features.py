@@ -1,4 +1,4 @@
-"""Pretrained feature networks (VGG16 for LPIPS and Grad-CAM, AlexNet for LPIPS), found or fetched.
+"""Pretrained feature networks (VGG16, AlexNet, the FID Inception), found or fetched.
 
 Losses and attention croppers need ImageNet weights that ganenc does not ship.
 They are looked for, in this order:
@@ -6,33 +6,40 @@ They are looked for, in this order:
 1. an explicit path from the settings (``feature_weights="/path/vgg16.pth"``);
 2. torch's hub cache, ``torch.hub.get_dir()/checkpoints/<file>`` (the place
    torchvision itself uses, so weights fetched once by torchvision are found);
-3. a download of the torchvision URL into that cache, with a short socket
-   timeout, unless ``GANENC_OFFLINE=1``.
+3. a download into that cache through the model zoo's downloader
+   (:func:`ganenc.weights.download_file`: socket timeout, retries, resumed
+   partial files, sha256 check against the file name's prefix, atomic rename),
+   unless ``GANENC_OFFLINE=1``.
+
+The catalogue entries are also weights tags (``features:vgg16``,
+``features:alexnet``, ``features:inception-fid``), so ``ganenc weights
+download|verify|path`` handle them like generator weights.  ``inception-fid``
+is pytorch-fid's FID Inception-v3 file; a copy already in the hub cache under
+torch-fidelity's name (torchmetrics' FID) is found too.
 
 When none works, :class:`ganenc.WeightsNotFoundError` says which file is
 missing, where to put it and where to get it; nothing falls back to random
 weights silently.  Random weights exist only behind the explicit opt-in
 ``feature_weights="random"`` (meant for smoke tests), which warns loudly.
 
-Nothing is downloaded at import time.  New networks (e.g. Inception for FID)
-are added with :func:`register_feature_weights`; torchvision classifiers that
-are not in the catalogue are looked up in torchvision's own weight tables.
+Nothing is downloaded at import time.  New networks are added with
+:func:`register_feature_weights`; torchvision classifiers that are not in the
+catalogue are looked up in torchvision's own weight tables.
 """
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 import logging
 import os
 import re
-import socket
-import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import weights as _weights
 from .errors import CheckpointError, ConfigError, WeightsNotFoundError
 
 if TYPE_CHECKING:
@@ -43,11 +50,13 @@ logger = logging.getLogger(__name__)
 #: The value of ``feature_weights`` that asks for random weights (smoke tests only).
 RANDOM_WEIGHTS = "random"
 #: ``GANENC_OFFLINE=1`` skips the download attempt (the cache and explicit paths still work).
-OFFLINE_ENV = "GANENC_OFFLINE"
+OFFLINE_ENV = _weights.OFFLINE_ENV
 #: Seconds a socket may stall (connect or read) before the download gives up.
-DOWNLOAD_TIMEOUT_ENV = "GANENC_DOWNLOAD_TIMEOUT"
-DEFAULT_DOWNLOAD_TIMEOUT = 10.0
+DOWNLOAD_TIMEOUT_ENV = _weights.DOWNLOAD_TIMEOUT_ENV
+DEFAULT_DOWNLOAD_TIMEOUT = _weights.DEFAULT_DOWNLOAD_TIMEOUT
 TORCHVISION_URL_BASE = "https://download.pytorch.org/models/"
+#: The tag family of feature networks in the model zoo (``features:vgg16``).
+FEATURES_FAMILY = "features"
 
 
 class RandomFeatureWeightsWarning(UserWarning):
@@ -60,16 +69,24 @@ class FeatureWeights:
 
     ``build`` returns the randomly initialised network (a callable or a
     ``"module:attribute"`` string, imported only when needed) whose
-    ``state_dict`` the weights file matches.  ``filename`` follows torchvision's
-    ``name-<sha256 prefix>.pth`` convention when the prefix should be checked
-    after a download.
+    ``state_dict`` the weights file matches.  Networks that must be built
+    around their file instead (``load(path) -> nn.Module``) set ``load``.
+    ``filename`` follows torchvision's ``name-<sha256 prefix>.pth`` convention
+    when the prefix should be checked after a download.  ``mirrors`` are more
+    URLs of the same bytes; ``aliases`` are other tools' names for the same file
+    in the hub cache.
     """
 
     name: str
     filename: str
     url: str
-    build: Callable[[], Any] | str
+    build: Callable[[], Any] | str | None
     description: str = ""
+    mirrors: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    load: Callable[[Path], Any] | str | None = None
+    licence: str = "unknown"
+    source: str = ""
 
     @property
     def hash_prefix(self) -> str | None:
@@ -79,13 +96,40 @@ class FeatureWeights:
 
     def build_network(self) -> nn.Module:
         """The network with random weights (load a state dict into it afterwards)."""
-        build = self.build
-        if isinstance(build, str):
-            import importlib
+        if self.build is None:
+            raise ConfigError(
+                f"feature network {self.name!r} is built around its weights file only;"
+                f" random weights are not available for it"
+            )
+        return _resolve_callable(self.build)()
 
-            module_name, _, attribute = build.partition(":")
-            build = getattr(importlib.import_module(module_name), attribute)
-        return build()
+    def weights_file(self) -> _weights.WeightsFile:
+        """The file as the model zoo describes it (hash prefix from the file name)."""
+        return _weights.WeightsFile(
+            filename=self.filename,
+            urls=(self.url, *self.mirrors),
+            sha256=self.hash_prefix,
+            aliases=self.aliases,
+        )
+
+    def weights_entry(self) -> _weights.WeightsEntry:
+        """This network as the weights tag ``features:<name>`` (kept in torch's hub cache)."""
+        return _weights.WeightsEntry(
+            tag=f"{FEATURES_FAMILY}:{self.name}",
+            files=(self.weights_file(),),
+            format="torch-state-dict",
+            description=self.description,
+            licence=self.licence,
+            source=self.source,
+            cache="torch-hub",
+        )
+
+
+def _resolve_callable(value: Callable[..., Any] | str) -> Callable[..., Any]:
+    if isinstance(value, str):
+        module_name, _, attribute = value.partition(":")
+        return getattr(importlib.import_module(module_name), attribute)
+    return value
 
 
 _CATALOG: dict[str, FeatureWeights] = {}
@@ -103,6 +147,20 @@ def unregister_feature_weights(name: str) -> None:
     _CATALOG.pop(name, None)
 
 
+_TORCHVISION_LICENCE = "BSD-3-Clause (torchvision); trained on ImageNet"
+_TORCHVISION_SOURCE = "https://pytorch.org/vision/stable/models.html"
+#: pytorch-fid's release of the TensorFlow FID Inception.  torch-fidelity (torchmetrics' FID)
+#: publishes the same network under another name; a copy it cached is found as an alias
+#: (its URL is not used as a mirror: its bytes are not known to match the sha256 prefix).
+FID_INCEPTION_URL = (
+    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+    "pt_inception-2015-12-05-6726825d.pth"
+)
+TORCH_FIDELITY_INCEPTION_URL = (
+    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+    "weights-inception-2015-12-05-6726825d.pth"
+)
+
 register_feature_weights(
     FeatureWeights(
         name="vgg16",
@@ -110,6 +168,8 @@ register_feature_weights(
         url=TORCHVISION_URL_BASE + "vgg16-397923af.pth",
         build="torchvision.models:vgg16",
         description="torchvision VGG16, ImageNet (IMAGENET1K_V1): LPIPS backbone and Grad-CAM",
+        licence=_TORCHVISION_LICENCE,
+        source=_TORCHVISION_SOURCE,
     )
 )
 register_feature_weights(
@@ -119,8 +179,29 @@ register_feature_weights(
         url=TORCHVISION_URL_BASE + "alexnet-owt-7be5be79.pth",
         build="torchvision.models:alexnet",
         description="torchvision AlexNet, ImageNet (IMAGENET1K_V1): LPIPS backbone option",
+        licence=_TORCHVISION_LICENCE,
+        source=_TORCHVISION_SOURCE,
     )
 )
+register_feature_weights(
+    FeatureWeights(
+        name="inception-fid",
+        filename="pt_inception-2015-12-05-6726825d.pth",
+        url=FID_INCEPTION_URL,
+        aliases=(TORCH_FIDELITY_INCEPTION_URL.rsplit("/", 1)[-1],),
+        build=None,
+        load="ganenc.features:load_fid_inception",
+        description="FID Inception-v3 (TensorFlow 2015-12-05 graph) as used by pytorch-fid,"
+        " torchmetrics and torch-fidelity",
+        licence="Apache-2.0 (TensorFlow models; pytorch-fid port)",
+        source="https://github.com/mseitzer/pytorch-fid",
+    )
+)
+
+
+def builtin_weights_entries() -> list[_weights.WeightsEntry]:
+    """The catalogue's networks as weights tags (registered by the built-in plugin)."""
+    return [entry.weights_entry() for entry in _CATALOG.values()]
 
 
 def feature_weights_entry(name: str) -> FeatureWeights:
@@ -164,47 +245,31 @@ def hub_checkpoint_dir() -> Path:
 
 def offline() -> bool:
     """Whether ``GANENC_OFFLINE`` forbids the download attempt."""
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return _weights.offline()
 
 
 def download_timeout() -> float:
     """The socket timeout of a download, from ``GANENC_DOWNLOAD_TIMEOUT`` (seconds)."""
-    value = os.environ.get(DOWNLOAD_TIMEOUT_ENV)
-    if not value:
-        return DEFAULT_DOWNLOAD_TIMEOUT
-    try:
-        timeout = float(value)
-    except ValueError:
-        raise ConfigError(f"{DOWNLOAD_TIMEOUT_ENV}={value!r} is not a number of seconds") from None
-    if timeout <= 0:
-        raise ConfigError(f"{DOWNLOAD_TIMEOUT_ENV} must be positive, got {value!r}")
-    return timeout
-
-
-@contextlib.contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    """torch.hub's downloader has no timeout argument: bound every socket operation instead."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
+    return _weights.download_timeout()
 
 
 def download_weights(entry: FeatureWeights, destination: Path, timeout: float) -> None:
-    """Fetch ``entry.url`` to ``destination`` (checked against the file name's hash prefix)."""
-    import torch.hub
+    """Fetch ``entry``'s file to ``destination`` with the model zoo's downloader.
 
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    Mirrors are tried in order; the file is checked against its name's hash
+    prefix (a mismatch deletes it) and its full digest is recorded on first
+    download (see :mod:`ganenc.weights`).
+    """
     logger.warning("downloading %s weights from %s to %s", entry.name, entry.url, destination)
-    with _socket_timeout(timeout):
-        torch.hub.download_url_to_file(
-            entry.url,
-            str(destination),
-            hash_prefix=entry.hash_prefix,
-            progress=sys.stderr.isatty(),
-        )
+    weights_file = entry.weights_file()
+    digest, url = _weights.download_file(
+        weights_file.urls,
+        destination,
+        sha256=weights_file.sha256,
+        timeout=timeout,
+        label=f"{FEATURES_FAMILY}:{entry.name}",
+    )
+    _weights.remember_download(entry.weights_entry(), weights_file, digest, url)
 
 
 def _missing_message(entry: FeatureWeights, cached: Path, reason: str) -> str:
@@ -239,8 +304,9 @@ def resolve_weights_file(
             f" The expected file is {entry.filename}, from {entry.url}."
         )
     cached = hub_checkpoint_dir() / entry.filename
-    if cached.is_file():
-        return cached
+    for candidate in (cached, *(cached.with_name(alias) for alias in entry.aliases)):
+        if candidate.is_file():
+            return candidate
     if download is None:
         download = not offline()
     if not download:
@@ -316,8 +382,10 @@ def build_feature_network(name: str, feature_weights: str | os.PathLike | None =
     """
     entry = feature_weights_entry(name)
     if is_random(feature_weights):
-        warn_random_weights(f"feature network {name!r}")
         network = entry.build_network()
+        warn_random_weights(f"feature network {name!r}")
+    elif entry.load is not None:
+        network = _resolve_callable(entry.load)(resolve_weights_file(name, feature_weights))
     else:  # find the file before the (slow) network build, so a missing file fails fast
         path = resolve_weights_file(name, feature_weights)
         state_dict = load_weights_file(path)
@@ -326,3 +394,29 @@ def build_feature_network(name: str, feature_weights: str | os.PathLike | None =
     network.eval()
     network.requires_grad_(False)
     return network
+
+
+def load_fid_inception(path: str | os.PathLike) -> nn.Module:
+    """torch-fidelity's FID Inception-v3 (what torchmetrics' FID uses), weights from ``path``.
+
+    The file is read with ``weights_only=True`` first, so a file that needs code
+    execution is refused before torch-fidelity (which loads it without that
+    restriction) sees it.  Its 2048-d pool features are the FID features.
+    """
+    state_dict = load_weights_file(path)
+    try:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    except ImportError:
+        raise ConfigError(
+            "the FID Inception network needs torch-fidelity:"
+            " pip install torch-fidelity (or torchmetrics[image])"
+        ) from None
+    if "fc.weight" not in state_dict or "Mixed_7c.branch_pool.conv.weight" not in state_dict:
+        raise CheckpointError(f"{path} is not the FID Inception-v3 weights file")
+    try:
+        return FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
+        )
+    except RuntimeError as exc:
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[:3])
+        raise CheckpointError(f"{path} does not fit the FID Inception-v3: {detail}") from None

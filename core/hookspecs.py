@@ -78,6 +78,21 @@ def register_losses(register):
 
 
 @hookspec
+def register_weights(register):
+    """Register pretrained weights under tags (the model zoo).
+
+    The name is a tag ``family:name`` (the generator's registered name, or
+    ``features`` for feature networks), e.g. ``stylegan2:ffhq-1024``; the
+    factory is a :class:`ganenc.weights.WeightsEntry` (files, download URLs,
+    sha256 where known, format, resolution, latent sizes, licence, source) or a
+    ``"module:attribute"`` string naming one.  ``ganenc.weights.register_entries``
+    registers a list of entries.  ``ganenc.load_generator(family, "family:name")``
+    and ``--checkpoint family:name`` then download, verify and load the file.
+    Keep entry modules free of torch: ``ganenc weights list`` imports them.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add commands to the ``ganenc`` command line.
 

@@ -48,9 +48,14 @@ KINDS: dict[str, str] = {
     "encoder": "register_encoders",
     "cropper": "register_croppers",
     "loss": "register_losses",
+    "weights": "register_weights",
 }
 
+#: Kinds whose names are ``family:name`` tags (``stylegan2:ffhq-1024``), not plain names.
+TAGGED_KINDS = frozenset({"weights"})
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*:[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
 @dataclass
@@ -339,8 +344,12 @@ class Registry:
         """Look a component up by kind and name (or alias, or ``plugin:name``)."""
         if kind not in KINDS:
             raise GanencError(f"unknown component kind {kind!r}; kinds are: {', '.join(KINDS)}")
-        plugin_name, sep, bare = name.rpartition(":")
-        candidates = self._table[kind].get(bare if sep else name, [])
+        table = self._table[kind]
+        if kind in TAGGED_KINDS:  # "tag" or "plugin:tag", the tag itself holding one ':'
+            plugin_name, sep, bare = name.partition(":") if name not in table else ("", "", name)
+        else:
+            plugin_name, sep, bare = name.rpartition(":")
+        candidates = table.get(bare if sep else name, [])
         if sep:
             candidates = [spec for spec in candidates if spec.plugin == plugin_name]
         if len(candidates) == 1:
@@ -402,12 +411,18 @@ class Registry:
 
 
 def _validate_spec(spec: ComponentSpec) -> None:
-    if not isinstance(spec.name, str) or not _NAME_RE.match(spec.name):
+    pattern = _TAG_RE if spec.kind in TAGGED_KINDS else _NAME_RE
+    if not isinstance(spec.name, str) or not pattern.match(spec.name):
+        if spec.kind in TAGGED_KINDS:
+            raise PluginRegistrationError(
+                f"invalid {spec.kind} tag {spec.name!r}: use family:name, each part made of"
+                " letters, digits, '_', '.', '-' (e.g. 'stylegan2:ffhq-1024')"
+            )
         raise PluginRegistrationError(
             f"invalid {spec.kind} name {spec.name!r}: use letters, digits, '_', '.', '-'"
         )
     for alias in spec.aliases:
-        if not isinstance(alias, str) or not _NAME_RE.match(alias):
+        if not isinstance(alias, str) or not pattern.match(alias):
             raise PluginRegistrationError(f"invalid alias {alias!r} for {spec.kind} {spec.name!r}")
     if not (callable(spec.factory) or _is_reference(spec.factory)):
         raise PluginRegistrationError(

@@ -13,6 +13,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Downloads and hash records of a test go to a private GANENC_HOME, never the user's."""
+    monkeypatch.setenv("GANENC_HOME", str(tmp_path_factory.mktemp("ganenc-home")))
+
+
+@pytest.fixture(autouse=True)
 def _fresh_global_registry(monkeypatch):
     """Each test sees the registry as installed, unaffected by plugin env vars of the caller."""
     from ganenc.registry import set_registry

@@ -8,6 +8,7 @@ import pickle
 
 import pytest
 import torch
+
 from ganenc.checkpoints import describe_checkpoint, read_checkpoint
 from ganenc.errors import CheckpointError
 
@@ -54,6 +55,9 @@ def test_missing_empty_truncated_and_foreign_files(tmp_path):
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         read_checkpoint(tmp_path / "cut.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        read_checkpoint(tmp_path / "junk.pt")
     (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
         read_checkpoint(tmp_path / "photo.png")
@@ -63,7 +67,9 @@ def test_describe_names_known_formats():
     assert "StyleGAN2" in describe_checkpoint({"g_ema": {}, "latent_avg": None})
     assert "PGGAN" in describe_checkpoint({"config": {}, "netG": {}, "avgG": {}})
     assert "encoder" in describe_checkpoint({"format": "ganenc-encoder/1"})
-    assert "genforce PGGAN" in describe_checkpoint({"generator_smooth": {"layer0.weight": 1, "lod": 0}})
+    assert "genforce PGGAN" in describe_checkpoint(
+        {"generator_smooth": {"layer0.weight": 1, "lod": 0}}
+    )
     sg2 = {"synthesis.early_layer.const": 1, "mapping.dense0.weight": 1}
     assert "genforce StyleGAN2" in describe_checkpoint({"generator": sg2})
     sg1 = {"synthesis.layer0.const": 1, "synthesis.layer0.apply_noise.weight": 1}

@@ -9,10 +9,11 @@ import sys
 import click
 import pytest
 from click.testing import CliRunner
+from toy_components import ToyPlugin
+
 from ganenc import hookimpl
 from ganenc.cli.main import cli
 from ganenc.testing import isolated_registry, register_plugin
-from toy_components import ToyPlugin
 
 
 def run(*args, ok=True):

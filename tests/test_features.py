@@ -29,6 +29,7 @@ def _tiny_network() -> nn.Module:
 def hub(tmp_path, monkeypatch) -> Path:
     """An empty torch hub cache under tmp_path; downloads allowed (tests serve them locally)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("GANENC_HOME", str(tmp_path / "ganenc"))  # hashes recorded on download
     monkeypatch.delenv(features.OFFLINE_ENV, raising=False)
     return tmp_path / "torch" / "hub" / "checkpoints"
 
@@ -113,7 +114,8 @@ def test_failed_download_is_a_weights_error_naming_the_file(hub, register_tiny):
     assert not (hub / "tiny-00000000.pth").exists()
 
 
-def test_stalled_server_times_out_quickly(hub, register_tiny):
+def test_stalled_server_times_out_quickly(hub, register_tiny, monkeypatch):
+    monkeypatch.setenv("GANENC_DOWNLOAD_RETRIES", "0")  # each retry would wait out the timeout
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)  # accepts the connection (backlog) but never answers

@@ -7,14 +7,15 @@ import re
 from pathlib import Path
 
 import click
-import ganenc
 import pytest
 import torch
 from click.testing import CliRunner
+from toy_components import ToyEncoder, ToyGenerator, ToyPlugin
+
+import ganenc
 from ganenc import hookimpl, hookspecs
 from ganenc.registry import KINDS
 from ganenc.testing import isolated_registry, register_plugin
-from toy_components import ToyEncoder, ToyGenerator, ToyPlugin
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 HOOKS = sorted(
@@ -96,3 +97,28 @@ def test_hook_register_commands():
         assert result.output == "hi you\n"
     result = CliRunner().invoke(cli, ["greet", "you"])
     assert result.exit_code != 0, "the command must leave with its plugin"
+
+
+def test_hook_register_weights(tmp_path, monkeypatch):
+    from ganenc.weights import WeightsEntry, WeightsFile, register_entries, weights_entry
+
+    monkeypatch.setenv("GANENC_HOME", str(tmp_path))
+    entry = WeightsEntry(
+        tag="toy:tiny-8",
+        files=(WeightsFile("toy.pt", ("http://127.0.0.1:9/toy.pt",)),),
+        format="toy",
+        description="toy weights",
+        resolution=8,
+    )
+
+    class Plugin:
+        @hookimpl
+        def register_weights(self, register):
+            register_entries(register, [entry])
+
+    with isolated_registry() as registry, register_plugin(Plugin()):
+        spec = registry.get("weights", "toy:tiny-8")
+        assert spec.description == "toy weights" and spec.metadata["family"] == "toy"
+        assert weights_entry("toy:tiny-8") is entry
+        assert ganenc.create("weights", "toy:tiny-8") is entry
+        assert [s.name for s in registry.find("weights", family="toy")] == ["toy:tiny-8"]

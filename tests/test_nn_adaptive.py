@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from ganenc.errors import ConfigError
 from ganenc.nn import AdaptiveBlock, AdaptiveEncoderTrunk, adaptive_widths
 

@@ -7,9 +7,10 @@ import re
 import tomllib
 from pathlib import Path
 
-import ganenc
 import pytest
 from click.testing import CliRunner
+
+import ganenc
 from ganenc.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]

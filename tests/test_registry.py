@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import ganenc
 import pytest
+from pydantic import Field
+
+import ganenc
 from ganenc import hookimpl
 from ganenc.config import Settings
 from ganenc.errors import (
@@ -14,7 +16,6 @@ from ganenc.errors import (
 )
 from ganenc.registry import Registry
 from ganenc.testing import isolated_registry, register_plugin
-from pydantic import Field
 
 GOOD_PLUGIN = """
 from ganenc import hookimpl

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import ganenc
 import pytest
 import torch
+from toy_components import ToyEncoder, ToyGenerator, ToyPlugin
+
+import ganenc
 from ganenc.losses.terms import MSELoss
 from ganenc.testing import (
     check_cropper,
@@ -14,7 +16,6 @@ from ganenc.testing import (
     isolated_registry,
     register_plugin,
 )
-from toy_components import ToyEncoder, ToyGenerator, ToyPlugin
 
 
 def test_isolated_registry_loads_no_entry_points():

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from ganenc import hookimpl
 from ganenc.adapters import GeneratorAdapter, seeded_generator
 from ganenc.config import Settings
 from ganenc.geometry import GeneratorGeometry
-from torch import nn
 
 
 class ToyGeneratorOptions(Settings):

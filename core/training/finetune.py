@@ -47,9 +47,40 @@ from .loop import (
     plain_metrics,
     reconstruction_metrics,
 )
-from .pretrain import build_cropper
+from .pretrain import build_cropper, training_truncation
 from .runs import RunDirectory, default_run_dir, restore_rng
 from .settings import FinetuneSettings, GeneratorSpec
+
+
+def real_image_loss(
+    encoder: Any,
+    generator: Any,
+    loss: CompositeLoss,
+    images: torch.Tensor,
+    boxes: list[torch.Tensor],
+    *,
+    cycle_weight: float,
+    latent_l2: float,
+    synthesis_options: dict | None = None,
+) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    """The loss on real images: attentions, latent cycle and L2 (fine-tuning and inversion share it).
+
+    ``w1 = E(x)``, ``x1 = G(w1)``, ``w2 = E(x1)``: image loss of ``x1`` against
+    ``x`` + ``cycle_weight`` x latent loss of ``w2`` against ``w1`` (already
+    scaled by ``loss.settings.latent_scale``) + ``latent_l2`` x mean(w1^2).
+    """
+    options = synthesis_options or {}
+    w1 = encoder(images)
+    reconstruction = generator.synthesize(w1, **options)
+    total, parts = loss(reconstruction, images, boxes=boxes)
+    w2 = encoder(reconstruction)
+    cycle, cycle_parts = loss.latent_loss(w2, w1)
+    l2 = sum(value.pow(2).mean() for value in w1.values())
+    total = total + cycle_weight * cycle + latent_l2 * l2
+    parts.update({f"cycle/{k}": v for k, v in cycle_parts.items()})
+    parts["latent_l2"] = l2
+    parts["total"] = total
+    return total, parts, reconstruction
 
 
 def encoder_file(path: str | Path) -> Path:
@@ -106,6 +137,10 @@ class Finetuner:
         torch.manual_seed(settings.seed + self.dist.rank)
         self.encoder = ganenc.load_encoder(encoder_file(settings.encoder)).to(self.device)
         self.encoder.ganenc_meta["generator"] = self.generator_spec.model_dump()
+        truncation = training_truncation(
+            self.generator, trained_with.get("truncation"), trained_with.get("truncation_layers")
+        )
+        self.synthesis_options = self.generator.synthesis_options(**truncation)
         self.initial_state = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
         folder = load_image_folder(settings.images, self.generator.resolution)
         self.images, self.names, self.skipped = folder.images, folder.names, folder.skipped
@@ -126,17 +161,16 @@ class Finetuner:
     # -- the loss -------------------------------------------------------------------------------
     def losses(self, encoder: Any, images: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
         boxes = attention_boxes(self.cropper, images) if self.cropper is not None else []
-        w1 = encoder(images)
-        reconstruction = self.generator.synthesize(w1)
-        total, parts = self.loss(reconstruction, images, boxes=boxes)
-        w2 = encoder(reconstruction)
-        cycle, cycle_parts = self.loss.latent_loss(w2, w1)
-        l2 = sum(value.pow(2).mean() for value in w1.values())
-        total = total + self.settings.cycle_weight * cycle + self.settings.latent_l2 * l2
-        parts.update({f"cycle/{k}": v for k, v in cycle_parts.items()})
-        parts["latent_l2"] = l2
-        parts["total"] = total
-        return total, parts, reconstruction
+        return real_image_loss(
+            encoder,
+            self.generator,
+            self.loss,
+            images,
+            boxes,
+            cycle_weight=self.settings.cycle_weight,
+            latent_l2=self.settings.latent_l2,
+            synthesis_options=self.synthesis_options,
+        )
 
     def optimizer(self) -> torch.optim.Optimizer:
         opt = self.settings.optimizer
@@ -149,7 +183,7 @@ class Finetuner:
         for start in range(0, images.shape[0], batch_size):
             chunk = images[start : start + batch_size].to(self.device)
             predicted = self.encoder(chunk)
-            outputs.append(self.generator.synthesize(predicted).cpu())
+            outputs.append(self.generator.synthesize(predicted, **self.synthesis_options).cpu())
             latents.append({k: v.cpu() for k, v in predicted.items()})
         merged = {k: torch.cat([part[k] for part in latents]) for k in latents[0]}
         return torch.cat(outputs), merged

@@ -60,6 +60,18 @@ def build_cropper(name: str | None, options: dict[str, Any], feature_weights: st
     return ganenc.create("cropper", spec.qualified_name, **options)
 
 
+def training_truncation(
+    generator: Any, truncation: float | None = None, truncation_layers: int | None = None
+) -> dict[str, Any]:
+    """The family's training truncation, with the user's values where given."""
+    chosen = dict(generator.training_truncation())
+    if truncation is not None:
+        chosen["truncation"] = truncation
+    if truncation_layers is not None:
+        chosen["truncation_layers"] = truncation_layers
+    return chosen
+
+
 class Pretrainer:
     """Owns the generator, encoder, cropper, loss and optimizer of one pre-training run."""
 
@@ -94,22 +106,13 @@ class Pretrainer:
         elif self.dist.is_main:
             write_run_metadata(self.run.path, settings)
         self.model = self.dist.wrap(self.encoder)
-        self.truncation = self._truncation()
+        self.truncation = training_truncation(
+            self.generator, settings.truncation, settings.truncation_layers
+        )
         self.synthesis_options = self.generator.synthesis_options(**self.truncation)
         self.schedule = SeedSchedule(
             settings.train_seeds, settings.batch_size, settings.seed, self.dist.world_size
         )
-
-    def _truncation(self) -> dict[str, Any]:
-        settings = self.settings
-        if settings.truncation is None and settings.truncation_layers is None:
-            return self.generator.training_truncation()
-        chosen = dict(self.generator.training_truncation())
-        if settings.truncation is not None:
-            chosen["truncation"] = settings.truncation
-        if settings.truncation_layers is not None:
-            chosen["truncation_layers"] = settings.truncation_layers
-        return chosen
 
     def _resume(self) -> None:
         from ..encoders import read_encoder_checkpoint

@@ -96,5 +96,7 @@ class FinetuneSettings(RunSettings):
     iterations: int = Field(1500, ge=1)
     batch_size: int = Field(4, ge=1)
     held_out: float = Field(0.2, ge=0, lt=1)
-    cycle_weight: float = Field(0.01, ge=0)
+    cycle_weight: float = Field(
+        1.0, ge=0, description="times the latent loss of E(G(E(x))) vs E(x) (already x0.01)"
+    )
     latent_l2: float = Field(3e-4, ge=0)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-from ganenc.config import Settings
 from pydantic import field_validator
+
+from ganenc.config import Settings
 
 Box = tuple[float, float, float, float]
 

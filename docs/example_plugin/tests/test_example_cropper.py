@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-import ganenc
 import pytest
 import torch
 from click.testing import CliRunner
+
+import ganenc
 from ganenc.cli.main import cli
 from ganenc.testing import check_cropper
 

@@ -29,11 +29,12 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from pydantic import field_validator
+
 from ganenc.adapters import GeneratorAdapter, Latents, seeded_generator
 from ganenc.config import Settings, validate_options
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
-from pydantic import field_validator
 
 from .formats import load_hf, read_config
 from .model import BigGAN, BigGANConfig, check_truncation

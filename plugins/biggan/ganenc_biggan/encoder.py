@@ -27,6 +27,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
 from ganenc.config import Settings
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
@@ -38,8 +41,6 @@ from ganenc.nn import (
     EqualizedLinear,
     check_images,
 )
-from pydantic import Field
-from torch import nn
 
 
 class BigGANEncoderOptions(Settings):

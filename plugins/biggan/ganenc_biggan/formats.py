@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import torch
+
 from ganenc.checkpoints import describe_checkpoint, read_checkpoint
 from ganenc.errors import CheckpointError, WeightsNotFoundError
 

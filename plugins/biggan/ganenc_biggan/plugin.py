@@ -25,3 +25,11 @@ def register_encoders(register):
         generators=("biggan",),
         description="Adaptive-block encoder with conditional batch norm to z and class (Table 10)",
     )
+
+
+@hookimpl
+def register_weights(register):
+    """Pretrained weights tags (the model zoo), listed in ganenc_biggan/weights.py."""
+    from .weights import register_all
+
+    register_all(register)

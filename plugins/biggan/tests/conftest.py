@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import ganenc
 import pytest
 import torch
+
+import ganenc
 from ganenc.testing.fixtures import build_state_dict, load_manifest
 
 FIXTURE_DIR = Path(__file__).parent / "fixtures" / "biggan_deep_hf"

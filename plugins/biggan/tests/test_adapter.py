@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import ganenc
-import ganenc.testing
 import pytest
 import torch
+
+import ganenc
+import ganenc.testing
 from ganenc.adapters import GeneratorAdapter
 from ganenc_biggan.adapter import REFERENCE_TRUNCATION, BigGANAdapter, truncated_normal
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import inspect
 
-import ganenc
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+import ganenc
 from ganenc.adapters import GeneratorAdapter, seeded_generator
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 from ganenc.nn import ConditionalBatchNorm2d
 from ganenc.testing import check_encoder
 from ganenc_biggan.encoder import BigGANEncoder, BigGANEncoderOptions
-from torch import nn
 
 torch.set_num_threads(1)
 

@@ -6,9 +6,10 @@ import json
 import math
 import shutil
 
-import ganenc
 import pytest
 import torch
+
+import ganenc
 from ganenc_biggan.adapter import BigGANAdapter
 from ganenc_biggan.model import stored_spectral_norm, truncation_statistics
 

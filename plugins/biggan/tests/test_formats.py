@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-import ganenc
 import pytest
 import torch
+
+import ganenc
 from ganenc import CheckpointError, ConfigError, WeightsNotFoundError
 from ganenc_biggan.formats import CONFIG_NAME, WEIGHTS_NAME, load_hf, save_hf
 from ganenc_biggan.model import BigGANConfig

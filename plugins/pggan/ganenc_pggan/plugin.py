@@ -24,3 +24,11 @@ def register_encoders(register):
         generators=("pggan",),
         description="Adaptive-block encoder to z, no style heads (paper Table 9)",
     )
+
+
+@hookimpl
+def register_weights(register):
+    """Pretrained weights tags (the model zoo), listed in ganenc_pggan/weights.py."""
+    from .weights import register_all
+
+    register_all(register)

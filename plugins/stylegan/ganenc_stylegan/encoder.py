@@ -23,12 +23,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import Field
+from torch import nn
+
 from ganenc.config import Settings
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 from ganenc.nn import AdaptiveEncoderTrunk, EqualizedConv2d, check_resolution
-from pydantic import Field
-from torch import nn
 
 
 class StyleGANEncoderOptions(Settings):

@@ -38,3 +38,10 @@ def register_encoders(register):
         description="Adaptive-block encoder to w+ (and the 4x4 constant) (paper Table 9)",
     )
 
+
+@hookimpl
+def register_weights(register):
+    """Pretrained weights tags (the model zoo), listed in ganenc_stylegan/weights.py."""
+    from .weights import register_all
+
+    register_all(register)

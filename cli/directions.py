@@ -1,0 +1,125 @@
+"""``ganenc directions``: learn one latent direction per labelled attribute (InterFaceGAN-style)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("directions")
+@click.option(
+    "--latents",
+    required=True,
+    type=click.Path(exists=True),
+    help="Folder of latent files (or the output folder of 'ganenc invert').",
+)
+@click.option(
+    "--labels",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="CSV: an image-name column (image/name/file) and one column per attribute.",
+)
+@click.option(
+    "--space",
+    default="w",
+    show_default=True,
+    help="w (w, or the layer mean of w_plus), w_plus, or another latent key such as z.",
+)
+@click.option(
+    "--attribute",
+    "attributes",
+    multiple=True,
+    help="Only these label columns (repeatable; default: all).",
+)
+@click.option(
+    "--orthogonal",
+    is_flag=True,
+    help="Make each direction orthogonal to all other attributes (conditional manipulation).",
+)
+@click.option(
+    "--condition",
+    "conditions",
+    multiple=True,
+    help="Make directions orthogonal to this attribute's (repeatable).",
+)
+@click.option(
+    "--classifier",
+    type=click.Choice(["logistic", "svm"]),
+    default="logistic",
+    show_default=True,
+    help="Logistic regression (the paper's code) or a linear SVM (InterFaceGAN), scikit-learn.",
+)
+@click.option(
+    "--C", "C", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True
+)
+@click.option(
+    "--validation",
+    type=click.FloatRange(min=0, max=0.9),
+    default=0.2,
+    show_default=True,
+    help="Fraction of samples held out for the reported accuracy.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="directions",
+    show_default=True,
+    help="New folder for <attribute>.pt files and directions.json.",
+)
+def directions_command(
+    latents, labels, space, attributes, orthogonal, conditions, classifier, C, validation, seed, out
+):
+    """Learn a unit direction per attribute from labelled latents.
+
+    Label rows are matched to latent files by name (extension ignored); names
+    found on one side only are counted and listed in directions.json.
+
+    \b
+    Example:
+      ganenc directions --latents inverted/ --labels labels.csv --space w --orthogonal
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ganenc.editing import learn_directions, save_directions
+
+    if orthogonal and conditions:
+        raise click.UsageError("use --orthogonal or --condition, not both")
+    condition = "all" if orthogonal else (list(conditions) or None)
+    directions, report = learn_directions(
+        latents,
+        labels,
+        space=space,
+        attributes=list(attributes) or None,
+        condition=condition,
+        classifier=classifier,
+        C=C,
+        validation=validation,
+        seed=seed,
+    )
+    paths = save_directions(directions, report, out)
+    table = Table(
+        title=f"Directions in {space} {report['latent_shape']} ({report['matched']} latents)"
+    )
+    for column in ("attribute", "pos/neg", "train acc", "held-out acc", "orthogonal to", "file"):
+        table.add_column(column)
+    for direction, path in zip(directions, paths, strict=True):
+        meta = direction.metadata
+        held = meta["validation_accuracy"]
+        table.add_row(
+            direction.attribute,
+            f"{meta['positive']}/{meta['negative']}",
+            f"{meta['train_accuracy']:.3f}",
+            "-" if held is None else f"{held:.3f} (n={meta['validation_samples']})",
+            ", ".join(meta["conditioned_on"]) or "-",
+            str(path),
+        )
+    console = Console()
+    console.print(table)
+    for key, what in (
+        ("labels_without_latents", "label rows without a latent file"),
+        ("latents_without_labels", "latent files without a label row"),
+    ):
+        if report[key]:
+            shown = ", ".join(report[key][:10]) + (" ..." if len(report[key]) > 10 else "")
+            console.print(f"[yellow]{len(report[key])} {what}:[/yellow] {shown}")

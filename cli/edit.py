@@ -1,0 +1,82 @@
+"""``ganenc edit``: move latents along a learned direction and render an edit strip per image."""
+
+from __future__ import annotations
+
+import click
+
+from .options import parse_key_values
+
+
+@click.command("edit")
+@click.option(
+    "--latents",
+    required=True,
+    type=click.Path(exists=True),
+    help="A latent file, a folder of them, or the output folder of 'ganenc invert'.",
+)
+@click.option(
+    "--direction",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A direction file written by 'ganenc directions'.",
+)
+@click.option(
+    "--strengths",
+    default="-3,0,3",
+    show_default=True,
+    help="Comma-separated strengths along the direction, e.g. -3,0,3.",
+)
+@click.option(
+    "--layers", help="Layers of a layer-wise code to edit, e.g. 0-7 or 0,2,4-6 (default all)."
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="New output folder.")
+@click.option("--gan", help="Generator family (default: the one the latent files record).")
+@click.option("--checkpoint", help="Generator checkpoint (default: the recorded one).")
+@click.option(
+    "-O",
+    "--gen-option",
+    "gen_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Generator option (repeatable; with --gan).",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def edit_command(latents, direction, strengths, layers, out, gan, checkpoint, gen_options, device):
+    """Write edited latents and an edit strip (one image per strength) per latent file.
+
+    \b
+    Writes to --out:
+      latents/<name>__<attribute>_<strength>.pt   edited latents (ganenc-latents/1)
+      strips/<name>.png                           the images at each strength, left to right
+      edits.json                                  what was done
+    \b
+    Example:
+      ganenc edit --latents inverted/ --direction directions/smile.pt --strengths=-3,0,3 \\
+          --layers 0-7 --out edits/
+    """
+    from ganenc.editing import edit_latents
+
+    generator = None
+    if gan or checkpoint or gen_options:
+        from ganenc.inversion import read_latents
+
+        recorded = read_latents(latents).generator_spec() or {}
+        if gan and gan != recorded.get("gan"):
+            recorded = {}  # another family: nothing recorded applies
+        if not (gan or recorded.get("gan")):
+            raise click.UsageError("the latent files record no generator: pass --gan")
+        generator = {
+            "gan": gan or recorded["gan"],
+            "checkpoint": checkpoint or recorded.get("checkpoint") or "random",
+            "generator_options": {
+                **(recorded.get("generator_options") or {}),
+                **parse_key_values(gen_options, "-O/--gen-option"),
+            },
+        }
+    summary = edit_latents(
+        latents, direction, strengths, out, layers=layers, generator=generator, device=device
+    )
+    click.echo(
+        f"edited {len(summary['edits'])} latent file(s) along {summary['attribute']!r}"
+        f" at strengths {summary['strengths']}: {out}"
+    )

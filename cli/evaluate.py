@@ -1,0 +1,124 @@
+"""``ganenc eval``: reconstruction metrics of paired folders, or of an encoder with K folds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .invert import build_inverter, refinement_options
+
+
+@click.command("eval")
+@click.option("--real", type=click.Path(file_okay=False), help="Folder of original images.")
+@click.option(
+    "--recon",
+    type=click.Path(file_okay=False),
+    help="Folder of reconstructions, paired with --real by file name (extension ignored).",
+)
+@click.option("--encoder", type=click.Path(), help="Training run directory or encoder file.")
+@click.option(
+    "--images", type=click.Path(file_okay=False), help="Folder to invert (with --encoder)."
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    help="With --encoder: K random folds, reported as mean ± std over folds.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the folds.")
+@click.option(
+    "--metrics",
+    help="Comma-separated subset of psnr,ssim,mse,lpips,fid (default: all; FID is then"
+    " skipped with a note below --fid-min-images).",
+)
+@click.option(
+    "--fid-weights", type=click.Path(dir_okay=False), help="FID InceptionV3 weights file."
+)
+@click.option(
+    "--fid-min-images",
+    type=click.IntRange(min=2),
+    default=50,
+    show_default=True,
+    help="FID is refused below this many images.",
+)
+@click.option(
+    "--resolution",
+    type=click.IntRange(min=8),
+    help="With --real/--recon: compare at this size (default: the reconstructions').",
+)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report here.")
+@refinement_options
+def eval_command(
+    real,
+    recon,
+    encoder,
+    images,
+    folds,
+    seed,
+    metrics,
+    fid_weights,
+    fid_min_images,
+    resolution,
+    json_path,
+    refine,
+    steps,
+    batch_size,
+    feature_weights,
+    progress,
+    device,
+    **options,
+):
+    """Evaluate reconstructions: PSNR, SSIM, MSE, LPIPS and FID.
+
+    \b
+    Either paired folders (names must match; unmatched names are an error):
+      ganenc eval --real photos/ --recon inverted/reconstructions/
+    or an encoder on a folder, with K-fold mean ± std (the paper's Table 2):
+      ganenc eval --encoder runs/train-... --images photos/ --folds 10 --refine optimize
+    """
+    from ganenc.devices import resolve_device
+    from ganenc.evaluation import evaluate_encoder, evaluate_folders, render_report
+
+    pairs_mode = real is not None or recon is not None
+    encoder_mode = encoder is not None or images is not None
+    if pairs_mode == encoder_mode:
+        raise click.UsageError("give either --real and --recon, or --encoder and --images")
+    chosen = [m for m in metrics.split(",")] if metrics else None
+    common = {
+        "metrics": chosen,
+        "feature_weights": feature_weights,
+        "fid_weights": fid_weights,
+        "fid_min_images": fid_min_images,
+    }
+    if pairs_mode:
+        if real is None or recon is None:
+            raise click.UsageError("--real and --recon go together")
+        if folds:
+            raise click.UsageError("--folds needs --encoder and --images")
+        report = evaluate_folders(
+            real, recon, resolution=resolution, device=resolve_device(device), **common
+        )
+    else:
+        if encoder is None or images is None:
+            raise click.UsageError("--encoder and --images go together")
+        inverter = build_inverter(
+            encoder, refine=refine, feature_weights=feature_weights, device=device, **options
+        )
+        report = evaluate_encoder(
+            inverter,
+            images,
+            folds=folds,
+            seed=seed,
+            refine=refine,
+            steps=steps,
+            batch_size=batch_size,
+            progress=progress,
+            **common,
+        )
+    render_report(report)
+    if json_path:
+        path = Path(json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        click.echo(f"report: {path}")

@@ -1,0 +1,197 @@
+"""``ganenc invert``: invert a folder of images with a trained encoder (optionally refined)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .options import parse_key_values
+
+
+def generator_override_options(function):
+    """``--gan``, ``--checkpoint`` and ``-O`` options that replace what the encoder records."""
+    function = click.option(
+        "-O",
+        "--gen-option",
+        "gen_options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Generator option overriding the recorded ones (repeatable).",
+    )(function)
+    function = click.option(
+        "--checkpoint", help="Generator checkpoint overriding the one the encoder records."
+    )(function)
+    function = click.option(
+        "--gan", help="Generator family overriding the one the encoder records."
+    )(function)
+    return function
+
+
+def refinement_options(function):
+    """Options of the per-image refinement shared by ``invert`` and ``eval``."""
+    options = [
+        click.option(
+            "--refine",
+            type=click.Choice(["none", "optimize", "finetune"]),
+            default="none",
+            show_default=True,
+            help="none: encoder only; optimize: latent optimisation from the encoder's output"
+            " (hybrid); finetune: the paper's per-image encoder fine-tuning.",
+        ),
+        click.option(
+            "--steps",
+            type=click.IntRange(min=1),
+            help="Refinement steps per image (default 200 for optimize, 1500 for finetune).",
+        ),
+        click.option(
+            "--lr",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Adam learning rate of the refinement (default 0.01 optimize, 0.005 finetune).",
+        ),
+        click.option(
+            "--anchor-weight",
+            type=click.FloatRange(min=0),
+            default=0.0,
+            help="optimize: weight of a penalty keeping latents near the encoder's estimate.",
+        ),
+        click.option(
+            "--loss-term",
+            "loss_terms",
+            multiple=True,
+            metavar="NAME=WEIGHT",
+            help="Image loss of the refinement, replacing the training run's (repeatable),"
+            " e.g. --loss-term mse=1 --loss-term lpips=1.",
+        ),
+        click.option(
+            "--attention", help="Cropper of the refinement (default: the training run's)."
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            default=8,
+            show_default=True,
+            help="Images per encoder pass and per optimisation batch.",
+        ),
+        click.option(
+            "--feature-weights",
+            help="VGG16 weights file for LPIPS (loss and metric) and Grad-CAM.",
+        ),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
+        click.option(
+            "--no-progress", "progress", flag_value=False, default=True, help="No progress bar."
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return generator_override_options(function)
+
+
+def build_inverter(
+    encoder: str,
+    *,
+    gan: str | None,
+    checkpoint: str | None,
+    gen_options: tuple[str, ...],
+    refine: str,
+    lr: float | None,
+    anchor_weight: float,
+    loss_terms: tuple[str, ...],
+    attention: str | None,
+    feature_weights: str | None,
+    device: str,
+) -> Any:
+    """An :class:`~ganenc.inversion.Inverter` from the command-line options."""
+    from ganenc.config import validate_options
+    from ganenc.encoders import read_encoder_checkpoint
+    from ganenc.inversion import Inverter, training_settings
+    from ganenc.losses.options import LossSettings
+    from ganenc.training.finetune import encoder_file
+
+    loss = None
+    if loss_terms:
+        path = encoder_file(encoder)
+        trained = training_settings(path, read_encoder_checkpoint(path)).get("loss") or {}
+        terms = parse_key_values(loss_terms, "--loss-term")
+        kept = set(terms) | set(trained.get("latent_terms") or {})
+        options = {k: v for k, v in (trained.get("term_options") or {}).items() if k in kept}
+        loss = validate_options(
+            LossSettings,
+            {**trained, "image_terms": terms, "term_options": options},
+            "--loss-term",
+        )
+    options: dict[str, Any] = {"anchor_weight": anchor_weight}
+    if lr is not None:
+        options["finetune_lr" if refine == "finetune" else "optimize_lr"] = lr
+    return Inverter.from_encoder(
+        encoder,
+        gan=gan,
+        checkpoint=checkpoint,
+        generator_options=parse_key_values(gen_options, "-O/--gen-option") or None,
+        device=device,
+        loss=loss,
+        attention=attention,
+        feature_weights=feature_weights,
+        **options,
+    )
+
+
+@click.command("invert")
+@click.option(
+    "--encoder", required=True, type=click.Path(), help="Training run directory or encoder file."
+)
+@click.option("--images", required=True, type=click.Path(file_okay=False), help="Folder of images.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="New output folder (latents, reconstructions, grid, metrics).",
+)
+@refinement_options
+def invert_command(
+    encoder, images, out, refine, steps, batch_size, feature_weights, progress, **options
+):
+    """Invert every image of a folder: latents, reconstructions, a grid and metrics.
+
+    \b
+    Writes to --out:
+      latents/<name>.pt          one latent file per image (ganenc-latents/1)
+      index.json                 images, files, settings, time per image, mean metrics
+      reconstructions/<name>.png
+      grid.png                   original | reconstruction pairs
+      metrics.csv                PSNR, SSIM, MSE (LPIPS with VGG16 weights), seconds
+    \b
+    Example:
+      ganenc invert --encoder runs/train-stylegan2-... --images photos/ --out inverted/ \\
+          --refine optimize --steps 200
+    """
+    from ganenc.inversion import invert_folder
+
+    inverter = build_inverter(encoder, refine=refine, feature_weights=feature_weights, **options)
+    index = invert_folder(
+        inverter,
+        images,
+        out,
+        refine=refine,
+        steps=steps,
+        batch_size=batch_size,
+        feature_weights=feature_weights,
+        progress=progress,
+    )
+    count = len(index["images"])
+    click.echo(
+        f"inverted {count} image(s) on {index['device']} ({refine}"
+        + (f", {index['steps']} steps" if refine != "none" else "")
+        + f"): {index['seconds_per_image']:.4f} s per image"
+        f" (encoder {index['encoder_seconds_per_image']:.4f} s,"
+        f" refinement {index['refine_seconds_per_image']:.4f} s)"
+    )
+    means = ", ".join(
+        f"{name.upper()} {stats['mean']:.4f}" for name, stats in index["metrics"].items()
+    )
+    click.echo(f"mean {means}")
+    if index.get("note"):
+        click.echo(index["note"])
+    if index["skipped"]:
+        click.echo(f"skipped {len(index['skipped'])} unreadable file(s): see {out}/index.json")
+    click.echo(f"output: {out}")

@@ -1,0 +1,601 @@
+"""Label-based editing: one latent direction per attribute, learned by a linear classifier.
+
+As InterFaceGAN (and the paper's section 4.4): latents of labelled images are
+separated by a linear classifier per attribute (scikit-learn); the unit normal
+of its hyperplane, pointing to the attribute's positive side, is the
+direction.  An edit adds ``strength * direction`` to the latents (on chosen
+layers of a layer-wise code such as StyleGAN's ``w_plus``).  "Conditional
+manipulation" projects a direction onto the orthogonal complement of other
+attributes' directions, so moving along it leaves their classifiers' scores
+unchanged.
+
+Spaces: ``w_plus`` (the encoder's layer-wise code, flattened), ``w`` (a
+``w`` latent, or the layer mean of ``w_plus``), or any other latent key the
+files hold (``z`` for PGGAN/BigGAN).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .adapters import Latents
+from .errors import CheckpointError, ConfigError, GanencError
+
+DIRECTION_FORMAT = "ganenc-direction/1"
+NAME_COLUMNS = ("image", "name", "file", "filename", "path")
+MISSING = {"", "na", "nan", "none", "null", "?"}
+TRUE_WORDS = {"true", "yes", "y", "t"}
+FALSE_WORDS = {"false", "no", "n", "f"}
+CLASSIFIERS = ("svm", "logistic")
+
+
+@dataclass
+class Direction:
+    """A unit direction in one latent space, with how it was learned."""
+
+    attribute: str
+    space: str
+    vector: torch.Tensor  # the latent's shape without batch, unit norm
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": DIRECTION_FORMAT,
+            "attribute": self.attribute,
+            "space": self.space,
+            "direction": self.vector.detach().cpu().float().clone(),
+            "metadata": plain_data(self.metadata),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Direction:
+        """Read a direction file safely (``weights_only``), with one clear error if it is not one."""
+        from .checkpoints import read_checkpoint
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"direction file not found: {path}")
+        try:
+            payload = read_checkpoint(path)
+        except (CheckpointError, struct.error) as exc:  # struct: pickle garbage
+            raise CheckpointError(f"{path} is not a readable direction file ({exc})") from None
+        if not isinstance(payload, dict) or payload.get("format") != DIRECTION_FORMAT:
+            raise CheckpointError(f"{path} is not a ganenc direction file")
+        return cls(
+            attribute=str(payload["attribute"]),
+            space=str(payload["space"]),
+            vector=payload["direction"],
+            metadata=dict(payload.get("metadata") or {}),
+        )
+
+
+def plain_data(value: Any) -> Any:
+    """Numbers, strings, lists and dicts only (numpy scalars become Python numbers)."""
+    if isinstance(value, dict):
+        return {str(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_data(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+# -- features of a latent space ---------------------------------------------------------------
+
+
+def latent_features(latents: Latents, space: str) -> torch.Tensor:
+    """``[N, ...]`` latents of ``space`` (``w`` falls back to the layer mean of ``w_plus``)."""
+    if space in latents:
+        return latents[space].float()
+    if space == "w" and "w_plus" in latents:
+        return latents["w_plus"].float().mean(1)
+    available = sorted(latents) + (["w"] if "w_plus" in latents and "w" not in latents else [])
+    raise ConfigError(f"the latents have no space {space!r}; available: {available}")
+
+
+# -- labels -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Labels:
+    """A labels CSV: image names and each attribute's raw cells."""
+
+    names: list[str]
+    columns: dict[str, list[str]]
+    name_column: str
+
+
+def read_labels(path: str | os.PathLike) -> Labels:
+    """A CSV with an image-name column (``image``/``name``/``file``..., else the first) and attributes."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanencError(f"labels file not found: {path}")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        fields = [f for f in (reader.fieldnames or []) if f is not None]
+        rows = list(reader)
+    if len(fields) < 2:
+        raise GanencError(f"{path} needs an image-name column and at least one attribute column")
+    lowered = {f.strip().lower(): f for f in fields}
+    name_column = next((lowered[c] for c in NAME_COLUMNS if c in lowered), fields[0])
+    names = [(row.get(name_column) or "").strip() for row in rows]
+    empty = [i + 2 for i, name in enumerate(names) if not name]
+    if empty:
+        raise GanencError(f"{path}: rows without an image name (lines {empty[:10]})")
+    columns = {
+        f.strip(): [(row.get(f) or "").strip() for row in rows] for f in fields if f != name_column
+    }
+    return Labels(names, columns, name_column)
+
+
+def binarize(cells: Sequence[str], attribute: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Cells -> 1.0 / 0.0 / nan (missing), with how: two values, booleans, or above the median."""
+    values = np.full(len(cells), np.nan)
+    lowered = [c.strip().lower() for c in cells]
+    present = [i for i, c in enumerate(lowered) if c not in MISSING]
+    if all(lowered[i] in TRUE_WORDS | FALSE_WORDS for i in present) and present:
+        for i in present:
+            values[i] = 1.0 if lowered[i] in TRUE_WORDS else 0.0
+        rule = {"rule": "boolean"}
+    else:
+        numbers = np.full(len(cells), np.nan)
+        for i in present:
+            try:
+                numbers[i] = float(lowered[i])
+            except ValueError:
+                raise GanencError(
+                    f"attribute {attribute!r}: cell {cells[i]!r} is neither a number nor a boolean"
+                ) from None
+        distinct = sorted({numbers[i] for i in present})
+        if len(distinct) == 2:
+            threshold = (distinct[0] + distinct[1]) / 2
+            rule = {
+                "rule": "two values",
+                "negative": float(distinct[0]),
+                "positive": float(distinct[1]),
+            }
+        else:
+            threshold = float(np.median([numbers[i] for i in present])) if present else 0.0
+            rule = {"rule": "above the median", "threshold": threshold}
+        for i in present:
+            values[i] = 1.0 if numbers[i] > threshold else 0.0
+    return values, rule
+
+
+def match_names(label_names: Sequence[str], latent_names: Sequence[str]) -> dict[str, Any]:
+    """Label rows matched to latent files by name (``a.png``, ``a`` and ``dir/a.png`` match ``a``).
+
+    Returns the ``(label row, latent index)`` pairs and the names left unmatched
+    on either side, so that nothing is paired or dropped silently.
+    """
+    latent_index = {name: i for i, name in enumerate(latent_names)}
+    pairs, without_latents, used = [], [], {}
+    for row, name in enumerate(label_names):
+        base = Path(name.replace("\\", "/")).name
+        key = next((k for k in (base, Path(base).stem) if k in latent_index), None)
+        if key is None:
+            without_latents.append(base)
+            continue
+        if key in used:
+            raise GanencError(
+                f"the labels name the latent {key!r} twice ({label_names[used[key]]!r} and {name!r})"
+            )
+        used[key] = row
+        pairs.append((row, latent_index[key]))
+    return {
+        "pairs": pairs,
+        "labels_without_latents": without_latents,
+        "latents_without_labels": [n for n in latent_names if n not in used],
+    }
+
+
+# -- learning ---------------------------------------------------------------------------------
+
+
+def fit_direction(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    classifier: str = "logistic",
+    C: float = 1.0,
+    validation: float = 0.2,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Unit normal of a linear classifier's hyperplane (pointing to label 1) and its accuracies.
+
+    The classifier is fitted on a stratified training split; ``validation``
+    of the samples are held out and scored.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.svm import LinearSVC
+
+    if classifier not in CLASSIFIERS:
+        raise ConfigError(f"classifier must be one of {list(CLASSIFIERS)}, got {classifier!r}")
+    counts = {int(c): int((labels == c).sum()) for c in (0, 1)}
+    if min(counts.values()) < 2:
+        raise GanencError(
+            f"need at least 2 samples of each class, got {counts[1]} positive and"
+            f" {counts[0]} negative"
+        )
+    held = validation > 0 and min(counts.values()) * validation >= 1
+    if held:
+        x_train, x_val, y_train, y_val = train_test_split(
+            features, labels, test_size=validation, random_state=seed, stratify=labels
+        )
+    else:
+        x_train, y_train, x_val, y_val = features, labels, None, None
+    if classifier == "svm":
+        model = LinearSVC(C=C, class_weight="balanced", max_iter=20_000, random_state=seed)
+    else:
+        model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
+    model.fit(x_train, y_train)
+    normal = np.asarray(model.coef_, dtype=np.float64).reshape(-1)
+    norm = float(np.linalg.norm(normal))
+    if not norm > 0:
+        raise GanencError("the classifier found no direction (all weights are zero)")
+    info: dict[str, Any] = {
+        "classifier": classifier,
+        "C": C,
+        "train_accuracy": float(model.score(x_train, y_train)),
+        "validation_accuracy": float(model.score(x_val, y_val)) if held else None,
+        "train_samples": int(len(y_train)),
+        "validation_samples": int(len(y_val)) if held else 0,
+        "positive": counts[1],
+        "negative": counts[0],
+    }
+    return normal / norm, info
+
+
+def orthogonalize(primal: np.ndarray, conditions: Sequence[np.ndarray]) -> np.ndarray:
+    """``primal`` minus its projection on the span of ``conditions``, unit norm (InterFaceGAN)."""
+    if not conditions:
+        return primal
+    basis = np.stack(conditions, axis=1)  # [D, k]
+    coefficients, *_ = np.linalg.lstsq(basis, primal, rcond=None)
+    rest = primal - basis @ coefficients
+    norm = float(np.linalg.norm(rest))
+    if norm < 1e-6:
+        raise GanencError("the direction lies in the span of the conditioning directions")
+    return rest / norm
+
+
+def _file_name(attribute: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", attribute).strip("._") or "attribute"
+
+
+def learn_directions(
+    latents: str | os.PathLike,
+    labels: str | os.PathLike,
+    *,
+    space: str = "w",
+    attributes: Sequence[str] | None = None,
+    condition: str | Sequence[str] | None = None,
+    classifier: str = "logistic",
+    C: float = 1.0,
+    validation: float = 0.2,
+    seed: int = 0,
+) -> tuple[list[Direction], dict[str, Any]]:
+    """One direction per attribute column, from latent files and a labels CSV.
+
+    ``condition``: ``None`` (raw directions), ``"all"`` (each orthogonal to all
+    other learned attributes) or a list of attribute names to be orthogonal to.
+    Returns the directions and a report (matching, accuracies).
+    """
+    from .inversion import read_latents
+
+    latent_set = read_latents(latents)
+    table = read_labels(labels)
+    matching = match_names(table.names, latent_set.names)
+    if not matching["pairs"]:
+        raise GanencError(
+            f"no label row matches a latent file by name; labels name e.g."
+            f" {table.names[:5]}, latents are e.g. {latent_set.names[:5]}"
+        )
+    rows = [r for r, _ in matching["pairs"]]
+    latent_rows = [i for _, i in matching["pairs"]]
+    tensor = latent_features(latent_set.latents, space)[latent_rows]
+    shape = tuple(tensor.shape[1:])
+    features = tensor.reshape(tensor.shape[0], -1).double().numpy()
+    chosen = list(attributes) if attributes else list(table.columns)
+    unknown = [a for a in chosen if a not in table.columns]
+    if unknown:
+        raise ConfigError(f"no label column(s) {unknown}; the CSV has {list(table.columns)}")
+    raw: dict[str, np.ndarray] = {}
+    infos: dict[str, dict[str, Any]] = {}
+    for attribute in chosen:
+        values, rule = binarize([table.columns[attribute][r] for r in rows], attribute)
+        keep = ~np.isnan(values)
+        try:
+            normal, info = fit_direction(
+                features[keep],
+                values[keep].astype(int),
+                classifier=classifier,
+                C=C,
+                validation=validation,
+                seed=seed,
+            )
+        except GanencError as exc:
+            raise GanencError(f"attribute {attribute!r}: {exc}") from None
+        info["binarized"] = rule
+        info["missing_labels"] = int((~keep).sum())
+        raw[attribute], infos[attribute] = normal, info
+    if condition == "all":
+        conditions = {a: [b for b in chosen if b != a] for a in chosen}
+    elif condition:
+        names = [condition] if isinstance(condition, str) else list(condition)
+        missing = [n for n in names if n not in raw]
+        if missing:
+            raise ConfigError(f"cannot condition on {missing}: not among the learned {chosen}")
+        conditions = {a: [b for b in names if b != a] for a in chosen}
+    else:
+        conditions = {a: [] for a in chosen}
+    generator = latent_set.generator_spec()
+    directions = []
+    for attribute in chosen:
+        vector = orthogonalize(raw[attribute], [raw[b] for b in conditions[attribute]])
+        info = dict(infos[attribute])
+        info["conditioned_on"] = conditions[attribute]
+        info["cosine_with_raw"] = float(vector @ raw[attribute])
+        metadata = {
+            **info,
+            "latent_shape": list(shape),
+            "generator": generator,
+            "synthesis_options": _synthesis_options(latent_set.records),
+            "labels": str(labels),
+            "latents": str(latents),
+        }
+        if conditions[attribute]:
+            metadata["raw_direction"] = raw[attribute].tolist()
+        directions.append(
+            Direction(attribute, space, torch.from_numpy(vector).float().reshape(shape), metadata)
+        )
+    report = {
+        "space": space,
+        "latent_shape": list(shape),
+        "matched": len(rows),
+        "labels_without_latents": matching["labels_without_latents"],
+        "latents_without_labels": matching["latents_without_labels"],
+        "attributes": {
+            d.attribute: {k: v for k, v in d.metadata.items() if k != "raw_direction"}
+            for d in directions
+        },
+    }
+    return directions, report
+
+
+def save_directions(
+    directions: Sequence[Direction], report: dict[str, Any], out: str | os.PathLike
+) -> list[Path]:
+    """``out/<attribute>.pt`` for each direction and ``out/directions.json`` (the report)."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise GanencError(f"{out} already holds files; choose another --out (nothing overwritten)")
+    names = [_file_name(d.attribute) for d in directions]
+    if len(set(names)) != len(names):
+        raise GanencError(f"attribute names collide as file names: {names}")
+    paths = [d.save(out / f"{n}.pt") for d, n in zip(directions, names, strict=True)]
+    summary = dict(report)
+    summary["files"] = {d.attribute: p.name for d, p in zip(directions, paths, strict=True)}
+    text = json.dumps(plain_data(summary), indent=2)
+    (out / "directions.json").write_text(text + "\n", encoding="utf-8")
+    return paths
+
+
+# -- applying -------------------------------------------------------------------------------
+
+
+def parse_strengths(text: str | Sequence[float]) -> list[float]:
+    """``"-3,0,3"`` -> ``[-3.0, 0.0, 3.0]``."""
+    if not isinstance(text, str):
+        return [float(v) for v in text]
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"strengths must be numbers separated by commas, got {text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"strengths must be finite numbers separated by commas, got {text!r}")
+    return values
+
+
+def parse_layers(text: str | Sequence[int] | None, count: int) -> list[int] | None:
+    """``"0-7"`` or ``"0,2,4-6"`` -> sorted layer indices below ``count``; ``None`` = all."""
+    if text is None:
+        return None
+    if isinstance(text, str):
+        chosen: set[int] = set()
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+            if not match:
+                raise ConfigError(f"layers must look like 0-7 or 0,2,4-6, got {text!r}")
+            first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+            if last < first:
+                raise ConfigError(f"layer range {part!r} runs backwards")
+            chosen.update(range(first, last + 1))
+    else:
+        chosen = {int(v) for v in text}
+    if not chosen:
+        raise ConfigError(f"no layers in {text!r}")
+    outside = sorted(i for i in chosen if i < 0 or i >= count)
+    if outside:
+        raise ConfigError(f"layers {outside} do not exist: the code has layers 0-{count - 1}")
+    return sorted(chosen)
+
+
+def apply_direction(
+    latents: Latents,
+    direction: Direction,
+    strength: float,
+    layers: Sequence[int] | str | None = None,
+) -> Latents:
+    """``latents`` moved by ``strength`` along ``direction`` (other keys unchanged).
+
+    A ``w`` direction moves every chosen layer of a ``w_plus`` code; a
+    ``w_plus`` direction moves its own values of the chosen layers.
+    """
+    space, vector = direction.space, direction.vector.float()
+    edited = {k: v.clone() for k, v in latents.items()}
+    if space in latents:
+        key = space
+    elif space == "w" and "w_plus" in latents:
+        key = "w_plus"
+    else:
+        raise ConfigError(
+            f"the direction is in space {space!r}, but the latents hold {sorted(latents)}"
+        )
+    target = edited[key]
+    delta = vector.to(target)
+    if key == "w_plus" and space == "w":
+        if tuple(delta.shape) != tuple(target.shape[2:]):
+            raise ConfigError(
+                f"the direction has shape {list(delta.shape)}, the w_plus layers"
+                f" {list(target.shape[2:])}"
+            )
+        delta = delta.expand(target.shape[1], -1)
+    elif tuple(delta.shape) != tuple(target.shape[1:]):
+        raise ConfigError(
+            f"the direction has shape {list(delta.shape)}, but latent {key!r} has"
+            f" {list(target.shape[1:])}: it was learned for another generator"
+        )
+    chosen = parse_layers(layers, target.shape[1]) if layers is not None else None
+    if chosen is not None:
+        if target.dim() < 3:
+            raise ConfigError(f"--layers needs a layer-wise code; latent {key!r} has no layers")
+        mask = torch.zeros(target.shape[1], *([1] * (target.dim() - 2)), dtype=target.dtype)
+        mask[chosen] = 1
+        delta = delta * mask.to(target.device)
+    edited[key] = target + float(strength) * delta
+    return edited
+
+
+def _synthesis_options(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    for record in records:
+        options = record.get("synthesis_options")
+        if isinstance(options, dict):
+            return options
+    return {}
+
+
+def _strength_tag(strength: float) -> str:
+    return f"{strength:+g}"
+
+
+def edit_latents(
+    latents: str | os.PathLike,
+    direction: str | os.PathLike | Direction,
+    strengths: Sequence[float] | str,
+    out: str | os.PathLike,
+    *,
+    layers: str | Sequence[int] | None = None,
+    generator: Any = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Edited latent files and one edit strip (PNG, one image per strength) per latent file.
+
+    ``generator``: an adapter, a spec dict ``{"gan", "checkpoint",
+    "generator_options"}``, or ``None`` to use the one the latent files record.
+    """
+    from .devices import resolve_device
+    from .images import save_grid
+    from .inversion import read_latents, save_latent_file
+    from .training.settings import GeneratorSpec
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise GanencError(f"{out} already holds files; choose another --out (nothing overwritten)")
+    strengths = parse_strengths(strengths)
+    source = read_latents(latents)
+    direction_source = direction.attribute if isinstance(direction, Direction) else str(direction)
+    direction = direction if isinstance(direction, Direction) else Direction.load(direction)
+    if generator is None or isinstance(generator, dict):
+        spec = generator or source.generator_spec() or direction.metadata.get("generator")
+        if not spec or not spec.get("gan"):
+            raise GanencError(
+                "the latent files do not record their generator; pass --gan and --checkpoint"
+            )
+        if "checkpoint" not in spec:
+            raise GanencError(
+                f"the latent files record the family {spec['gan']!r} but not its checkpoint;"
+                " pass --checkpoint (or --checkpoint random for random weights)"
+            )
+        spec = GeneratorSpec.model_validate(
+            {k: v for k, v in spec.items() if k in {"gan", "checkpoint", "generator_options"}}
+        )
+        generator = spec.load()
+        spec_data = spec.model_dump(mode="json")
+    else:
+        spec_data = {"gan": generator.family}
+    device = resolve_device(device)
+    generator = generator.to(device).freeze()
+    options = _synthesis_options(source.records)
+    index = []
+    for position, name in enumerate(source.names):
+        one = {k: v[position : position + 1] for k, v in source.latents.items()}
+        batch = [apply_direction(one, direction, s, layers) for s in strengths]
+        files = []
+        for strength, edited in zip(strengths, batch, strict=True):
+            path = save_latent_file(
+                out
+                / "latents"
+                / f"{name}__{_file_name(direction.attribute)}_{_strength_tag(strength)}.pt",
+                edited,
+                image=source.records[position].get("image", name),
+                gan=spec_data.get("gan"),
+                generator=spec_data,
+                synthesis_options=options,
+                edit={
+                    "source": str(source.paths[position]),
+                    "attribute": direction.attribute,
+                    "space": direction.space,
+                    "strength": strength,
+                    "layers": parse_layers(layers, _layer_count(one, direction))
+                    if layers
+                    else None,
+                },
+            )
+            files.append(path.relative_to(out).as_posix())
+        merged = {k: torch.cat([e[k] for e in batch]).to(device) for k in batch[0]}
+        with torch.no_grad():
+            images = generator.synthesize(merged, **options).float().cpu()
+        strip = save_grid(images, out / "strips" / f"{name}.png", nrow=len(strengths))
+        index.append({"latents": name, "edited": files, "strip": strip.relative_to(out).as_posix()})
+    summary = {
+        "direction": direction_source,
+        "attribute": direction.attribute,
+        "space": direction.space,
+        "strengths": strengths,
+        "layers": layers if isinstance(layers, str) or layers is None else list(layers),
+        "generator": spec_data,
+        "edits": index,
+    }
+    (out / "edits.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def _layer_count(latents: Latents, direction: Direction) -> int:
+    key = direction.space if direction.space in latents else "w_plus"
+    tensor = latents[key]
+    return int(tensor.shape[1]) if tensor.dim() >= 3 else 1

@@ -1,0 +1,539 @@
+"""Evaluation of reconstructions: PSNR, SSIM, MSE, LPIPS and FID, by maintained libraries.
+
+- PSNR, SSIM, MSE: :mod:`ganenc.metrics` (torchmetrics), images mapped to [0, 1].
+- LPIPS: the ``lpips`` package (v0.1, VGG), per image, backbone weights found by
+  :mod:`ganenc.features` (explicit path, torch's hub cache, or a download).
+- FID: torchmetrics' ``FrechetInceptionDistance`` on the 2048-d pool
+  features of torch-fidelity's InceptionV3 (TensorFlow's FID network, the
+  ``2015-12-05`` graph; TF-compatible bilinear resize to 299, no antialias, as
+  the FID numbers of the literature).  Its weights (``features:inception-fid``)
+  come from an explicit path, torch's hub cache (pytorch-fid's or
+  torch-fidelity's file name), or a download unless ``GANENC_OFFLINE=1``;
+  otherwise a clear :class:`~ganenc.WeightsNotFoundError`.  FID is refused below
+  ``fid_min_images`` images (default 50): with few images it measures its own
+  bias more than the reconstructions.
+
+Folders are paired by file name without extension (``a.jpg`` with
+``a.png``); any name found in only one folder is an error that lists them,
+never a silent mismatch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, GanencError
+
+METRICS = ("psnr", "ssim", "mse", "lpips", "fid")
+PER_IMAGE_METRICS = ("psnr", "ssim", "mse", "lpips")
+#: Higher is better for these; lower for the rest (shown in the table).
+HIGHER_IS_BETTER = {"psnr", "ssim"}
+DEFAULT_FID_MIN_IMAGES = 50
+#: The feature network of :mod:`ganenc.features` whose weights FID uses.
+FID_WEIGHTS = "inception-fid"
+
+
+# -- per-image metrics -----------------------------------------------------------------------
+
+
+def lpips_or_reason(feature_weights: str | None) -> tuple[Any, str | None]:
+    """An LPIPS metric with real VGG16 weights (never downloaded here), or ``(None, why not)``."""
+    from .training.loop import real_lpips_or_reason
+
+    return real_lpips_or_reason(feature_weights)
+
+
+def lpips_metric(feature_weights: str | None = None) -> Any:
+    """The LPIPS (VGG, v0.1) metric; raises a clear error when its weights cannot be found."""
+    from .registry import create
+
+    return create("loss", "lpips", feature_weights=feature_weights)
+
+
+def lpips_per_image(term: Any, prediction: Any, target: Any) -> Any:
+    """LPIPS of each pair ``[N]`` (the ``lpips`` network without the batch mean)."""
+    import torch
+
+    with torch.no_grad():
+        model = getattr(term, "model", None)
+        if model is not None:
+            return model(prediction.float(), target.float()).flatten()
+        return torch.stack(
+            [term(prediction[i : i + 1], target[i : i + 1]) for i in range(prediction.shape[0])]
+        )
+
+
+def per_image_metrics(
+    prediction: Any, target: Any, lpips_term: Any = None, device: Any = "cpu", batch_size: int = 16
+) -> list[dict[str, float]]:
+    """PSNR, SSIM, MSE (and LPIPS with a term) of every pair of ``[N, 3, H, W]`` in [-1, 1]."""
+    from . import metrics
+
+    if prediction.shape != target.shape:
+        raise ConfigError(
+            f"cannot compare images of shapes {list(prediction.shape)} and {list(target.shape)}"
+        )
+    if lpips_term is not None:
+        lpips_term = lpips_term.to(device)
+    rows: list[dict[str, float]] = []
+    for start in range(0, prediction.shape[0], batch_size):
+        p = prediction[start : start + batch_size].to(device)
+        t = target[start : start + batch_size].to(device)
+        values = {
+            "psnr": metrics.psnr(p, t),
+            "ssim": metrics.ssim(p, t),
+            "mse": metrics.mse(p, t),
+        }
+        if lpips_term is not None:
+            values["lpips"] = lpips_per_image(lpips_term, p, t)
+        for i in range(p.shape[0]):
+            rows.append({k: float(v[i]) for k, v in values.items()})
+    return rows
+
+
+def summarize(rows: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean, sample standard deviation (ddof 1; 0 for one value) and count of every column."""
+    summary: dict[str, dict[str, float]] = {}
+    for key in rows[0] if rows else []:
+        summary[key] = mean_std([row[key] for row in rows])
+    return summary
+
+
+def mean_std(values: Iterable[float]) -> dict[str, float]:
+    """``{"mean", "std", "n"}``; infinite values (PSNR of identical images) give an infinite mean."""
+    values = [float(v) for v in values]
+    n = len(values)
+    if n == 0:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    if any(math.isinf(v) for v in values):
+        finite = all(math.isinf(v) and v > 0 for v in values)
+        return {"mean": float("inf"), "std": 0.0 if finite else float("nan"), "n": n}
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "n": n}
+
+
+# -- FID -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _weights_only_loads() -> Iterator[None]:
+    """torch-fidelity loads its weights with ``weights_only=False``: force the safe loader."""
+    previous = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
+
+
+def fid_weights_file(path: str | os.PathLike | None = None, download: bool | None = None) -> Path:
+    """The FID Inception weights: ``path``, else torch's hub cache, else a download."""
+    from .features import resolve_weights_file
+
+    return resolve_weights_file(FID_WEIGHTS, path, download=download)
+
+
+def fid_metric(weights: str | os.PathLike | None = None, device: Any = "cpu") -> Any:
+    """torchmetrics' ``FrechetInceptionDistance`` on the 2048-d pool features of the FID Inception.
+
+    The network is torch-fidelity's port of TensorFlow's FID Inception (TF-1.x
+    compatible bilinear resize to 299), built by :mod:`ganenc.features` from
+    checked weights; ``weights="random"`` is refused.
+    """
+    import torch
+    from torch import nn
+
+    from .features import build_feature_network, is_random
+
+    try:
+        from torchmetrics.image.fid import FrechetInceptionDistance
+    except ImportError as exc:  # pragma: no cover - torchmetrics is a dependency
+        raise GanencError(f"FID needs torchmetrics: {exc}") from None
+    if is_random(weights):
+        raise ConfigError("FID with random Inception weights means nothing; give the real file")
+    with _weights_only_loads():
+        network = build_feature_network(FID_WEIGHTS, weights)
+
+    class PoolFeatures(nn.Module):
+        """The extractor's 2048-d pool features as one tensor (what torchmetrics expects)."""
+
+        num_features = 2048
+
+        def __init__(self, extractor: nn.Module) -> None:
+            super().__init__()
+            self.extractor = extractor
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            output = self.extractor(images)
+            features = output[0] if isinstance(output, tuple | list) else output
+            return features.reshape(images.shape[0], -1)
+
+    return FrechetInceptionDistance(feature=PoolFeatures(network), normalize=False).to(device)
+
+
+def fid(
+    real: Any,
+    fake: Any,
+    *,
+    weights: str | os.PathLike | None = None,
+    device: Any = "cpu",
+    min_images: int = DEFAULT_FID_MIN_IMAGES,
+    batch_size: int = 32,
+) -> float:
+    """FID between two image sets ``[N, 3, H, W]`` in [-1, 1] (sizes may differ).
+
+    Refused (``ConfigError``) when either set has fewer than ``min_images``.
+    """
+    count = min(real.shape[0], fake.shape[0])
+    if count < max(min_images, 2):
+        raise ConfigError(
+            f"FID refused: {count} image(s), fewer than the minimum of {max(min_images, 2)}."
+            " FID from few images is dominated by its bias (thousands are usual; the paper's"
+            " folds have 150); evaluate more images or lower --fid-min-images knowingly"
+        )
+    from .images import to_uint8
+
+    metric = fid_metric(weights, device)
+    for images, is_real in ((real, True), (fake, False)):
+        for start in range(0, images.shape[0], batch_size):
+            chunk = to_uint8(images[start : start + batch_size]).permute(0, 3, 1, 2)
+            metric.update(chunk.to(device), real=is_real)
+    return float(metric.compute())
+
+
+# -- folders ---------------------------------------------------------------------------------
+
+
+def image_files(folder: str | os.PathLike) -> dict[str, Path]:
+    """Image files of ``folder`` by name without extension (two files of one stem: an error)."""
+    from .data import IMAGE_SUFFIXES
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GanencError(f"image folder not found: {folder}")
+    found: dict[str, Path] = {}
+    clashes: list[str] = []
+    for path in sorted(folder.iterdir()):
+        if (
+            not path.is_file()
+            or path.name.startswith(".")
+            or path.suffix.lower() not in IMAGE_SUFFIXES
+        ):
+            continue
+        if path.stem in found:
+            clashes.append(f"{found[path.stem].name} / {path.name}")
+            continue
+        found[path.stem] = path
+    if clashes:
+        raise GanencError(
+            f"{folder}: files that differ only by extension cannot be paired: {'; '.join(clashes)}"
+        )
+    if not found:
+        raise GanencError(f"no image files in {folder}")
+    return found
+
+
+def pair_folders(real: str | os.PathLike, recon: str | os.PathLike) -> list[tuple[str, Path, Path]]:
+    """``(name, real file, reconstruction file)`` matched by name without extension.
+
+    Every name must be in both folders; otherwise a :class:`GanencError` lists
+    the unmatched names of each folder.
+    """
+    real_files, recon_files = image_files(real), image_files(recon)
+    only_real = sorted(set(real_files) - set(recon_files))
+    only_recon = sorted(set(recon_files) - set(real_files))
+    if only_real or only_recon:
+        parts = []
+        if only_real:
+            parts.append(f"{len(only_real)} only in {real}: {_listing(only_real)}")
+        if only_recon:
+            parts.append(f"{len(only_recon)} only in {recon}: {_listing(only_recon)}")
+        raise GanencError(
+            "cannot pair the folders by file name (extension ignored): " + "; ".join(parts)
+        )
+    return [(stem, real_files[stem], recon_files[stem]) for stem in sorted(real_files)]
+
+
+def _listing(names: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" ... (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def load_pairs(
+    pairs: Sequence[tuple[str, Path, Path]], resolution: int | None = None
+) -> tuple[Any, Any, int]:
+    """Both images of every pair at one square ``resolution`` (default: the first reconstruction's)."""
+    import torch
+    from PIL import Image
+
+    from .data import load_image
+
+    if resolution is None:
+        with Image.open(pairs[0][2]) as first:
+            resolution = min(first.size)
+    real, recon, unreadable = [], [], []
+    for _, real_path, recon_path in pairs:
+        try:
+            real.append(load_image(real_path, resolution))
+            recon.append(load_image(recon_path, resolution))
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
+            unreadable.append(f"{real_path.name}/{recon_path.name}: {type(exc).__name__}: {exc}")
+    if unreadable:
+        raise GanencError("unreadable image(s): " + "; ".join(unreadable))
+    return torch.stack(real), torch.stack(recon), resolution
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationReport:
+    """Per-image rows, their summary, FID, and (with folds) one summary per fold."""
+
+    names: list[str]
+    rows: list[dict[str, float]]
+    summary: dict[str, dict[str, float]]
+    fid: float | None = None
+    notes: list[str] = field(default_factory=list)
+    folds: list[dict[str, Any]] | None = None
+    fold_summary: dict[str, dict[str, float]] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (non-finite numbers as strings such as ``"inf"``)."""
+        from .inversion import _jsonable
+
+        data = {
+            **self.details,
+            "summary": self.summary,
+            "fid": self.fid,
+            "notes": self.notes,
+            "images": [{"image": n, **row} for n, row in zip(self.names, self.rows, strict=True)],
+        }
+        if self.folds is not None:
+            data["folds"] = self.folds
+            data["fold_summary"] = self.fold_summary
+        return _jsonable(data)
+
+
+def _wanted(metrics: Iterable[str] | None) -> tuple[set[str], bool]:
+    if metrics is None:
+        return set(METRICS), False
+    chosen = {m.strip().lower() for m in metrics if m.strip()}
+    unknown = chosen - set(METRICS)
+    if unknown or not chosen:
+        raise ConfigError(f"unknown metric(s) {sorted(unknown)}; choose from {list(METRICS)}")
+    return chosen, True
+
+
+def evaluate_images(
+    real: Any,
+    recon: Any,
+    names: Sequence[str],
+    *,
+    metrics: Iterable[str] | None = None,
+    feature_weights: str | None = None,
+    fid_weights: str | os.PathLike | None = None,
+    fid_min_images: int = DEFAULT_FID_MIN_IMAGES,
+    device: Any = "cpu",
+    folds: Sequence[Sequence[int]] | None = None,
+) -> EvaluationReport:
+    """Metrics of ``recon`` against ``real`` (``[N, 3, R, R]`` in [-1, 1]), optionally per fold.
+
+    ``metrics=None`` means all; then FID below ``fid_min_images`` is skipped
+    with a note, while an explicit ``fid`` is refused with an error.  Missing
+    LPIPS or FID weights are an error either way.
+    """
+    wanted, explicit = _wanted(metrics)
+    lpips_term = lpips_metric(feature_weights) if "lpips" in wanted else None
+    rows = per_image_metrics(recon, real, lpips_term, device)
+    rows = [{k: v for k, v in row.items() if k in wanted} for row in rows]
+    notes: list[str] = []
+    report = EvaluationReport(list(names), rows, summarize(rows), notes=notes)
+
+    def fid_of(indices: Sequence[int] | None, what: str) -> float | None:
+        selected_real = real if indices is None else real[list(indices)]
+        selected_recon = recon if indices is None else recon[list(indices)]
+        try:
+            return fid(
+                selected_real,
+                selected_recon,
+                weights=fid_weights,
+                device=device,
+                min_images=fid_min_images,
+            )
+        except ConfigError as exc:
+            if explicit or not str(exc).startswith("FID refused"):
+                raise
+            notes.append(f"{what}: {exc}")
+            return None
+
+    if "fid" in wanted:
+        report.fid = fid_of(None, "FID")
+    if folds is not None:
+        report.folds = []
+        fid_per_fold = "fid" in wanted and min(len(m) for m in folds) >= max(fid_min_images, 2)
+        for index, members in enumerate(folds):
+            fold_rows = [rows[i] for i in members]
+            entry: dict[str, Any] = {"fold": index, "images": len(members)}
+            entry.update({k: v["mean"] for k, v in summarize(fold_rows).items()})
+            if fid_per_fold:
+                entry["fid"] = fid_of(members, f"FID of fold {index}")
+            report.folds.append(entry)
+        keys = [k for k in report.folds[0] if k not in {"fold", "images"}]
+        report.fold_summary = {k: mean_std(f[k] for f in report.folds) for k in keys}
+        if "fid" in wanted and not fid_per_fold:
+            notes.append(
+                f"FID per fold needs folds of >= {max(fid_min_images, 2)} images; FID is given"
+                " over all images instead"
+            )
+    return report
+
+
+def evaluate_folders(
+    real: str | os.PathLike,
+    recon: str | os.PathLike,
+    *,
+    resolution: int | None = None,
+    **options: Any,
+) -> EvaluationReport:
+    """Pair two folders by name (an error lists unmatched names) and evaluate the pairs."""
+    pairs = pair_folders(real, recon)
+    real_images, recon_images, resolution = load_pairs(pairs, resolution)
+    report = evaluate_images(real_images, recon_images, [p[0] for p in pairs], **options)
+    report.details = {
+        "mode": "pairs",
+        "real": str(real),
+        "recon": str(recon),
+        "resolution": resolution,
+        "pairs": len(pairs),
+    }
+    return report
+
+
+def kfold_indices(count: int, folds: int, seed: int = 0) -> list[list[int]]:
+    """``folds`` disjoint random folds covering ``range(count)`` (sizes differ by at most one)."""
+    import torch
+
+    if folds < 2:
+        raise ConfigError(f"--folds must be >= 2, got {folds}")
+    if folds > count:
+        raise ConfigError(f"--folds {folds} needs at least {folds} images, got {count}")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).tolist()
+    return [sorted(order[k::folds]) for k in range(folds)]
+
+
+def evaluate_encoder(
+    inverter: Any,
+    images: str | os.PathLike,
+    *,
+    folds: int | None = None,
+    seed: int = 0,
+    refine: str = "none",
+    steps: int | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+    **options: Any,
+) -> EvaluationReport:
+    """Invert a folder and evaluate; with ``folds``, mean ± std over K random folds.
+
+    Each image is inverted on its own (encoder pass, optionally refined), so a
+    fold's numbers do not depend on the other folds: the folds measure how
+    much the metrics vary between subsets, as the paper's Table 2.
+    """
+    from .data import load_image_folder
+    from .training.loop import Progress
+
+    folder = load_image_folder(images, inverter.generator.resolution)
+    fold_indices = kfold_indices(len(folder.names), folds, seed) if folds else None
+    from .inversion import DEFAULT_STEPS
+
+    steps = DEFAULT_STEPS.get(refine, 0) if steps is None else steps
+    total = steps * len(folder.names) if refine != "none" else 0
+    bar = Progress(total, 0, progress and total > 0, f"inverting ({refine})")
+    try:
+        result = inverter.invert(
+            folder.images, refine=refine, steps=steps, batch_size=batch_size, progress=bar.update
+        )
+    finally:
+        bar.close()
+    report = evaluate_images(
+        folder.images,
+        result.reconstructions,
+        folder.names,
+        device=inverter.device,
+        folds=fold_indices,
+        **options,
+    )
+    report.details = {
+        "mode": "encoder",
+        "encoder": inverter.encoder_path,
+        "images": str(images),
+        "refine": result.refine,
+        "steps": result.steps,
+        "count": len(folder.names),
+        "folds": folds,
+        "seed": seed,
+        "seconds_per_image": result.seconds_per_image,
+        "skipped": folder.skipped,
+    }
+    if folder.skipped:
+        report.notes.append(f"{len(folder.skipped)} unreadable file(s) skipped")
+    return report
+
+
+def _format(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    value = float(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.{digits}f}"
+
+
+def render_report(report: EvaluationReport, console: Any = None) -> None:
+    """Print the report as rich tables (summary, then folds when there are any)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"Reconstruction metrics ({len(report.names)} images)")
+    table.add_column("metric")
+    table.add_column("mean ± std", justify="right")
+    table.add_column("n", justify="right")
+    source = report.fold_summary if report.fold_summary else report.summary
+    for key, stats in source.items():
+        arrow = "↑" if key in HIGHER_IS_BETTER else "↓"
+        spread = f"{_format(stats['mean'])} ± {_format(stats['std'])}"
+        table.add_row(f"{key.upper()} {arrow}", spread, str(int(stats["n"])))
+    if report.fid is not None and not (report.fold_summary and "fid" in report.fold_summary):
+        table.add_row("FID ↓ (all images)", _format(report.fid), str(len(report.names)))
+    if report.fold_summary:
+        table.caption = f"mean ± std over {len(report.folds or [])} folds"
+    console.print(table)
+    if report.folds:
+        folds = Table(title="Folds")
+        keys = [k for k in report.folds[0] if k != "fold"]
+        folds.add_column("fold", justify="right")
+        for key in keys:
+            folds.add_column(key, justify="right")
+        for entry in report.folds:
+            folds.add_row(
+                str(entry["fold"]),
+                *[str(entry[k]) if k == "images" else _format(entry.get(k)) for k in keys],
+            )
+        console.print(folds)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")

@@ -1,0 +1,679 @@
+"""Inverting images: an encoder pass, optionally refined per image.
+
+Three ways to turn an image ``x`` into latents, all through the generator
+adapter (no family-specific code):
+
+``none``
+    ``latents = E(x)``: one encoder pass for the whole batch (the paper's
+    pre-trained encoder, or one fine-tuned on a dataset).
+``optimize``
+    the hybrid approach (In-Domain GAN inversion): start from ``E(x)`` and
+    optimise the latents with Adam to minimise the image loss of ``G(latents)``
+    against ``x`` (with the same attention crops as training), optionally
+    anchored to the encoder's estimate.  Each image's loss is computed on its
+    own and summed, so a result does not depend on the batch it came in.
+``finetune``
+    the paper's per-image encoder fine-tuning: for every image the encoder is
+    reset to its pre-trained weights and trained on that image alone (image
+    loss with attentions + latent cycle + small latent L2, reference lr 0.005),
+    then ``latents = E_tuned(x)``.
+
+Python::
+
+    inverter = Inverter.from_encoder("runs/train-stylegan2-...", device="auto")
+    result = inverter.invert(images, refine="optimize", steps=200)
+    result.latents, result.reconstructions, result.seconds_per_image
+
+``invert_folder`` is what ``ganenc invert`` runs: latent files, reconstructions,
+a grid and a metrics CSV in a fresh output folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import struct
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .adapters import GeneratorAdapter, Latents
+from .errors import CheckpointError, ConfigError, GanencError
+
+REFINE_MODES = ("none", "optimize", "finetune")
+#: Default refinement steps per image: latent optimisation, and the reference's fine-tuning.
+DEFAULT_STEPS = {"none": 0, "optimize": 200, "finetune": 1500}
+#: Adam learning rates: latent optimisation, and the reference's per-image fine-tuning.
+DEFAULT_OPTIMIZE_LR = 0.01
+DEFAULT_FINETUNE_LR = 0.005
+LATENTS_FORMAT = "ganenc-latents/1"
+LATENTS_DIR = "latents"
+INDEX_FILE = "index.json"
+
+
+@dataclass
+class InversionResult:
+    """Latents and reconstructions of a batch, with the time spent (CPU tensors)."""
+
+    latents: Latents
+    reconstructions: torch.Tensor
+    refine: str
+    steps: int
+    encoder_seconds: float
+    refine_seconds: float
+    final_losses: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # per image: its share of its batch
+
+    @property
+    def count(self) -> int:
+        return int(self.reconstructions.shape[0])
+
+    @property
+    def seconds_per_image(self) -> float:
+        """Wall time per image, encoder pass and refinement together."""
+        return (self.encoder_seconds + self.refine_seconds) / max(self.count, 1)
+
+    def latent(self, index: int) -> Latents:
+        """The latents of one image, batch dimension kept (``[1, ...]``)."""
+        return {k: v[index : index + 1] for k, v in self.latents.items()}
+
+
+class Inverter:
+    """An encoder and its frozen generator, with the refinements of this module.
+
+    ``loss`` (a :class:`~ganenc.losses.LossSettings`, its dict, or ``None`` for
+    the paper's loss) and ``cropper`` are used by ``optimize`` and ``finetune``;
+    :meth:`from_encoder` takes both from the encoder's training run.
+    """
+
+    def __init__(
+        self,
+        encoder: torch.nn.Module,
+        generator: GeneratorAdapter,
+        *,
+        loss: Any = None,
+        cropper: Any = None,
+        device: str | torch.device = "auto",
+        synthesis_options: Mapping[str, Any] | None = None,
+        optimize_lr: float = DEFAULT_OPTIMIZE_LR,
+        finetune_lr: float = DEFAULT_FINETUNE_LR,
+        finetune_betas: tuple[float, float] = (0.0, 0.99),
+        anchor_weight: float = 0.0,
+        cycle_weight: float = 1.0,
+        latent_l2: float = 3e-4,
+        generator_spec: Mapping[str, Any] | None = None,
+        encoder_path: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        from .devices import resolve_device
+
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.encoder = encoder.to(self.device).eval()
+        self.generator = generator.to(self.device).freeze()
+        self._loss_settings = loss
+        self._loss = None
+        self.cropper = cropper
+        self.synthesis_options = dict(synthesis_options or {})
+        self.optimize_lr = _positive(optimize_lr, "optimize_lr")
+        self.finetune_lr = _positive(finetune_lr, "finetune_lr")
+        self.finetune_betas = tuple(finetune_betas)
+        self.anchor_weight = float(anchor_weight)
+        self.cycle_weight = float(cycle_weight)
+        self.latent_l2 = float(latent_l2)
+        self.generator_spec = dict(generator_spec or {"gan": generator.family})
+        self.encoder_path = encoder_path
+        self.seed = int(seed)
+        self._initial_state = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
+
+    # -- construction from a training run ----------------------------------------------------
+    @classmethod
+    def from_encoder(
+        cls,
+        encoder: str | os.PathLike,
+        *,
+        gan: str | None = None,
+        checkpoint: str | None = None,
+        generator_options: Mapping[str, Any] | None = None,
+        device: str | torch.device = "auto",
+        loss: Any = None,
+        attention: str | None = None,
+        feature_weights: str | None = None,
+        **options: Any,
+    ) -> Inverter:
+        """Load an encoder (run directory or file) and the generator it records.
+
+        ``gan``, ``checkpoint`` and ``generator_options`` override what the
+        encoder file records; the loss and attention default to the training
+        run's; ``feature_weights`` is passed to LPIPS and Grad-CAM.
+        """
+        import ganenc
+
+        from .encoders import read_encoder_checkpoint
+        from .losses.options import LossSettings
+        from .training.finetune import encoder_file
+        from .training.pretrain import build_cropper
+        from .training.settings import GeneratorSpec
+
+        path = encoder_file(encoder)
+        payload = read_encoder_checkpoint(path)
+        trained_with = training_settings(path, payload)
+        stored = payload.get("generator") or {}
+        family = gan or stored.get("gan")
+        if family is None:
+            raise GanencError(f"{path} does not record its generator; pass gan= and checkpoint=")
+        spec = GeneratorSpec(
+            gan=family,
+            checkpoint=checkpoint or stored.get("checkpoint", "random"),
+            generator_options=dict(
+                generator_options
+                if generator_options is not None
+                else stored.get("generator_options", {})
+            ),
+        )
+        generator = spec.load()
+        geometry = generator.geometry().to_dict()
+        if payload["geometry"] != geometry:
+            raise GanencError(
+                f"the encoder {path} was trained for {_describe(payload['geometry'])}, but the"
+                f" generator is {_describe(geometry)}; use an encoder trained for this generator"
+            )
+        model = ganenc.load_encoder(path)
+        if loss is None:
+            loss = LossSettings.model_validate(trained_with.get("loss") or {})
+        elif isinstance(loss, Mapping):
+            loss = LossSettings.model_validate(dict(loss))
+        if feature_weights is not None:
+            loss = loss.model_copy(update={"feature_weights": feature_weights})
+        attention = attention or trained_with.get("attention") or "none"
+        cropper = build_cropper(
+            attention, trained_with.get("cropper_options") or {}, loss.feature_weights
+        )
+        truncation = dict(generator.training_truncation())
+        for key in ("truncation", "truncation_layers"):
+            if trained_with.get(key) is not None:
+                truncation[key] = trained_with[key]
+        return cls(
+            model,
+            generator,
+            loss=loss,
+            cropper=cropper,
+            device=device,
+            synthesis_options=generator.synthesis_options(**truncation),
+            generator_spec=spec.model_dump(mode="json"),
+            encoder_path=str(path),
+            **options,
+        )
+
+    # -- pieces ------------------------------------------------------------------------------
+    @property
+    def loss(self):
+        """The composite loss of the refinements (built on first use: LPIPS loads VGG16)."""
+        if self._loss is None:
+            from .losses.composite import CompositeLoss
+
+            settings = self._loss_settings
+            loss = settings if isinstance(settings, torch.nn.Module) else CompositeLoss(settings)
+            self._loss = loss.to(self.device).requires_grad_(False)
+        return self._loss
+
+    def synthesize(self, latents: Latents) -> torch.Tensor:
+        return self.generator.synthesize(latents, **self.synthesis_options)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> Latents:
+        """``E(images)`` in eval mode (deterministic: the encoder's noise is off)."""
+        self.encoder.eval()
+        return {k: v.detach() for k, v in self.encoder(images.to(self.device)).items()}
+
+    def _boxes(self, images: torch.Tensor) -> list[torch.Tensor]:
+        from .cropping import attention_boxes
+
+        return attention_boxes(self.cropper, images) if self.cropper is not None else []
+
+    def _image_loss(
+        self, reconstruction: torch.Tensor, images: torch.Tensor, boxes: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sum over images of each image's own loss (no coupling between images of a batch)."""
+        values = [
+            self.loss(
+                reconstruction[i : i + 1], images[i : i + 1], boxes=[b[i : i + 1] for b in boxes]
+            )[0]
+            for i in range(images.shape[0])
+        ]
+        stacked = torch.stack(values)
+        return stacked.sum(), stacked.detach()
+
+    # -- refinements -------------------------------------------------------------------------
+    def optimize(
+        self, images: torch.Tensor, start: Latents, steps: int, progress: Any = None
+    ) -> tuple[Latents, list[float]]:
+        """Latent optimisation from ``start`` (the hybrid approach); returns latents and losses."""
+        images = images.to(self.device)
+        anchor = {k: v.detach().to(self.device) for k, v in start.items()}
+        latents = {k: v.clone().requires_grad_(True) for k, v in anchor.items()}
+        optimizer = torch.optim.Adam(latents.values(), lr=self.optimize_lr)
+        boxes = self._boxes(images)
+        per_image = torch.zeros(images.shape[0])
+        for step in range(steps):
+            reconstruction = self.synthesize(latents)
+            total, per_image = self._image_loss(reconstruction, images, boxes)
+            if self.anchor_weight > 0:
+                for key, value in latents.items():
+                    total = total + self.anchor_weight * (value - anchor[key]).pow(2).sum() / (
+                        value[0].numel()
+                    )
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            if progress is not None:  # a tensor: no device sync unless the bar shows it
+                progress(step + 1, total.detach() / images.shape[0])
+        return {k: v.detach() for k, v in latents.items()}, per_image.tolist()
+
+    def finetune(
+        self, image: torch.Tensor, steps: int, progress: Any = None
+    ) -> tuple[Latents, float]:
+        """The paper's per-image fine-tuning of a copy of the encoder; returns latents and loss.
+
+        The encoder's noise (drawn in training mode) comes from ``seed``, the
+        same for every image, so an image's result does not depend on the
+        others, and the global random state is left as it was.
+        """
+        image = image.to(self.device)
+        if image.shape[0] != 1:
+            raise ValueError("per-image fine-tuning takes one image at a time")
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            return self._finetune(image, steps, progress)
+
+    def _finetune(self, image: torch.Tensor, steps: int, progress: Any) -> tuple[Latents, float]:
+        from .training.finetune import real_image_loss
+
+        encoder = copy.deepcopy(self.encoder)
+        encoder.load_state_dict(self._initial_state)
+        optimizer = torch.optim.Adam(
+            encoder.parameters(), lr=self.finetune_lr, betas=self.finetune_betas, eps=1e-8
+        )
+        boxes = self._boxes(image)
+        value = torch.tensor(float("nan"))
+        for step in range(steps):
+            encoder.train()
+            total, _, _ = real_image_loss(
+                encoder,
+                self.generator,
+                self.loss,
+                image,
+                boxes,
+                cycle_weight=self.cycle_weight,
+                latent_l2=self.latent_l2,
+                synthesis_options=self.synthesis_options,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            value = total.detach()
+            if progress is not None:  # a tensor: no device sync unless the bar shows it
+                progress(step + 1, value)
+        encoder.eval()
+        with torch.no_grad():
+            latents = {k: v.detach() for k, v in encoder(image).items()}
+        return latents, float(value)
+
+    # -- the whole thing ---------------------------------------------------------------------
+    def invert(
+        self,
+        images: torch.Tensor,
+        refine: str = "none",
+        steps: int | None = None,
+        batch_size: int = 8,
+        progress: Any = None,
+    ) -> InversionResult:
+        """Invert ``images`` ([N, 3, R, R] in [-1, 1]) in batches of ``batch_size``.
+
+        ``progress(done_steps, loss)`` is called during refinement (``done_steps``
+        counts over the whole call).
+        """
+        if refine not in REFINE_MODES:
+            raise ConfigError(f"refine must be one of {list(REFINE_MODES)}, got {refine!r}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        steps = DEFAULT_STEPS[refine] if steps is None else int(steps)
+        if refine != "none" and steps < 1:
+            raise ConfigError(f"refine={refine!r} needs steps >= 1, got {steps}")
+        resolution = self.generator.resolution
+        if images.dim() != 4 or tuple(images.shape[1:]) != (3, resolution, resolution):
+            raise ConfigError(
+                f"images must be [N, 3, {resolution}, {resolution}] for this generator,"
+                f" got {list(images.shape)}"
+            )
+        encoder_seconds = refine_seconds = 0.0
+        latents_parts, recon_parts, losses, seconds = [], [], [], []
+        done = 0
+        for start in range(0, images.shape[0], batch_size):
+            chunk = images[start : start + batch_size].to(self.device)
+            began = _now(self.device)
+            latents = self.encode(chunk)
+            encode_time = _now(self.device) - began
+            encoder_seconds += encode_time
+            began = _now(self.device)
+            own = [encode_time / chunk.shape[0]] * chunk.shape[0]
+            if refine == "optimize":
+                offset = done
+
+                def report(step, loss, offset=offset, n=chunk.shape[0]):
+                    if progress is not None:
+                        progress(offset + step * n, loss)
+
+                latents, chunk_losses = self.optimize(chunk, latents, steps, report)
+                losses.extend(chunk_losses)
+                done += steps * chunk.shape[0]
+            elif refine == "finetune":
+                tuned = []
+                for i in range(chunk.shape[0]):
+                    offset, image_began = done, _now(self.device)
+
+                    def report(step, loss, offset=offset):
+                        if progress is not None:
+                            progress(offset + step, loss)
+
+                    one, loss = self.finetune(chunk[i : i + 1], steps, report)
+                    own[i] += _now(self.device) - image_began
+                    tuned.append(one)
+                    losses.append(loss)
+                    done += steps
+                latents = {k: torch.cat([t[k] for t in tuned]) for k in tuned[0]}
+            with torch.no_grad():
+                reconstruction = self.synthesize(latents)
+            spent = _now(self.device) - began
+            refine_seconds += spent
+            if refine != "finetune":
+                own = [t + spent / chunk.shape[0] for t in own]
+            seconds.extend(own)
+            latents_parts.append({k: v.cpu() for k, v in latents.items()})
+            recon_parts.append(reconstruction.float().cpu())
+        return InversionResult(
+            latents={k: torch.cat([p[k] for p in latents_parts]) for k in latents_parts[0]},
+            reconstructions=torch.cat(recon_parts),
+            refine=refine,
+            steps=steps if refine != "none" else 0,
+            encoder_seconds=encoder_seconds,
+            refine_seconds=refine_seconds,
+            final_losses=losses,
+            seconds=seconds,
+        )
+
+
+def invert(
+    images: torch.Tensor,
+    encoder: str | os.PathLike | Inverter,
+    refine: str = "none",
+    steps: int | None = None,
+    batch_size: int = 8,
+    **options: Any,
+) -> InversionResult:
+    """Invert ``images`` with an encoder run directory/file (or an :class:`Inverter`).
+
+    ``options`` go to :meth:`Inverter.from_encoder` (``device``, ``gan``,
+    ``checkpoint``, ``loss``, ``optimize_lr`` ...).
+    """
+    inverter = (
+        encoder if isinstance(encoder, Inverter) else Inverter.from_encoder(encoder, **options)
+    )
+    return inverter.invert(images, refine=refine, steps=steps, batch_size=batch_size)
+
+
+# -- latent files ----------------------------------------------------------------------------
+
+
+def save_latent_file(path: str | os.PathLike, latents: Latents, **metadata: Any) -> Path:
+    """One image's latents (``[1, ...]`` tensors) and plain metadata; atomic."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": LATENTS_FORMAT,
+        "latents": {k: v.detach().cpu().clone() for k, v in latents.items()},
+        **metadata,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_latent_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A latent file written by ``ganenc invert``/``edit`` (or per-image ``finetune``), safely."""
+    from .checkpoints import read_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"latent file not found: {path}")
+    try:
+        payload = read_checkpoint(path)
+    except (CheckpointError, struct.error) as exc:  # struct: pickle garbage
+        raise CheckpointError(f"{path} is not a readable latent file ({exc})") from None
+    latents = payload.get("latents") if isinstance(payload, dict) else None
+    if not isinstance(latents, dict) or not latents:
+        raise CheckpointError(f"{path} is not a ganenc latent file (no 'latents' dict)")
+    for key, value in latents.items():
+        if not isinstance(value, torch.Tensor) or value.dim() < 1:
+            raise CheckpointError(f"{path}: latent {key!r} is not a tensor with a batch dimension")
+    return payload
+
+
+@dataclass
+class LatentSet:
+    """Latent files of a folder (or one file), in name order, batched."""
+
+    names: list[str]  # file stems
+    latents: Latents  # batched over the files
+    records: list[dict[str, Any]]  # each file's metadata (without its tensors)
+    paths: list[Path]
+
+    def generator_spec(self) -> dict[str, Any] | None:
+        """The generator the latents were made for, when the files record it."""
+        for record in self.records:
+            spec = record.get("generator")
+            if isinstance(spec, dict) and spec.get("gan"):
+                return spec
+            if record.get("gan"):
+                return {"gan": record["gan"]}
+        return None
+
+
+def read_latents(source: str | os.PathLike) -> LatentSet:
+    """Latents from one file, a folder of ``*.pt`` files, or an ``invert`` output folder."""
+    source = Path(source)
+    if source.is_file():
+        paths = [source]
+    elif source.is_dir():
+        folder = source / LATENTS_DIR if (source / LATENTS_DIR).is_dir() else source
+        paths = sorted(p for p in folder.iterdir() if p.suffix == ".pt" and p.is_file())
+        if not paths:
+            raise GanencError(f"no latent files (*.pt) in {folder}")
+    else:
+        raise GanencError(f"latents not found: {source}")
+    names, parts, records = [], [], []
+    for path in paths:
+        payload = read_latent_file(path)
+        latents = payload["latents"]
+        batch = {v.shape[0] for v in latents.values()}
+        if batch != {1}:
+            raise CheckpointError(f"{path} holds a batch of {sorted(batch)} latents; expected one")
+        names.append(path.stem)
+        parts.append(latents)
+        records.append({k: v for k, v in payload.items() if k != "latents"})
+    keys = set(parts[0])
+    for path, part in zip(paths, parts, strict=True):
+        if set(part) != keys or any(part[k].shape != parts[0][k].shape for k in keys):
+            raise GanencError(
+                f"{path} holds latents {_shapes(part)}, unlike {paths[0].name} {_shapes(parts[0])}:"
+                " the files come from different generators"
+            )
+    merged = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return LatentSet(names, merged, records, paths)
+
+
+def _shapes(latents: Latents) -> dict[str, list[int]]:
+    return {k: list(v.shape[1:]) for k, v in latents.items()}
+
+
+# -- the folder command ----------------------------------------------------------------------
+
+
+def invert_folder(
+    inverter: Inverter,
+    images: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    refine: str = "none",
+    steps: int | None = None,
+    batch_size: int = 8,
+    feature_weights: str | None = None,
+    progress: bool = False,
+    grid_limit: int = 32,
+) -> dict[str, Any]:
+    """Invert every image of a folder into ``out`` (which must be new or empty).
+
+    Writes ``latents/<stem>.pt`` (one per image), ``index.json``,
+    ``reconstructions/<stem>.png``, ``grid.png`` (original | reconstruction
+    pairs, the first ``grid_limit`` images) and ``metrics.csv`` (PSNR, SSIM,
+    MSE, and LPIPS when VGG16 weights are found).  Returns the index.
+    """
+    from .data import load_image_folder
+    from .evaluation import lpips_or_reason, per_image_metrics
+    from .images import save_grid, save_image
+    from .training.loop import Progress
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise GanencError(f"{out} already holds files; choose another --out (nothing overwritten)")
+    folder = load_image_folder(images, inverter.generator.resolution)
+    duplicates = _duplicate_stems(folder.names)
+    if duplicates:
+        raise GanencError(
+            "images whose names differ only by extension would write the same latent file: "
+            + "; ".join(", ".join(group) for group in duplicates)
+        )
+    steps = DEFAULT_STEPS.get(refine, 0) if steps is None else steps
+    total = steps * len(folder.names) if refine != "none" else 0
+    bar = Progress(total, 0, progress and total > 0, f"inverting ({refine})")
+    try:
+        result = inverter.invert(
+            folder.images, refine=refine, steps=steps, batch_size=batch_size, progress=bar.update
+        )
+    finally:
+        bar.close()
+    lpips_term, lpips_note = lpips_or_reason(feature_weights)
+    rows = per_image_metrics(result.reconstructions, folder.images, lpips_term, inverter.device)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for index, name in enumerate(folder.names):
+        stem = Path(name).stem
+        latent_path = save_latent_file(
+            out / LATENTS_DIR / f"{stem}.pt",
+            result.latent(index),
+            image=name,
+            gan=inverter.generator_spec.get("gan"),
+            generator=inverter.generator_spec,
+            encoder=inverter.encoder_path,
+            refine=result.refine,
+            steps=result.steps,
+            synthesis_options=inverter.synthesis_options,
+        )
+        recon_path = save_image(
+            result.reconstructions[index], out / "reconstructions" / f"{stem}.png"
+        )
+        entries.append(
+            {
+                "image": name,
+                "latents": latent_path.relative_to(out).as_posix(),
+                "reconstruction": recon_path.relative_to(out).as_posix(),
+            }
+        )
+    seconds = result.seconds_per_image
+    with (out / "metrics.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["image", *rows[0], "seconds"])
+        writer.writeheader()
+        for name, row, spent in zip(folder.names, rows, result.seconds, strict=True):
+            writer.writerow({"image": name, **row, "seconds": round(spent, 6)})
+    n = min(grid_limit, len(folder.names))
+    pairs = torch.stack([folder.images[:n], result.reconstructions[:n]], dim=1).flatten(0, 1)
+    save_grid(pairs, out / "grid.png", nrow=2 * min(n, 4))
+    from .evaluation import summarize
+
+    index = {
+        "format": "ganenc-inversion/1",
+        "encoder": inverter.encoder_path,
+        "generator": inverter.generator_spec,
+        "refine": result.refine,
+        "steps": result.steps,
+        "latent_shapes": _shapes(result.latents),
+        "images": entries,
+        "skipped": folder.skipped,
+        "seconds_per_image": seconds,
+        "encoder_seconds_per_image": result.encoder_seconds / max(result.count, 1),
+        "refine_seconds_per_image": result.refine_seconds / max(result.count, 1),
+        "device": str(inverter.device),
+        "metrics": summarize(rows),
+    }
+    if lpips_note:
+        index["note"] = lpips_note
+    (out / INDEX_FILE).write_text(json.dumps(_jsonable(index), indent=2) + "\n", encoding="utf-8")
+    return index
+
+
+def training_settings(path: Path, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings an encoder was trained with: the checkpoint's, else its run's config.json."""
+    stored = payload.get("settings")
+    if isinstance(stored, Mapping):
+        return dict(stored)
+    for folder in (path.parent, path.parent.parent):
+        config = folder / "config.json"
+        if config.is_file():
+            try:
+                return dict(json.loads(config.read_text(encoding="utf-8")))
+            except (ValueError, OSError):
+                return {}
+    return {}
+
+
+def _duplicate_stems(names: list[str]) -> list[list[str]]:
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(Path(name).stem, []).append(name)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def _jsonable(value: Any) -> Any:
+    """Non-finite floats as strings ("inf"), so the JSON stays standard."""
+    import math
+
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _positive(value: float, name: str) -> float:
+    if not value > 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return float(value)
+
+
+def _now(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def _describe(geometry: Mapping[str, Any]) -> str:
+    return f"{geometry['family']} at {geometry['resolution']} px {geometry['encoder_latents']}"

@@ -1,0 +1,207 @@
+"""``ganenc eval`` and its metrics: known cases, folder pairing, FID's weights and limits, K folds."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ganenc.cli.evaluate import eval_command
+from ganenc.errors import ConfigError, GanencError, WeightsNotFoundError
+from ganenc.evaluation import (
+    evaluate_encoder,
+    evaluate_images,
+    fid,
+    fid_metric,
+    kfold_indices,
+    lpips_metric,
+    mean_std,
+    pair_folders,
+    per_image_metrics,
+)
+from ganenc.features import RandomFeatureWeightsWarning
+from ganenc.images import save_image, to_uint8
+
+pytest_plugins = ("inversion_fixtures",)
+#: the number of photos (see inversion_fixtures)
+PHOTOS = 4
+
+
+def _random_images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_identical_images_psnr_infinite_ssim_one_lpips_zero():
+    images = _random_images(3)
+    with pytest.warns(RandomFeatureWeightsWarning):
+        lpips = lpips_metric("random")  # LPIPS(x, x) is 0 for any weights
+    rows = per_image_metrics(images, images.clone(), lpips)
+    for row in rows:
+        assert math.isinf(row["psnr"]) and row["psnr"] > 0
+        assert row["ssim"] == pytest.approx(1.0, abs=1e-6)
+        assert row["mse"] == 0.0
+        assert row["lpips"] == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("delta", [0.01, 0.05, 0.1])
+def test_psnr_matches_the_formula_for_a_known_noise_level(delta):
+    # images in [0.2, 0.8] (unit range) plus +-delta: no clipping, so MSE is exactly delta^2
+    generator = torch.Generator().manual_seed(1)
+    clean = 0.2 + 0.6 * torch.rand(4, 3, 48, 48, generator=generator)
+    signs = torch.randint(0, 2, clean.shape, generator=generator).float() * 2 - 1
+    noisy = clean + delta * signs
+    rows = per_image_metrics(noisy * 2 - 1, clean * 2 - 1)
+    expected = 10 * math.log10(1 / delta**2)
+    for row in rows:
+        assert abs(row["psnr"] - expected) < 0.01
+        assert row["mse"] == pytest.approx(delta**2, rel=1e-4)
+        assert row["ssim"] < 1.0
+
+
+def _folder(path, names, images):
+    path.mkdir(parents=True, exist_ok=True)
+    for name, image in zip(names, images, strict=True):
+        save_image(image, path / name)
+    return path
+
+
+def test_eval_pairs_folders_by_name_and_lists_every_unmatched_name(tmp_path):
+    images = _random_images(3)
+    real = _folder(tmp_path / "real", ["a.png", "b.png", "c.png"], images)
+    recon = _folder(tmp_path / "recon", ["a.png", "c.png", "d.png"], images)
+    result = CliRunner().invoke(
+        eval_command, ["--real", str(real), "--recon", str(recon), "--metrics", "psnr"]
+    )
+    assert isinstance(result.exception, GanencError)
+    message = str(result.exception)
+    assert "1 only in" in message and ": b" in message and ": d" in message
+    with pytest.raises(GanencError, match="differ only by extension"):
+        _folder(tmp_path / "clash", ["a.png", "a.jpg"], images[:2])
+        pair_folders(tmp_path / "clash", recon)
+
+
+def test_eval_pairs_command_reports_a_table_and_json(tmp_path):
+    images = _random_images(3)
+    real = _folder(tmp_path / "real", ["x.png", "y.png", "z.png"], images)
+    # reconstructions under other extensions pair by name: x.bmp holds image z, z.bmp image x
+    recon = _folder(
+        tmp_path / "recon", ["x.bmp", "y.png", "z.bmp"], [images[2], images[1] * 0.5, images[0]]
+    )
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        eval_command,
+        ["--real", str(real), "--recon", str(recon), "--metrics", "psnr,ssim,mse"]
+        + ["--json", str(out), "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "PSNR" in result.output and "mean ± std" in result.output
+    report = json.loads(out.read_text())
+    by_name = {row["image"]: row for row in report["images"]}
+    assert by_name["y"]["psnr"] < 30
+    assert report["pairs"] == 3 and report["fid"] is None
+    expected = per_image_metrics(images[2:3], images[0:1])[0]["psnr"]
+    assert by_name["x"]["psnr"] == pytest.approx(expected, abs=1e-3)
+    assert set(report["summary"]) == {"psnr", "ssim", "mse"}
+
+
+def test_fid_is_refused_below_the_minimum_and_missing_weights_are_a_clear_error(
+    tmp_path, monkeypatch
+):
+    images = _random_images(5)
+    with pytest.raises(ConfigError, match="FID refused: 5 image"):
+        fid(images, images, min_images=10)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    monkeypatch.setenv("GANENC_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError, match="inception"):
+        fid(images, images, min_images=2)
+    with pytest.raises(WeightsNotFoundError, match="not found at"):
+        fid(images, images, weights=tmp_path / "nowhere.pth", min_images=2)
+    with pytest.raises(ConfigError, match="random"):
+        fid_metric("random")
+    # with every metric asked for implicitly, too few images skip FID with a note
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomFeatureWeightsWarning)
+        report = evaluate_images(images, images, list("abcde"), feature_weights="random")
+    assert report.fid is None
+    assert any("FID refused" in note for note in report.notes)
+    # asked for explicitly, it is an error
+    with pytest.raises(ConfigError, match="FID refused"):
+        evaluate_images(images, images, list("abcde"), metrics=["psnr", "fid"])
+
+
+@pytest.fixture(scope="module")
+def random_inception_file(tmp_path_factory):
+    """torch-fidelity's Inception layout with random (He-scaled) weights: a stand-in file."""
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as inception
+
+    with (
+        mock.patch.object(inception, "load_state_dict_from_url", return_value={}),
+        mock.patch.object(
+            inception.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None
+        ),
+    ):
+        network = inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for key, value in network.state_dict().items():
+        if key.endswith("conv.weight"):
+            value = torch.randn(value.shape, generator=generator) * (2 / value[0].numel()) ** 0.5
+        state[key] = value
+    path = tmp_path_factory.mktemp("inception") / "inception.pth"
+    torch.save(state, path)
+    return path
+
+
+def test_fid_runs_torchmetrics_on_the_given_weights(random_inception_file):
+    metric = fid_metric(random_inception_file)
+    same, other = _random_images(2, seed=3), torch.zeros(2, 3, 32, 32)
+    other[:, 0] = 0.8
+
+    def features(images):
+        return to_uint8(images).permute(0, 3, 1, 2)
+
+    metric.update(features(same), real=True)
+    metric.update(features(same), real=False)
+    assert abs(float(metric.compute())) < 1e-3
+    metric.reset()
+    metric.update(features(same), real=True)
+    metric.update(features(other), real=False)
+    assert float(metric.compute()) > 1.0
+
+
+def test_kfold_indices_partition_the_images():
+    folds = kfold_indices(10, 3, seed=1)
+    assert sorted(i for fold in folds for i in fold) == list(range(10))
+    assert sorted(len(f) for f in folds) == [3, 3, 4]
+    assert folds == kfold_indices(10, 3, seed=1) and folds != kfold_indices(10, 3, seed=2)
+    with pytest.raises(ConfigError):
+        kfold_indices(2, 3)
+    assert mean_std([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(math.sqrt(2)), "n": 2}
+
+
+def test_eval_encoder_with_folds(tiny_run, tiny_inverter, photos, tmp_path):
+    report = evaluate_encoder(tiny_inverter, photos, folds=2, metrics=["psnr", "ssim", "mse"])
+    assert len(report.folds) == 2 and sum(f["images"] for f in report.folds) == PHOTOS
+    fold_means = [f["psnr"] for f in report.folds]
+    assert report.fold_summary["psnr"]["mean"] == pytest.approx(sum(fold_means) / 2)
+    assert report.fold_summary["psnr"]["n"] == 2
+    assert report.details["count"] == PHOTOS and report.details["seconds_per_image"] > 0
+    out = tmp_path / "cv.json"
+    result = CliRunner().invoke(
+        eval_command,
+        ["--encoder", str(tiny_run), "--images", str(photos), "--folds", "2"]
+        + ["--metrics", "psnr,ssim,mse", "--device", "cpu", "--json", str(out)],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "Folds" in result.output and "over 2 folds" in result.output
+    data = json.loads(out.read_text())
+    assert data["fold_summary"]["psnr"]["mean"] == pytest.approx(
+        report.fold_summary["psnr"]["mean"], rel=1e-5
+    )
+    assert len(data["images"]) == PHOTOS and data["folds"][0]["images"] == 2

@@ -1,0 +1,156 @@
+"""``ganenc invert`` and the Inverter: encoder pass, latent optimisation, per-image fine-tuning."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ganenc.cli.invert import invert_command
+from ganenc.data import load_image, load_image_folder
+from ganenc.errors import ConfigError, GanencError
+from ganenc.inversion import Inverter, invert, read_latent_file, read_latents
+
+pytest_plugins = ("inversion_fixtures",)
+#: the tiny generator's size and the number of photos (see inversion_fixtures)
+RESOLUTION, PHOTOS = 32, 4
+
+
+def _images(folder):
+    return load_image_folder(folder, RESOLUTION).images
+
+
+def test_invert_command_writes_latents_reconstructions_grid_and_metrics(tiny_run, photos, tmp_path):
+    out = tmp_path / "inverted"
+    result = CliRunner().invoke(
+        invert_command,
+        ["--encoder", str(tiny_run), "--images", str(photos), "--out", str(out)]
+        + ["--device", "cpu", "--batch-size", "3", "--no-progress"],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "s per image" in result.output
+    names = sorted(p.stem for p in photos.iterdir())
+    assert sorted(p.stem for p in (out / "latents").glob("*.pt")) == names
+    assert sorted(p.stem for p in (out / "reconstructions").glob("*.png")) == names
+    assert (out / "grid.png").is_file()
+    index = json.loads((out / "index.json").read_text())
+    assert [entry["image"] for entry in index["images"]] == [f"{n}.png" for n in names]
+    assert index["refine"] == "none" and index["seconds_per_image"] > 0
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [row["image"] for row in rows] == [f"{n}.png" for n in names]
+    assert {"psnr", "ssim", "mse", "seconds"} <= set(rows[0])
+
+    # a latent file decodes to the reconstruction that was written next to it
+    payload = read_latent_file(out / "latents" / f"{names[0]}.pt")
+    assert payload["image"] == f"{names[0]}.png"
+    assert payload["generator"]["gan"] == "stylegan2"
+    assert payload["latents"]["w_plus"].shape == (1, 8, 512)
+    inverter = Inverter.from_encoder(tiny_run, device="cpu")
+    with torch.no_grad():
+        decoded = inverter.synthesize(payload["latents"]).clamp(-1, 1)
+    written = load_image(out / "reconstructions" / f"{names[0]}.png", RESOLUTION)
+    assert (decoded[0] - written).abs().max() <= 1.01 / 127.5
+    # the metrics in the CSV are those of the written reconstruction against its photo
+    photo = load_image(photos / f"{names[0]}.png", RESOLUTION)
+    expected = ((decoded[0] - photo).clamp(-2, 2) / 2).pow(2).mean()
+    assert float(rows[0]["mse"]) == pytest.approx(float(expected), rel=1e-3, abs=1e-6)
+
+
+def test_invert_command_refuses_a_folder_that_holds_files(tiny_run, photos, tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(
+        invert_command,
+        ["--encoder", str(tiny_run), "--images", str(photos), "--out", str(out), "--device", "cpu"],
+    )
+    assert isinstance(result.exception, GanencError)
+    assert "already holds files" in str(result.exception)
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_optimize_improves_on_the_encoder_and_ignores_batch_composition(tiny_inverter, photos):
+    images = _images(photos)
+    plain = tiny_inverter.invert(images)
+    tuned = tiny_inverter.invert(images, refine="optimize", steps=25, batch_size=4)
+    alone = tiny_inverter.invert(images[:1], refine="optimize", steps=25, batch_size=1)
+
+    def mse(result, target):
+        return (result.reconstructions - target).pow(2).flatten(1).mean(1)
+
+    assert (mse(tuned, images) < mse(plain, images)).all()
+    assert tuned.refine == "optimize" and tuned.steps == 25
+    assert len(tuned.seconds) == PHOTOS and tuned.refine_seconds > 0
+    # each image is optimised on its own loss: its batch-mates do not change its result
+    torch.testing.assert_close(
+        alone.latents["w_plus"], tuned.latents["w_plus"][:1], atol=2e-4, rtol=0
+    )
+
+
+def test_finetune_tunes_a_copy_per_image_and_keeps_the_encoder(tiny_inverter, photos):
+    images = _images(photos)[:2]
+    before = {k: v.clone() for k, v in tiny_inverter.encoder.state_dict().items()}
+    plain = tiny_inverter.invert(images)
+    tuned = tiny_inverter.invert(images, refine="finetune", steps=3)
+    for key, value in tiny_inverter.encoder.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert tuned.steps == 3 and len(tuned.final_losses) == 2
+    assert not torch.allclose(tuned.latents["w_plus"], plain.latents["w_plus"])
+    # the second image starts from the pre-trained encoder again: alone it gives the same
+    second = tiny_inverter.invert(images[1:], refine="finetune", steps=3)
+    torch.testing.assert_close(
+        second.latents["w_plus"], tuned.latents["w_plus"][1:], atol=1e-4, rtol=0
+    )
+
+
+def test_python_api_and_its_errors(tiny_run, tiny_inverter, photos, tmp_path):
+    images = _images(photos)
+    result = invert(images, tiny_run, device="cpu")
+    torch.testing.assert_close(
+        result.latents["w_plus"], tiny_inverter.invert(images).latents["w_plus"]
+    )
+    with pytest.raises(ConfigError, match="refine must be one of"):
+        tiny_inverter.invert(images, refine="magic")
+    with pytest.raises(ConfigError, match=r"images must be \[N, 3, 32, 32\]"):
+        tiny_inverter.invert(torch.zeros(1, 3, 16, 16))
+    with pytest.raises(GanencError, match="trained for stylegan2 at 32 px"):
+        Inverter.from_encoder(tiny_run, generator_options={"resolution": 64, "channel_max": 32})
+
+
+def test_read_latents_rejects_mixed_generators(tiny_inverter, tmp_path):
+    from ganenc.inversion import save_latent_file
+
+    save_latent_file(tmp_path / "a.pt", {"w_plus": torch.zeros(1, 8, 512)})
+    save_latent_file(tmp_path / "b.pt", {"w_plus": torch.zeros(1, 14, 512)})
+    with pytest.raises(GanencError, match="different generators"):
+        read_latents(tmp_path)
+    (tmp_path / "b.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(GanencError, match="b.pt"):
+        read_latents(tmp_path)
+
+
+def test_invert_command_optimizes_with_the_given_loss_terms(tiny_run, photos, tmp_path):
+    out = tmp_path / "optimized"
+    result = CliRunner().invoke(
+        invert_command,
+        ["--encoder", str(tiny_run), "--images", str(photos), "--out", str(out)]
+        + ["--refine", "optimize", "--steps", "3", "--loss-term", "mse=1", "--lr", "0.05"]
+        + ["--attention", "none", "--device", "cpu", "--no-progress"],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "optimize, 3 steps" in result.output
+    index = json.loads((out / "index.json").read_text())
+    assert index["refine"] == "optimize" and index["steps"] == 3
+    assert index["refine_seconds_per_image"] > 0
+    payload = read_latent_file(out / "latents" / "photo0.pt")
+    assert payload["refine"] == "optimize" and payload["steps"] == 3
+    with pytest.raises(ConfigError, match="weight of 'mse' must be finite"):
+        CliRunner().invoke(
+            invert_command,
+            ["--encoder", str(tiny_run), "--images", str(photos), "--out", str(tmp_path / "x")]
+            + ["--refine", "optimize", "--loss-term", "mse=-1"],
+            catch_exceptions=False,
+        )
