@@ -1,0 +1,285 @@
+"""Train the small StyleGAN2 behind the ``stylegan2:emoji-64`` weights tag.
+
+Adversarial training on the *train* split of the offline Noto emoji dataset
+(``shared/data/emoji``), with differentiable augmentation (DiffAugment:
+colour, translation, cutout) because 3,357 images are few for a GAN, lazy R1
+regularisation, style mixing and an exponential moving average of the
+generator.  The generator is ganenc's own pure-PyTorch StyleGAN2, exported in
+rosinality's ``.pt`` layout (the format ``ganenc.load_generator`` reads), with
+fp16 storage.
+
+    python examples/train_emoji_gan.py --data ../shared/data/emoji --out runs/emoji-gan \
+        --minutes 60 --threads 2
+
+It is seeded and resumable (``--out`` holds ``state.pt``; run the same command
+again to continue).  Every ``--sample-every`` steps it writes a grid of the EMA
+generator's samples (fixed latents) to ``samples/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from ganenc.images import save_grid
+from ganenc.nn.equalized import EqualizedConv2d, EqualizedLinear
+from ganenc_stylegan.formats import ensure_w_avg, save_rosinality
+from ganenc_stylegan.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+
+#: The architecture of ``stylegan2:emoji-64``: small enough for CPU training and a <10 MB file.
+EMOJI_CONFIG = {
+    "resolution": 64,
+    "z_dim": 256,
+    "w_dim": 256,
+    "mapping_layers": 4,
+    "channels": {4: 256, 8: 256, 16: 128, 32: 64, 64: 32},
+}
+
+
+def load_split(root: Path, split: str = "train") -> torch.Tensor:
+    """uint8 [N, 3, 64, 64] images of one split of ``labels.csv``."""
+    with (root / "labels.csv").open(newline="", encoding="utf-8") as handle:
+        files = [row["file"] for row in csv.DictReader(handle) if row["split"] == split]
+    arrays = [np.asarray(Image.open(root / "noto64" / name).convert("RGB")) for name in files]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+# -- DiffAugment (Zhao et al. 2020): the same random transform for real and fake ---------------
+def diff_augment(x: torch.Tensor) -> torch.Tensor:
+    n = x.shape[0]
+    device = x.device
+    x = x + (torch.rand(n, 1, 1, 1, device=device) - 0.5)  # brightness
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (torch.rand(n, 1, 1, 1, device=device) * 2) + mean  # saturation
+    mean = x.mean(dim=[1, 2, 3], keepdim=True)
+    x = (x - mean) * (torch.rand(n, 1, 1, 1, device=device) + 0.5) + mean  # contrast
+    x = _translate(x, 0.125)
+    return _cutout(x, 0.5)
+
+
+def _translate(x: torch.Tensor, ratio: float) -> torch.Tensor:
+    n, _, h, w = x.shape
+    shift = int(h * ratio + 0.5)
+    dx = torch.randint(-shift, shift + 1, (n, 1, 1), device=x.device)
+    dy = torch.randint(-shift, shift + 1, (n, 1, 1), device=x.device)
+    grid_y, grid_x = torch.meshgrid(
+        torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij"
+    )
+    ys = torch.clamp(grid_y[None] + dy + 1, 0, h + 1)
+    xs = torch.clamp(grid_x[None] + dx + 1, 0, w + 1)
+    padded = F.pad(x, [1, 1, 1, 1])  # borders read as zero (mid-grey in [-1, 1])
+    flat = padded.permute(0, 2, 3, 1)[torch.arange(n, device=x.device)[:, None, None], ys, xs]
+    return flat.permute(0, 3, 1, 2)
+
+
+def _cutout(x: torch.Tensor, ratio: float) -> torch.Tensor:
+    n, _, h, w = x.shape
+    size = int(h * ratio + 0.5)
+    cy = torch.randint(0, h + (1 - size % 2), (n, 1, 1), device=x.device)
+    cx = torch.randint(0, w + (1 - size % 2), (n, 1, 1), device=x.device)
+    grid_y, grid_x = torch.meshgrid(
+        torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij"
+    )
+    inside = ((grid_y[None] - cy).abs() < size // 2) & ((grid_x[None] - cx).abs() < size // 2)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+# -- discriminator ----------------------------------------------------------------------------
+class DiscriminatorBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv1 = EqualizedConv2d(in_channels, in_channels, 3)
+        self.conv2 = EqualizedConv2d(in_channels, out_channels, 3)
+        self.skip = EqualizedConv2d(in_channels, out_channels, 1, gain=1.0, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.leaky_relu(self.conv1(x), 0.2)
+        y = F.avg_pool2d(F.leaky_relu(self.conv2(y), 0.2), 2)
+        return (y + F.avg_pool2d(self.skip(x), 2)) / math.sqrt(2)
+
+
+class Discriminator(nn.Module):
+    """A residual discriminator with minibatch standard deviation, mirroring the generator."""
+
+    def __init__(self, channels: dict[int, int], resolution: int = 64) -> None:
+        super().__init__()
+        self.from_rgb = EqualizedConv2d(3, channels[resolution], 1)
+        blocks, r = [], resolution
+        while r > 4:
+            blocks.append(DiscriminatorBlock(channels[r], channels[r // 2]))
+            r //= 2
+        self.blocks = nn.Sequential(*blocks)
+        c = channels[4]
+        self.conv = EqualizedConv2d(c + 1, c, 3)
+        self.fc = EqualizedLinear(c * 16, c, gain=math.sqrt(2))
+        self.out = EqualizedLinear(c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(F.leaky_relu(self.from_rgb(x), 0.2))
+        group = min(4, x.shape[0])
+        n, c, h, w = x.shape
+        std = x.view(group, -1, c, h, w).std(0, unbiased=False).mean([1, 2, 3])
+        std = std.repeat(group).view(n, 1, 1, 1).expand(n, 1, h, w)
+        x = F.leaky_relu(self.conv(torch.cat([x, std], 1)), 0.2)
+        return self.out(F.leaky_relu(self.fc(x.flatten(1)), 0.2)).squeeze(1)
+
+
+# -- training ---------------------------------------------------------------------------------
+def mixed_w_plus(generator: StyleGAN2Generator, n: int, mixing: float) -> torch.Tensor:
+    z = torch.randn(2, n, generator.z_dim)
+    w = generator.mapping(z.flatten(0, 1)).view(2, n, -1)
+    w_plus = w[0][:, None].repeat(1, generator.num_ws, 1)
+    if mixing > 0:
+        cut = torch.randint(1, generator.num_ws, (n,))
+        use = (torch.rand(n) < mixing)[:, None] & (
+            torch.arange(generator.num_ws)[None] >= cut[:, None]
+        )
+        w_plus = torch.where(use[..., None], w[1][:, None].expand_as(w_plus), w_plus)
+    return w_plus
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/emoji"))
+    parser.add_argument("--out", type=Path, default=Path("runs/emoji-gan"))
+    parser.add_argument(
+        "--minutes", type=float, default=60.0, help="stop (and export) after this long"
+    )
+    parser.add_argument("--max-steps", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=0.0025)
+    parser.add_argument("--r1-gamma", type=float, default=0.2)
+    parser.add_argument("--r1-every", type=int, default=16)
+    parser.add_argument(
+        "--ema-kimg", type=float, default=5.0, help="EMA half-life in thousands of images"
+    )
+    parser.add_argument("--mixing", type=float, default=0.9)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample-every", type=int, default=200)
+    parser.add_argument("--save-every", type=int, default=200)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "samples").mkdir(exist_ok=True)
+    images = load_split(args.data)
+    print(f"{images.shape[0]} training images")
+
+    config = StyleGAN2Config(**EMOJI_CONFIG)
+    generator = StyleGAN2Generator(config)
+    ema = StyleGAN2Generator(config).eval().requires_grad_(False)
+    ema.load_state_dict(generator.state_dict())
+    discriminator = Discriminator(config.channels, config.resolution)
+    r1_ratio = args.r1_every / (args.r1_every + 1)
+    g_opt = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.0, 0.99))
+    d_opt = torch.optim.Adam(
+        discriminator.parameters(), lr=args.lr * r1_ratio, betas=(0.0, 0.99**r1_ratio)
+    )
+    fixed_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(123))
+    step = 0
+    state_path = args.out / "state.pt"
+    if state_path.is_file():
+        state = torch.load(state_path, weights_only=True)
+        generator.load_state_dict(state["generator"])
+        ema.load_state_dict(state["ema"])
+        discriminator.load_state_dict(state["discriminator"])
+        g_opt.load_state_dict(state["g_opt"])
+        d_opt.load_state_dict(state["d_opt"])
+        step = state["step"]
+        torch.set_rng_state(state["rng"])
+        print(f"resumed at step {step}")
+
+    def save() -> None:
+        torch.save(
+            {
+                "generator": generator.state_dict(),
+                "ema": ema.state_dict(),
+                "discriminator": discriminator.state_dict(),
+                "g_opt": g_opt.state_dict(),
+                "d_opt": d_opt.state_dict(),
+                "step": step,
+                "rng": torch.get_rng_state(),
+                "config": {k: v for k, v in EMOJI_CONFIG.items() if k != "channels"},
+            },
+            state_path.with_suffix(".tmp"),
+        )
+        state_path.with_suffix(".tmp").replace(state_path)
+
+    started = time.time()
+    ema_beta = 0.5 ** (args.batch_size / (args.ema_kimg * 1000))
+    while step < args.max_steps and time.time() - started < args.minutes * 60:
+        real = images[torch.randint(0, images.shape[0], (args.batch_size,))].float() / 127.5 - 1
+        # discriminator
+        with torch.no_grad():
+            fake = generator.synthesis(mixed_w_plus(generator, args.batch_size, args.mixing))
+        d_loss = (
+            F.softplus(discriminator(diff_augment(fake))).mean()
+            + F.softplus(-discriminator(diff_augment(real))).mean()
+        )
+        d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_opt.step()
+        if step % args.r1_every == 0:
+            real_r1 = real.detach().requires_grad_(True)
+            scores = discriminator(diff_augment(real_r1))
+            (grad,) = torch.autograd.grad(scores.sum(), real_r1, create_graph=True)
+            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            d_opt.zero_grad(set_to_none=True)
+            (args.r1_gamma / 2 * r1 * args.r1_every).backward()
+            d_opt.step()
+        # generator
+        fake = generator.synthesis(mixed_w_plus(generator, args.batch_size, args.mixing))
+        g_loss = F.softplus(-discriminator(diff_augment(fake))).mean()
+        g_opt.zero_grad(set_to_none=True)
+        discriminator.requires_grad_(False)
+        g_loss.backward()
+        discriminator.requires_grad_(True)
+        g_opt.step()
+        with torch.no_grad():
+            for p_ema, p in zip(ema.parameters(), generator.parameters(), strict=True):
+                p_ema.lerp_(p, 1 - ema_beta)
+            for b_ema, b in zip(ema.buffers(), generator.buffers(), strict=True):
+                b_ema.copy_(b)
+        step += 1
+        if step % 20 == 0:
+            rate = step / max(time.time() - started, 1e-9)
+            print(
+                f"step {step}  d {d_loss.item():.3f}  g {g_loss.item():.3f}  {rate:.2f} it/s",
+                flush=True,
+            )
+        if step % args.sample_every == 0:
+            with torch.no_grad():
+                grid = ema.synthesis(ema.mapping(fixed_z)[:, None].repeat(1, ema.num_ws, 1))
+            save_grid(grid, args.out / "samples" / f"step-{step:06d}.png", nrow=8)
+        if step % args.save_every == 0:
+            save()
+    save()
+    export(ema, args.out / "stylegan2-emoji-64.pt")
+
+
+def export(ema: StyleGAN2Generator, path: Path) -> Path:
+    """The EMA generator in rosinality's layout, fp16 storage, with its average latent."""
+    ensure_w_avg(ema)
+    save_rosinality(ema, path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["g_ema"] = {
+        k: v.half() if v.is_floating_point() else v for k, v in checkpoint["g_ema"].items()
+    }
+    torch.save(checkpoint, path)
+    print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return path
+
+
+if __name__ == "__main__":
+    main()

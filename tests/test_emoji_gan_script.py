@@ -1,0 +1,48 @@
+"""The emoji GAN training script runs a step, resumes, and exports a file ganenc loads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import ganenc
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "emoji"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (DATA / "labels.csv").is_file(), reason="emoji data not beside the checkout"
+)
+def test_two_steps_resume_and_export(tmp_path):
+    command = [
+        sys.executable,
+        str(ROOT / "examples" / "train_emoji_gan.py"),
+        "--data",
+        str(DATA),
+        "--out",
+        str(tmp_path),
+        "--batch-size",
+        "4",
+        "--threads",
+        "1",
+        "--max-steps",
+        "1",
+        "--sample-every",
+        "1",
+        "--save-every",
+        "1",
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    command[command.index("--max-steps") + 1] = "2"
+    result = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+    assert "resumed at step 1" in result.stdout
+    assert torch.load(tmp_path / "state.pt", weights_only=True)["step"] == 2
+    generator = ganenc.load_generator("stylegan2", str(tmp_path / "stylegan2-emoji-64.pt"))
+    assert (generator.resolution, generator.w_dim, generator.num_ws) == (64, 256, 10)
+    assert (tmp_path / "samples" / "step-000002.png").is_file()
