@@ -275,7 +275,7 @@ class Finetuner:
         self.run.write_json(
             "val.json",
             {
-                "held_out": [self.names[i] for i in evaluated],
+                "images": [self.names[i] for i in evaluated],
                 "evaluated_on": "held-out images"
                 if held_out
                 else "training images (no held-out split)",
