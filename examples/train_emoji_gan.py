@@ -135,13 +135,14 @@ class Discriminator(nn.Module):
 
 # -- training ---------------------------------------------------------------------------------
 def mixed_w_plus(generator: StyleGAN2Generator, n: int, mixing: float) -> torch.Tensor:
-    z = torch.randn(2, n, generator.z_dim)
+    device = generator.w_avg.device
+    z = torch.randn(2, n, generator.z_dim, device=device)
     w = generator.mapping(z.flatten(0, 1)).view(2, n, -1)
     w_plus = w[0][:, None].repeat(1, generator.num_ws, 1)
     if mixing > 0:
-        cut = torch.randint(1, generator.num_ws, (n,))
-        use = (torch.rand(n) < mixing)[:, None] & (
-            torch.arange(generator.num_ws)[None] >= cut[:, None]
+        cut = torch.randint(1, generator.num_ws, (n,), device=device)
+        use = (torch.rand(n, device=device) < mixing)[:, None] & (
+            torch.arange(generator.num_ws, device=device)[None] >= cut[:, None]
         )
         w_plus = torch.where(use[..., None], w[1][:, None].expand_as(w_plus), w_plus)
     return w_plus
@@ -164,6 +165,7 @@ def main() -> None:
     )
     parser.add_argument("--mixing", type=float, default=0.9)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample-every", type=int, default=200)
     parser.add_argument("--save-every", type=int, default=200)
@@ -173,31 +175,36 @@ def main() -> None:
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "samples").mkdir(exist_ok=True)
-    images = load_split(args.data)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
+    images = load_split(args.data).to(device)
     print(f"{images.shape[0]} training images")
 
     config = StyleGAN2Config(**EMOJI_CONFIG)
     generator = StyleGAN2Generator(config)
     ema = StyleGAN2Generator(config).eval().requires_grad_(False)
     ema.load_state_dict(generator.state_dict())
-    discriminator = Discriminator(config.channels, config.resolution)
+    discriminator = Discriminator(config.channels, config.resolution).to(device)
+    generator.to(device)
+    ema.to(device)
     r1_ratio = args.r1_every / (args.r1_every + 1)
     g_opt = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.0, 0.99))
     d_opt = torch.optim.Adam(
         discriminator.parameters(), lr=args.lr * r1_ratio, betas=(0.0, 0.99**r1_ratio)
     )
-    fixed_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(123))
+    fixed_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(123)).to(device)
     step = 0
     state_path = args.out / "state.pt"
     if state_path.is_file():
-        state = torch.load(state_path, weights_only=True)
+        state = torch.load(state_path, map_location=device, weights_only=True)
         generator.load_state_dict(state["generator"])
         ema.load_state_dict(state["ema"])
         discriminator.load_state_dict(state["discriminator"])
         g_opt.load_state_dict(state["g_opt"])
         d_opt.load_state_dict(state["d_opt"])
         step = state["step"]
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())
         print(f"resumed at step {step}")
 
     def save() -> None:
@@ -265,7 +272,7 @@ def main() -> None:
         if step % args.save_every == 0:
             save()
     save()
-    export(ema, args.out / "stylegan2-emoji-64.pt")
+    export(ema.cpu(), args.out / "stylegan2-emoji-64.pt")
 
 
 def export(ema: StyleGAN2Generator, path: Path) -> Path:
