@@ -51,6 +51,24 @@ from .options import config_option, parse_key_values, run_settings
     metavar="KEY=VALUE",
     help="Cropper option (repeatable).",
 )
+@click.option(
+    "--channels-last",
+    is_flag=True,
+    default=None,
+    help="channels_last memory layout (opt-in; measure).",
+)
+@click.option(
+    "--compile", "compile", is_flag=True, default=None, help="torch.compile the encoder (opt-in)."
+)
+@click.option(
+    "--gradient-checkpointing",
+    is_flag=True,
+    default=None,
+    help="Recompute encoder activations: less memory at high resolution.",
+)
+@click.option(
+    "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision (CUDA)."
+)
 @config_option
 def finetune_command(config_file, crop_options, lr, feature_weights, **given):
     """Fine-tune an encoder on real images (latent cycle and L2 regularisation).

@@ -70,6 +70,21 @@ from .options import config_option, parse_key_values, run_settings
     help="Continue the run in --out from its last checkpoint.",
 )
 @click.option("--no-progress", "progress", flag_value=False, default=None, help="No progress bar.")
+@click.option(
+    "--channels-last",
+    is_flag=True,
+    default=None,
+    help="channels_last memory layout (opt-in; measure).",
+)
+@click.option(
+    "--compile", "compile", is_flag=True, default=None, help="torch.compile the encoder (opt-in)."
+)
+@click.option(
+    "--gradient-checkpointing",
+    is_flag=True,
+    default=None,
+    help="Recompute encoder activations: less memory at high resolution.",
+)
 @config_option
 def train_command(
     config_file,

@@ -45,6 +45,7 @@ import torch
 
 from .adapters import GeneratorAdapter, Latents
 from .errors import CheckpointError, ConfigError, GanencError
+from .training.loop import autocast, grad_scaler
 
 REFINE_MODES = ("none", "optimize", "finetune")
 #: Default refinement steps per image: latent optimisation, and the reference's fine-tuning.
@@ -89,7 +90,9 @@ class Inverter:
 
     ``loss`` (a :class:`~ganenc.losses.LossSettings`, its dict, or ``None`` for
     the paper's loss) and ``cropper`` are used by ``optimize`` and ``finetune``;
-    :meth:`from_encoder` takes both from the encoder's training run.
+    :meth:`from_encoder` takes both from the encoder's training run.  ``speed``
+    (a :class:`~ganenc.training.speed.SpeedOptions`) picks the layout, gradient
+    checkpointing and CUDA autocast precision of the refinements.
     """
 
     def __init__(
@@ -110,12 +113,16 @@ class Inverter:
         generator_spec: Mapping[str, Any] | None = None,
         encoder_path: str | None = None,
         seed: int = 0,
+        speed: Any = None,
     ) -> None:
         from .devices import resolve_device
+        from .training.speed import SpeedOptions
 
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.encoder = encoder.to(self.device).eval()
-        self.generator = generator.to(self.device).freeze()
+        self.speed = speed if speed is not None else SpeedOptions()
+        autocast(self.device, self.speed.precision)  # fp16/bf16 without CUDA: fail now
+        self.encoder = self.speed.prepare_encoder(encoder.to(self.device).eval())
+        self.generator = self.speed.prepare_generator(generator.to(self.device).freeze())
         self._loss_settings = loss
         self._loss = None
         self.cropper = cropper
@@ -237,17 +244,33 @@ class Inverter:
         return attention_boxes(self.cropper, images) if self.cropper is not None else []
 
     def _image_loss(
-        self, reconstruction: torch.Tensor, images: torch.Tensor, boxes: list[torch.Tensor]
+        self, reconstruction: torch.Tensor, targets: list
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sum over images of each image's own loss (no coupling between images of a batch)."""
+        """Sum over images of each image's own loss (no coupling between images of a batch).
+
+        ``targets``: each image prepared once by ``loss.prepare_target``.
+        """
         values = [
-            self.loss(
-                reconstruction[i : i + 1], images[i : i + 1], boxes=[b[i : i + 1] for b in boxes]
-            )[0]
-            for i in range(images.shape[0])
+            self.loss(reconstruction[i : i + 1].float(), target)[0]
+            for i, target in enumerate(targets)
         ]
         stacked = torch.stack(values)
         return stacked.sum(), stacked.detach()
+
+    def _prepared_targets(self, images: torch.Tensor, boxes: list[torch.Tensor]) -> list:
+        """Each image with its crops and LPIPS features, computed once for all the steps."""
+        return [
+            self.loss.prepare_target(images[i : i + 1], boxes=[b[i : i + 1] for b in boxes])
+            for i in range(images.shape[0])
+        ]
+
+    def _backward_and_step(
+        self, optimizer: torch.optim.Optimizer, total: torch.Tensor, scaler
+    ) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     # -- refinements -------------------------------------------------------------------------
     def optimize(
@@ -258,19 +281,21 @@ class Inverter:
         anchor = {k: v.detach().to(self.device) for k, v in start.items()}
         latents = {k: v.clone().requires_grad_(True) for k, v in anchor.items()}
         optimizer = torch.optim.Adam(latents.values(), lr=self.optimize_lr)
-        boxes = self._boxes(images)
+        targets = self._prepared_targets(images, self._boxes(images))
+        scaler = grad_scaler(self.device, self.speed.precision)
         per_image = torch.zeros(images.shape[0])
         for step in range(steps):
-            reconstruction = self.synthesize(latents)
-            total, per_image = self._image_loss(reconstruction, images, boxes)
+            with autocast(self.device, self.speed.precision):
+                reconstruction = self.speed.synthesize(
+                    self.generator, latents, self.synthesis_options
+                )
+                total, per_image = self._image_loss(reconstruction, targets)
             if self.anchor_weight > 0:
                 for key, value in latents.items():
                     total = total + self.anchor_weight * (value - anchor[key]).pow(2).sum() / (
                         value[0].numel()
                     )
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
+            self._backward_and_step(optimizer, total, scaler)
             if progress is not None:  # a tensor: no device sync unless the bar shows it
                 progress(step + 1, total.detach() / images.shape[0])
         return {k: v.detach() for k, v in latents.items()}, per_image.tolist()
@@ -300,23 +325,25 @@ class Inverter:
         optimizer = torch.optim.Adam(
             encoder.parameters(), lr=self.finetune_lr, betas=self.finetune_betas, eps=1e-8
         )
-        boxes = self._boxes(image)
+        target = self.loss.prepare_target(image, boxes=self._boxes(image))
+        scaler = grad_scaler(self.device, self.speed.precision)
         value = torch.tensor(float("nan"))
         for step in range(steps):
             encoder.train()
-            total, _, _ = real_image_loss(
-                encoder,
-                self.generator,
-                self.loss,
-                image,
-                boxes,
-                cycle_weight=self.cycle_weight,
-                latent_l2=self.latent_l2,
-                synthesis_options=self.synthesis_options,
-            )
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
+            with autocast(self.device, self.speed.precision):
+                total, _, _ = real_image_loss(
+                    encoder,
+                    self.generator,
+                    self.loss,
+                    image,
+                    target.boxes,
+                    cycle_weight=self.cycle_weight,
+                    latent_l2=self.latent_l2,
+                    synthesis_options=self.synthesis_options,
+                    target=target,
+                    speed=self.speed,
+                )
+            self._backward_and_step(optimizer, total, scaler)
             value = total.detach()
             if progress is not None:  # a tensor: no device sync unless the bar shows it
                 progress(step + 1, value)

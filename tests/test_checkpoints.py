@@ -74,3 +74,20 @@ def test_describe_names_known_formats():
     assert "genforce StyleGAN2" in describe_checkpoint({"generator": sg2})
     sg1 = {"synthesis.layer0.const": 1, "synthesis.layer0.apply_noise.weight": 1}
     assert "genforce StyleGAN1" in describe_checkpoint({"generator_smooth": sg1})
+
+
+def test_random_bytes_are_always_a_checkpoint_error(tmp_path):
+    """A stranger's bytes may break the parser anywhere; the user still gets one clear error."""
+    source = torch.Generator().manual_seed(0)
+    zipped = tmp_path / "valid.pt"
+    torch.save({"w": torch.ones(3)}, zipped)
+    valid = zipped.read_bytes()
+    for index in range(150):
+        size = int(torch.randint(1, 400, (1,), generator=source))
+        data = bytes(torch.randint(0, 256, (size,), generator=source, dtype=torch.uint8).tolist())
+        if index % 3 == 0:  # a valid pickle or zip header followed by garbage
+            data = (b"\x80\x02" if index % 2 else valid[:40]) + data
+        path = tmp_path / f"junk-{index}.pt"
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError):
+            read_checkpoint(path)

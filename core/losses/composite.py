@@ -16,6 +16,12 @@ latents: nothing on the path is detached and nothing goes through numpy.
 - ``"latent/<key>/<term>"``: a raw latent term on one latent (``latent/w_plus/latent_mse``);
 - ``"latent"``: the weighted latent loss, already times ``latent_scale``;
 - ``"total"``: ``image + latent``.
+
+A target that stays the same over many steps (per-image fine-tuning, latent
+optimisation) can be prepared once::
+
+    prepared = loss.prepare_target(target, boxes=boxes)   # crops, pooling, LPIPS features
+    total, parts = loss(reconstruction, prepared)         # same values, less work per step
 """
 
 from __future__ import annotations
@@ -29,12 +35,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import validate_options
-from ..cropping import AttentionPair, Cropper, attention_pairs
+from ..cropping import (
+    AttentionPair,
+    Cropper,
+    attention_boxes,
+    attention_pairs,
+    crop_and_resize,
+    level_name,
+)
 from ..errors import ConfigError
 from ..registry import Registry, get_registry
 from .options import LossSettings
 
-__all__ = ["CompositeLoss", "LossSettings", "LossParts"]
+__all__ = ["CompositeLoss", "LossSettings", "LossParts", "PreparedTarget"]
 
 LossParts = dict[str, torch.Tensor]
 
@@ -45,6 +58,31 @@ class _Term:
     key: str  # key in the ModuleDict (names may hold '.')
     weight: float
     pool: bool
+
+
+@dataclass(frozen=True)
+class _PreparedLevel:
+    name: str
+    boxes: torch.Tensor | None  # None: the whole image
+    target: torch.Tensor
+    pooled: torch.Tensor
+    term_targets: dict[str, Any]  # term key -> what the term's prepare_target returned
+
+
+@dataclass(frozen=True)
+class PreparedTarget:
+    """A target batch with its attention crops, pooled copies and term features, made once.
+
+    Built by :meth:`CompositeLoss.prepare_target`; pass it where the target
+    image goes.  It holds no gradient: the target is a constant.
+    """
+
+    image: torch.Tensor
+    levels: tuple[_PreparedLevel, ...]
+
+    @property
+    def boxes(self) -> list[torch.Tensor]:
+        return [level.boxes for level in self.levels if level.boxes is not None]
 
 
 class CompositeLoss(nn.Module):
@@ -109,17 +147,29 @@ class CompositeLoss(nn.Module):
         return images
 
     def image_loss(
-        self, reconstruction: torch.Tensor, target: torch.Tensor, prefix: str = ""
+        self,
+        reconstruction: torch.Tensor,
+        target: torch.Tensor | _PreparedLevel,
+        prefix: str = "",
     ) -> tuple[torch.Tensor, LossParts]:
         """Weighted image terms of one pair; parts ``"<prefix><term>"`` are the raw terms."""
         total = reconstruction.new_zeros(())
         parts: LossParts = {}
-        pooled: tuple[torch.Tensor, torch.Tensor] | None = None
+        prepared = target if isinstance(target, _PreparedLevel) else None
+        pooled: tuple[torch.Tensor, Any] | None = None
         for term in self.image_terms:
             if term.pool:
                 if pooled is None:
-                    pooled = (self.pooled(reconstruction), self.pooled(target))
-                value = self.terms[term.key](*pooled)
+                    pooled_target = prepared.pooled if prepared is not None else self.pooled(target)
+                    pooled = (self.pooled(reconstruction), pooled_target)
+                if prepared is not None and term.key in prepared.term_targets:
+                    value = self.terms[term.key](pooled[0], prepared.term_targets[term.key])
+                else:
+                    value = self.terms[term.key](*pooled)
+            elif prepared is not None:
+                value = self.terms[term.key](
+                    reconstruction, prepared.term_targets.get(term.key, prepared.target)
+                )
             else:
                 value = self.terms[term.key](reconstruction, target)
             parts[prefix + term.name] = value
@@ -145,6 +195,59 @@ class CompositeLoss(nn.Module):
             total = total + weight * level_total
         parts["image"] = total
         return total, parts
+
+    @torch.no_grad()
+    def prepare_target(
+        self,
+        target: torch.Tensor,
+        *,
+        cropper: Cropper | None = None,
+        boxes: Sequence[torch.Tensor] | None = None,
+    ) -> PreparedTarget:
+        """Everything about ``target`` that the loss computes on every call, computed once.
+
+        The attention boxes (from ``cropper`` or ``boxes``), the crops, their
+        pooled copies and what each term's ``prepare_target`` keeps (LPIPS:
+        the normalised VGG features).  ``loss(reconstruction, prepared)`` then
+        gives the values of ``loss(reconstruction, target, boxes=boxes)``.
+        """
+        if boxes is None:
+            boxes = attention_boxes(cropper, target) if cropper is not None else []
+        levels = [(level_name(0), None, target)]
+        for index, level_boxes in enumerate(boxes, start=1):
+            level_boxes = level_boxes.to(target.device)
+            levels.append((level_name(index), level_boxes, crop_and_resize(target, level_boxes)))
+        prepared = []
+        for name, level_boxes, image in levels:
+            pooled = self.pooled(image)
+            term_targets = {}
+            for term in self.image_terms:
+                prepare = getattr(self.terms[term.key], "prepare_target", None)
+                if prepare is not None:
+                    term_targets[term.key] = prepare(pooled if term.pool else image)
+            prepared.append(_PreparedLevel(name, level_boxes, image, pooled, term_targets))
+        return PreparedTarget(target, tuple(prepared))
+
+    @staticmethod
+    def _prepared_pairs(
+        prepared: PreparedTarget, reconstruction: torch.Tensor
+    ) -> list[AttentionPair]:
+        """Pairs whose ``target`` is the prepared level (the reconstruction cropped alike)."""
+        if prepared.image.shape != reconstruction.shape:
+            raise ValueError(
+                f"target {tuple(prepared.image.shape)} and reconstruction"
+                f" {tuple(reconstruction.shape)} differ in shape"
+            )
+        return [
+            AttentionPair(
+                level.name,
+                level,
+                reconstruction
+                if level.boxes is None
+                else crop_and_resize(reconstruction, level.boxes),
+            )
+            for level in prepared.levels
+        ]
 
     # -- latent terms -----------------------------------------------------------------------
     def latent_loss(
@@ -174,7 +277,7 @@ class CompositeLoss(nn.Module):
     def forward(
         self,
         reconstruction: torch.Tensor,
-        target: torch.Tensor,
+        target: torch.Tensor | PreparedTarget,
         *,
         cropper: Cropper | None = None,
         boxes: Sequence[torch.Tensor] | None = None,
@@ -184,9 +287,16 @@ class CompositeLoss(nn.Module):
         """Image loss over (whole, AT1, AT2) plus the scaled latent loss when latents are given.
 
         Attention boxes come from ``cropper`` (computed on ``target`` without
-        gradient) or ``boxes``; with neither, only the whole image counts.
+        gradient) or ``boxes``; with neither, only the whole image counts.  A
+        :class:`PreparedTarget` carries its own boxes (``cropper`` and ``boxes``
+        must then be left out).
         """
-        pairs = attention_pairs(cropper, target, reconstruction, boxes=boxes)
+        if isinstance(target, PreparedTarget):
+            if cropper is not None or boxes is not None:
+                raise ValueError("a prepared target carries its boxes: pass no cropper or boxes")
+            pairs = self._prepared_pairs(target, reconstruction)
+        else:
+            pairs = attention_pairs(cropper, target, reconstruction, boxes=boxes)
         total, parts = self.attention_loss(pairs)
         if (predicted_latents is None) != (target_latents is None):
             raise ValueError("give both predicted_latents and target_latents, or neither")

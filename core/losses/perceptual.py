@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -81,8 +82,53 @@ class LPIPSLoss(nn.Module):
         self.model.eval()  # a metric, not a trainable part: no dropout
         return self
 
-    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor | LPIPSTarget) -> torch.Tensor:
+        """Mean LPIPS distance; ``target`` may be :meth:`prepare_target`'s cached features."""
+        if isinstance(target, LPIPSTarget):
+            if tuple(prediction.shape) != target.shape:
+                raise ValueError(
+                    f"prediction {tuple(prediction.shape)} does not match the prepared target"
+                    f" {target.shape}"
+                )
+            return self._distance(self.normalized_features(prediction), target.features).mean()
         return self.model(prediction, target).mean()
+
+    def normalized_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The trunk's five feature maps of ``images``, unit-normalised over channels (as lpips)."""
+        import lpips
+
+        outputs = self.model.net.forward(self.model.scaling_layer(images))
+        return [lpips.normalize_tensor(feature) for feature in outputs]
+
+    @torch.no_grad()
+    def prepare_target(self, target: torch.Tensor) -> LPIPSTarget:
+        """The target's normalised features, computed once for a target that does not change.
+
+        Per-image fine-tuning and latent optimisation compare hundreds of
+        reconstructions with one image: passing this instead of the image to
+        :meth:`forward` skips the target's half of every VGG pass.  The distance
+        is the same as lpips's (same operations, same order).
+        """
+        return LPIPSTarget(self.normalized_features(target), tuple(target.shape))
+
+    def _distance(
+        self, prediction_features: list[torch.Tensor], target_features: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """lpips's v0.1 distance (no spatial map) from normalised features: ``[N, 1, 1, 1]``."""
+        value = 0
+        for linear, ours, theirs in zip(
+            self.model.lins, prediction_features, target_features, strict=True
+        ):
+            value += linear((ours - theirs) ** 2).mean([2, 3], keepdim=True)
+        return value
+
+
+@dataclass(frozen=True)
+class LPIPSTarget:
+    """A target image batch as LPIPS sees it: its normalised trunk features (no gradient)."""
+
+    features: list[torch.Tensor]
+    shape: tuple[int, ...]
 
 
 def _load_trunk(trunk: nn.Module, state: dict[str, torch.Tensor], source: object) -> None:

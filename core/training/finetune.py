@@ -37,12 +37,14 @@ from ..data import load_image_folder
 from ..encoders import read_encoder_checkpoint, save_encoder
 from ..errors import GanencError
 from ..images import save_grid, save_image
-from ..losses.composite import CompositeLoss
+from ..losses.composite import CompositeLoss, PreparedTarget
 from ..losses.options import LossSettings
 from .distributed import DistributedContext
 from .loop import (
     Progress,
+    autocast,
     comparison_grid,
+    grad_scaler,
     interrupt_as_keyboard_interrupt,
     plain_metrics,
     reconstruction_metrics,
@@ -50,6 +52,7 @@ from .loop import (
 from .pretrain import build_cropper, training_truncation
 from .runs import RunDirectory, default_run_dir, restore_rng
 from .settings import FinetuneSettings, GeneratorSpec
+from .speed import SpeedOptions
 
 
 def real_image_loss(
@@ -62,19 +65,28 @@ def real_image_loss(
     cycle_weight: float,
     latent_l2: float,
     synthesis_options: dict | None = None,
+    target: PreparedTarget | None = None,
+    speed: SpeedOptions | None = None,
 ) -> tuple[torch.Tensor, dict, torch.Tensor]:
     """The loss on real images: attentions, latent cycle and L2 (fine-tuning and inversion share it).
 
     ``w1 = E(x)``, ``x1 = G(w1)``, ``w2 = E(x1)``: image loss of ``x1`` against
     ``x`` + ``cycle_weight`` x latent loss of ``w2`` against ``w1`` (already
     scaled by ``loss.settings.latent_scale``) + ``latent_l2`` x mean(w1^2).
+    ``target``: ``images`` prepared once by ``loss.prepare_target`` (with the
+    boxes), for a target that stays the same over many steps; ``speed``: the
+    run's layout and checkpointing options.
     """
-    options = synthesis_options or {}
-    w1 = encoder(images)
-    reconstruction = generator.synthesize(w1, **options)
-    total, parts = loss(reconstruction, images, boxes=boxes)
-    w2 = encoder(reconstruction)
-    cycle, cycle_parts = loss.latent_loss(w2, w1)
+    speed = speed or SpeedOptions()
+    w1 = encoder(speed.images(images))
+    reconstruction = speed.synthesize(generator, w1, synthesis_options)
+    if target is not None:
+        total, parts = loss(reconstruction.float(), target)
+    else:
+        total, parts = loss(reconstruction.float(), images, boxes=boxes)
+    w2 = encoder(speed.images(reconstruction))
+    w1 = {k: v.float() for k, v in w1.items()}
+    cycle, cycle_parts = loss.latent_loss({k: v.float() for k, v in w2.items()}, w1)
     l2 = sum(value.pow(2).mean() for value in w1.values())
     total = total + cycle_weight * cycle + latent_l2 * l2
     parts.update({f"cycle/{k}": v for k, v in cycle_parts.items()})
@@ -136,6 +148,11 @@ class Finetuner:
             )
         torch.manual_seed(settings.seed + self.dist.rank)
         self.encoder = ganenc.load_encoder(encoder_file(settings.encoder)).to(self.device)
+        self.speed = SpeedOptions.from_settings(settings)
+        self.speed.prepare_generator(self.generator)
+        self.model = self.speed.compiled(self.speed.prepare_encoder(self.encoder))
+        autocast(self.device, settings.precision)  # fp16/bf16 without CUDA: fail now
+        self.scaler = grad_scaler(self.device, settings.precision)
         self.encoder.ganenc_meta["generator"] = self.generator_spec.model_dump()
         truncation = training_truncation(
             self.generator, trained_with.get("truncation"), trained_with.get("truncation_layers")
@@ -159,18 +176,34 @@ class Finetuner:
             write_run_metadata(self.run.path, settings)
 
     # -- the loss -------------------------------------------------------------------------------
-    def losses(self, encoder: Any, images: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
-        boxes = attention_boxes(self.cropper, images) if self.cropper is not None else []
-        return real_image_loss(
-            encoder,
-            self.generator,
-            self.loss,
-            images,
-            boxes,
-            cycle_weight=self.settings.cycle_weight,
-            latent_l2=self.settings.latent_l2,
-            synthesis_options=self.synthesis_options,
-        )
+    def losses(
+        self, encoder: Any, images: torch.Tensor, target: PreparedTarget | None = None
+    ) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """The real-image loss; ``target``: ``images`` prepared once (per-image mode)."""
+        if target is None:
+            boxes = attention_boxes(self.cropper, images) if self.cropper is not None else []
+        else:
+            boxes = target.boxes
+        with autocast(self.device, self.settings.precision):
+            return real_image_loss(
+                encoder,
+                self.generator,
+                self.loss,
+                images,
+                boxes,
+                cycle_weight=self.settings.cycle_weight,
+                latent_l2=self.settings.latent_l2,
+                synthesis_options=self.synthesis_options,
+                target=target,
+                speed=self.speed,
+            )
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer, total: torch.Tensor) -> None:
+        """Backward and optimizer step (loss scaling under fp16)."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
 
     def optimizer(self) -> torch.optim.Optimizer:
         opt = self.settings.optimizer
@@ -239,10 +272,8 @@ class Finetuner:
                     )
                     batch = train_images[picks].to(self.device)
                     self.encoder.train()
-                    total, parts, reconstruction = self.losses(self.encoder, batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    total.backward()
-                    optimizer.step()
+                    total, parts, reconstruction = self.losses(self.model, batch)
+                    self.optimizer_step(optimizer, total)
                     step += 1
                     progress.update(step, float(total.detach()))
                     if step % settings.log_every == 0 or step == settings.iterations:
@@ -313,13 +344,13 @@ class Finetuner:
                     image = self.images[index : index + 1].to(self.device)
                     before, _ = self.reconstruct(image)
                     optimizer = self.optimizer()
+                    # The image, its crops and their LPIPS features are the same every step.
+                    target = self.loss.prepare_target(image, cropper=self.cropper)
                     first_loss = None
                     for step in range(settings.iterations):
                         self.encoder.train()
-                        total, _, _ = self.losses(self.encoder, image)
-                        optimizer.zero_grad(set_to_none=True)
-                        total.backward()
-                        optimizer.step()
+                        total, _, _ = self.losses(self.model, image, target)
+                        self.optimizer_step(optimizer, total)
                         first_loss = float(total.detach()) if first_loss is None else first_loss
                         progress.update(
                             index * settings.iterations + step + 1, float(total.detach())

@@ -42,6 +42,7 @@ from .loop import (
 )
 from .runs import RunDirectory, default_run_dir, restore_rng
 from .settings import TrainSettings
+from .speed import SpeedOptions
 
 
 def build_cropper(name: str | None, options: dict[str, Any], feature_weights: str | None):
@@ -105,7 +106,9 @@ class Pretrainer:
             self._resume()
         elif self.dist.is_main:
             write_run_metadata(self.run.path, settings)
-        self.model = self.dist.wrap(self.encoder)
+        self.speed = SpeedOptions.from_settings(settings)
+        self.speed.prepare_generator(self.generator)
+        self.model = self.speed.compiled(self.dist.wrap(self.speed.prepare_encoder(self.encoder)))
         self.truncation = training_truncation(
             self.generator, settings.truncation, settings.truncation_layers
         )
@@ -140,8 +143,10 @@ class Pretrainer:
         boxes = attention_boxes(self.cropper, images) if self.cropper is not None else []
         self.model.train()
         with autocast(self.device, self.settings.precision):
-            predicted = self.model(images)
-            reconstruction = self.generator.synthesize(predicted, **self.synthesis_options)
+            predicted = self.model(self.speed.images(images))
+            reconstruction = self.speed.synthesize(
+                self.generator, predicted, self.synthesis_options
+            )
             total, parts = self.loss(
                 reconstruction.float(),
                 images,

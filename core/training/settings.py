@@ -38,11 +38,22 @@ class OptimizerSettings(Settings):
 
 
 class RunSettings(Settings):
-    """What every training-like command shares: device, precision, outputs, cadence."""
+    """What every training-like command shares: device, precision, speed, outputs, cadence."""
 
     out: Path | None = None
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = Field(
+        False, description="run convolutions in channels-last layout (faster on some GPUs)"
+    )
+    compile: bool = Field(
+        False, description="torch.compile the encoder (slow first steps; faster on CUDA)"
+    )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="recompute encoder blocks and the generator in the backward pass:"
+        " far less memory at high resolution, about a third more time",
+    )
     seed: int = 0
     checkpoint_every: int = Field(1000, ge=1)
     image_every: int = Field(500, ge=1)

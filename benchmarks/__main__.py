@@ -1,0 +1,114 @@
+"""``python -m benchmarks``: measure ganenc's speed and memory against its baselines.
+
+Run from the repository root (``benchmarks/`` is not installed with ganenc)::
+
+    python -m benchmarks                      # the CPU plan, a few minutes on 2 cores
+    python -m benchmarks --quick              # every section small, under two minutes
+    python -m benchmarks --sections pretrain,finetune --device cuda
+    python -m benchmarks.gpu                  # the GPU plan (CUDA), under five minutes
+
+Results go to ``docs/benchmarks/<plan>.json`` and ``.md`` (``--out`` to
+change, ``--no-write`` for none) and the tables are printed.  Every number
+is a median over repeats with its spread, and every comparison is a ratio of
+cases timed in the same run, round by round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from .plans import PLANS
+    from .sections import SECTIONS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run (< 2 min)")
+    parser.add_argument(
+        "--plan",
+        choices=sorted(PLANS),
+        help="sizes and repeats (default: gpu on CUDA, else cpu; --quick: quick)",
+    )
+    parser.add_argument(
+        "--sections",
+        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all, in the plan's order)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument(
+        "--budget", type=float, help="seconds; later measurements are skipped past it"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "docs" / "benchmarks",
+        help="folder for <plan>.json and <plan>.md (default docs/benchmarks)",
+    )
+    parser.add_argument("--no-write", action="store_true", help="print only, write no files")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, default_plan: str | None = None) -> dict:
+    args = parse_args(argv)
+    import torch
+
+    from ganenc.devices import resolve_device
+
+    from . import cases, machine, report
+    from .measure import Budget
+    from .plans import PLANS
+    from .sections import SECTIONS, run_sections
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    name = args.plan or ("quick" if args.quick else default_plan)
+    if name is None:
+        name = "gpu" if device.type == "cuda" else "cpu"
+    plan = PLANS[name]
+    chosen = args.sections.split(",") if args.sections else plan.order
+    sections = [s.strip() for s in chosen if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+    cases.quiet_random_weights_warning()
+    budget = Budget(args.budget if args.budget is not None else plan.budget_s)
+    began = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - began:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    info = machine.describe(device)
+    log(f"plan {plan.name} on {info.get('gpu') or info['cpu']}: {', '.join(sections)}")
+    results = {
+        "format": "ganenc-benchmarks/1",
+        "plan": plan.name,
+        "machine": info,
+        "notes": [
+            "Random weights everywhere (generators, encoders, and the VGG16 inside LPIPS):"
+            " the networks and so the timings are those of the pretrained ones.",
+            *plan.notes,
+        ],
+        "sections": run_sections(plan, device, sections, budget, log),
+    }
+    results["elapsed_s"] = time.perf_counter() - began
+    results["load_average_at_end"] = machine.load_average()
+    out = None if args.no_write else args.out
+    text = report.write(
+        results,
+        None if out is None else out / f"{plan.name}.json",
+        None if out is None else out / f"{plan.name}.md",
+    )
+    print(text)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""``python -m benchmarks.gpu``: the full set on a CUDA machine in under five minutes.
+
+The same sections as ``python -m benchmarks`` with the ``gpu`` plan (256 and
+1024 px, the paper's batch sizes, bf16/fp16 and ``torch.compile`` among the
+options), a 270 s measurement budget, one printed table set.  Results go to
+``docs/benchmarks/gpu.json`` and ``.md`` unless ``--out`` says otherwise
+(on a lent machine: ``--out $OUT``).  Other flags as ``python -m benchmarks``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import torch
+
+    from .__main__ import main as run
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not torch.cuda.is_available() and "--device" not in args:
+        raise SystemExit("python -m benchmarks.gpu needs a CUDA GPU (use python -m benchmarks)")
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32: tf32 would change numerics
+    torch.backends.cudnn.allow_tf32 = False
+    return run(args, default_plan="gpu")
+
+
+if __name__ == "__main__":
+    main()

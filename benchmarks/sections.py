@@ -1,0 +1,502 @@
+"""The five sections of a benchmark run; each returns plain data (rows and notes).
+
+``generator``  images/s of every family at a small and a large size, relative
+               to StyleGAN2 at the same size and batch;
+``inversion``  seconds per image: encoder alone, encoder + per-image
+               refinement, and latent optimisation until it reaches the
+               encoder's quality; the speed ratio at equal quality;
+``pretrain``   pre-training images/s and peak memory, step cost in generator forwards;
+``finetune``   per-image fine-tuning it/s and peak memory (the paper's
+               3,500 iterations per 1024 px image at 2.08 it/s and 7,670 MB);
+``options``    each speed option against the code before it (``baseline``)
+               and against today's default: speed ratio, memory, and how far
+               its loss and gradients lie from the baseline's.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import ganenc
+
+from .cases import (
+    CaseSpec,
+    FinetuneIteration,
+    GeneratorCache,
+    GeneratorForward,
+    PretrainStep,
+    compare_numerics,
+)
+from .measure import Budget, measure_memory, ratio, time_interleaved
+from .plans import Plan
+
+#: The paper's fine-tuning memory on a V100, and the target of half of it.
+PAPER_FINETUNE_MB = 7670
+TARGET_FINETUNE_MB = PAPER_FINETUNE_MB / 2
+PAPER_FINETUNE_IT_S = 2.08
+
+Log = Callable[[str], None]
+
+
+def _skipped(what: str, budget: Budget) -> dict[str, Any]:
+    return {"skipped": what, "reason": f"time budget of {budget.seconds:.0f} s spent"}
+
+
+def _release() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# -- generator forward ----------------------------------------------------------------------
+
+
+def generator_section(plan: Plan, device: torch.device, budget: Budget, log: Log) -> dict:
+    """Images/s of each family, relative to StyleGAN2 at the same resolution and batch."""
+    by_resolution: dict[int, list[str]] = {}
+    for family, sizes in plan.generator_sizes.items():
+        for size in sizes:
+            by_resolution.setdefault(size, []).append(family)
+    rows, skipped = [], []
+    for resolution in sorted(by_resolution):
+        families = by_resolution[resolution]
+        listed = "stylegan2" in families
+        if not listed:
+            families = ["stylegan2", *families]
+        if budget.spent():
+            skipped.append(_skipped(f"generators at {resolution} px", budget))
+            continue
+        batch = plan.batch_for(resolution)
+        cases = {}
+        for family in families:
+            try:
+                generator = ganenc.load_generator(
+                    family, resolution=resolution, **plan.generator_options.get(family, {})
+                )
+            except ganenc.GanencError as exc:
+                rows.append({"family": family, "resolution": resolution, "error": str(exc)})
+                continue
+            cases[family] = GeneratorForward(generator.to(device).freeze(), batch)
+        log(f"generator forward at {resolution} px, batch {batch}: {', '.join(cases)}")
+        timings = time_interleaved(
+            cases, repeats=plan.generator_repeats, warmup=plan.warmup, device=device, budget=budget
+        )
+        reference = timings.get("stylegan2")
+        for family, timing in timings.items():
+            row = {
+                "family": family,
+                "resolution": resolution,
+                "batch": batch,
+                "images_per_s": batch / timing.median,
+                "timing": timing.to_dict(),
+            }
+            if reference is not None:
+                row["speed_vs_stylegan2"] = ratio(reference, timing).to_dict()
+            if family == "stylegan2" and not listed:
+                row["reference_only"] = True
+            rows.append(row)
+        del cases
+        _release()
+    return {"rows": rows, "skipped": skipped}
+
+
+# -- inversion --------------------------------------------------------------------------------
+
+
+def _psnr(reconstruction: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    from ganenc import metrics
+
+    return metrics.psnr(reconstruction.float().cpu(), images.float().cpu())
+
+
+class _LatentOptimization:
+    """Plain W+ optimisation (Adam, lr 0.01) from the average latent, until a PSNR is reached.
+
+    The baseline users would otherwise pick (Image2StyleGAN-style): each image's
+    own MSE, summed over the batch; it stops at the first step whose
+    reconstructions reach ``goal`` dB mean PSNR (``ganenc.metrics.psnr``, as
+    for the encoder); MSE, the quality measure itself, is its objective: the
+    most favourable setting for the baseline.
+    """
+
+    def __init__(self, generator, options, images, goal: float, max_steps: int, lr: float = 0.01):
+        self.generator, self.options, self.images = generator, options, images
+        self.goal, self.max_steps, self.lr = goal, max_steps, lr
+        self.average = generator.average_latents(images.shape[0])
+        self.steps = 0
+        self.psnr = float("nan")
+        self.reached = False
+
+    def __call__(self) -> None:
+        from ganenc import metrics
+
+        latents = {k: v.clone().requires_grad_(True) for k, v in self.average.items()}
+        optimizer = torch.optim.Adam(latents.values(), lr=self.lr)
+        self.reached = False
+        for step in range(self.max_steps + 1):
+            reconstruction = self.generator.synthesize(latents, **self.options)
+            per_image = (reconstruction - self.images).pow(2).flatten(1).mean(1)
+            psnr = float(metrics.psnr(reconstruction, self.images).clamp(max=100).mean())
+            self.steps, self.psnr = step, psnr
+            if psnr >= self.goal:
+                self.reached = True
+                return
+            if step == self.max_steps:
+                return
+            optimizer.zero_grad(set_to_none=True)
+            per_image.sum().backward()
+            optimizer.step()
+
+
+def inversion_section(plan: Plan, device: torch.device, budget: Budget, log: Log) -> dict:
+    """Encoder vs encoder + refinement vs latent optimisation, at equal quality."""
+    from ganenc.inversion import Inverter
+    from ganenc.training.pretrain import Pretrainer
+    from ganenc.training.settings import TrainSettings
+
+    config = plan.inversion
+    resolution = config["resolution"]
+    fast_loss = {"image_terms": {"mse": 5.0, "cosine": 3.0, "ssim": 1.0}}
+    with tempfile.TemporaryDirectory(prefix="ganenc-bench-") as folder:
+        settings = TrainSettings(
+            gan="stylegan2",
+            generator_options={"resolution": resolution, **config["generator_options"]},
+            encoder_options=dict(config["encoder_options"]),
+            attention="center",
+            loss=fast_loss,
+            batch_size=config["pretrain_batch"],
+            iterations=config["pretrain_steps"],
+            out=Path(folder) / "run",
+            device=str(device),
+            progress=False,
+        )
+        trainer = Pretrainer(settings)
+        log(f"inversion: pre-training a {resolution} px encoder for {settings.iterations} steps")
+        began = time.perf_counter()
+        for step in range(settings.iterations):
+            trainer.train_step(step)
+        pretrain_seconds = time.perf_counter() - began
+    generator, encoder = trainer.generator, trainer.encoder.eval()
+    options = trainer.synthesis_options
+    count = config["images"]
+    seeds = list(range(settings.val_seed_start, settings.val_seed_start + count))
+    _, images = trainer.synthesize_batch(seeds)  # held-out seeds: never trained on
+    images = images.clamp(-1, 1)
+    with torch.no_grad():
+        encoded = encoder(images)
+        encoder_psnr = float(_psnr(generator.synthesize(encoded, **options), images).mean())
+        average = generator.average_latents(count)
+        average_psnr = float(_psnr(generator.synthesize(average, **options), images).mean())
+    log(f"inversion: encoder {encoder_psnr:.2f} dB, average latent {average_psnr:.2f} dB")
+
+    inner = 10  # encoder passes per timed call (one pass is too short to time alone)
+
+    def encode() -> None:
+        with torch.inference_mode():
+            for _ in range(inner):
+                encoder(images)
+
+    baseline = _LatentOptimization(
+        generator, options, images, encoder_psnr, config["max_optimize_steps"]
+    )
+    timings = time_interleaved(
+        {"encoder": encode, "latent_optimization": baseline},
+        repeats=config["repeats"],
+        warmup=0,
+        device=device,
+        budget=budget,
+    )
+    encoder_seconds = [t / inner / count for t in timings["encoder"].seconds]
+    optimization_seconds = [t / count for t in timings["latent_optimization"].seconds]
+    speedup = ratio(timings["latent_optimization"], timings["encoder"])
+    speedup.values = [v * inner for v in speedup.values]
+    rows = [
+        {
+            "method": "encoder",
+            "seconds_per_image": _median(encoder_seconds),
+            "spread": timings["encoder"].spread,
+            "psnr": encoder_psnr,
+        },
+        {
+            "method": "latent optimisation to the encoder's PSNR (W+, Adam, MSE)",
+            "seconds_per_image": _median(optimization_seconds),
+            "spread": timings["latent_optimization"].spread,
+            "psnr": baseline.psnr,
+            "steps": baseline.steps,
+            "reached": baseline.reached,
+        },
+    ]
+    inverter = Inverter(
+        encoder,
+        generator,
+        loss=fast_loss,
+        cropper=ganenc.create("cropper", "center"),
+        device=device,
+        synthesis_options=options,
+    )
+    refine_steps = config["refine_steps"]
+    for refine in ("finetune", "optimize"):
+        if budget.spent():
+            rows.append(_skipped(f"encoder + {refine}", budget))
+            continue
+        log(f"inversion: encoder + {refine} ({refine_steps} steps per image)")
+        result = inverter.invert(images, refine=refine, steps=refine_steps, batch_size=count)
+        rows.append(
+            {
+                "method": f"encoder + {refine} ({refine_steps} steps)",
+                "seconds_per_image": result.seconds_per_image,
+                "psnr": float(_psnr(result.reconstructions, images).mean()),
+            }
+        )
+    rows.append({"method": "average latent (no inversion)", "psnr": average_psnr})
+    return {
+        "resolution": resolution,
+        "images": count,
+        "encoder_pretraining": {
+            "steps": settings.iterations,
+            "batch": settings.batch_size,
+            "seconds": pretrain_seconds,
+            "loss": "5 MSE + 3 cosine + 1 SSIM, centre attentions",
+        },
+        "rows": rows,
+        "equal_quality_speedup": {
+            **speedup.to_dict(),
+            "reached": baseline.reached,
+            "target": 1000,
+            "note": (
+                "latent optimisation time to reach the encoder's PSNR / encoder time"
+                + ("" if baseline.reached else " (not reached: a lower bound)")
+            ),
+        },
+    }
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values) if values else float("nan")
+
+
+# -- training steps ---------------------------------------------------------------------------
+
+
+def _model_options(plan: Plan) -> dict[str, Any]:
+    """Generator, encoder and loss options of the training cases (StyleGAN2)."""
+    options: dict[str, Any] = {
+        "generator_options": dict(plan.generator_options.get("stylegan2", {})),
+        "encoder_options": dict(plan.encoder_options),
+    }
+    if plan.loss is not None:
+        options["loss"] = dict(plan.loss)
+    return options
+
+
+def _memory(case: Any, device: torch.device) -> dict[str, Any]:
+    """Peak memory of one step; on CUDA after a warm-up step (cuDNN autotuning allocates)."""
+    if device.type == "cuda":
+        case()
+    return measure_memory(
+        case,
+        device,
+        state=case.state,
+        free_gradients=case.free_gradients,
+        track_tensors=not case.spec.speed.compile,
+    )
+
+
+def pretrain_section(plan: Plan, device: torch.device, budget: Budget, log: Log) -> dict:
+    """Images/s and peak memory of pre-training steps; step cost in generator forwards."""
+    rows, skipped = [], []
+    for resolution, batch, repeats in plan.pretrain:
+        if budget.spent():
+            skipped.append(_skipped(f"pre-training at {resolution} px", budget))
+            continue
+        log(f"pre-training step at {resolution} px, batch {batch}")
+        case = PretrainStep(
+            CaseSpec.parse("default"), resolution, batch, device, **_model_options(plan)
+        )
+        try:
+            memory = _memory(case, device)  # also the warm-up step
+            forward = GeneratorForward(case.trainer.generator, batch)
+            forward()
+            timings = time_interleaved(
+                {"step": case, "generator_forward": forward},
+                repeats=repeats,
+                warmup=0,
+                device=device,
+                budget=budget,
+            )
+        finally:
+            case.close()
+        step = timings["step"]
+        rows.append(
+            {
+                "resolution": resolution,
+                "batch": batch,
+                "images_per_s": batch / step.median,
+                "step": step.to_dict(),
+                "generator_forward": timings["generator_forward"].to_dict(),
+                "step_in_generator_forwards": ratio(step, timings["generator_forward"]).to_dict(),
+                "memory": memory,
+            }
+        )
+        del case, forward
+        _release()
+    return {"rows": rows, "skipped": skipped}
+
+
+def finetune_section(
+    plan: Plan, device: torch.device, budget: Budget, log: Log, generators: GeneratorCache
+) -> dict:
+    """Per-image fine-tuning it/s and peak memory; extra cases (checkpointing ...) beside."""
+    rows, skipped = [], []
+    for resolution, repeats in plan.finetune:
+        names = ["default", *plan.finetune_cases.get(resolution, [])]
+        for name in names:
+            if budget.spent():
+                skipped.append(_skipped(f"fine-tuning {name} at {resolution} px", budget))
+                continue
+            spec = CaseSpec.parse(name)
+            if spec.speed.precision != "fp32" and device.type != "cuda":
+                continue
+            log(f"fine-tuning iteration at {resolution} px: {name}")
+            case = FinetuneIteration(spec, generators, resolution, **_model_options(plan))
+            memory = _memory(case, device)
+            row: dict[str, Any] = {"resolution": resolution, "case": name, "memory": memory}
+            if name == "default" or plan.name == "gpu":  # extras: memory only on the CPU
+                forward = GeneratorForward(case.generator, 1)
+                forward()
+                timings = time_interleaved(
+                    {"iteration": case, "generator_forward": forward},
+                    repeats=repeats,
+                    warmup=0,
+                    device=device,
+                    budget=budget,
+                )
+                iteration = timings["iteration"]
+                row.update(
+                    {
+                        "iterations_per_s": 1.0 / iteration.median,
+                        "iteration": iteration.to_dict(),
+                        "generator_forward": timings["generator_forward"].to_dict(),
+                        "iteration_in_generator_forwards": ratio(
+                            iteration, timings["generator_forward"]
+                        ).to_dict(),
+                    }
+                )
+                if resolution == 1024:
+                    row["minutes_per_image_3500_iterations"] = 3500 / row["iterations_per_s"] / 60
+            peak = memory.get("cuda_peak_mb", memory.get("tensor_peak_mb"))
+            if resolution == 1024 and peak is not None:
+                row["within_target_3835_mb"] = peak <= TARGET_FINETUNE_MB
+            rows.append(row)
+            del case
+            _release()
+        generators.clear()
+    return {
+        "rows": rows,
+        "skipped": skipped,
+        "paper": {"iterations_per_s": PAPER_FINETUNE_IT_S, "memory_mb": PAPER_FINETUNE_MB},
+    }
+
+
+def options_section(
+    plan: Plan, device: torch.device, budget: Budget, log: Log, generators: GeneratorCache
+) -> dict:
+    """Each speed option vs the code before (``baseline``) and today's ``default``."""
+    result: dict[str, Any] = {}
+    for section, (resolution, batch, repeats, options) in plan.options.items():
+        if budget.spent():
+            result[section] = _skipped(f"options of {section}", budget)
+            continue
+        names = ["baseline", "default"] if section == "finetune" else ["default"]
+        names += [o for o in options if o != "cached_target"]
+        names = [
+            n for n in names if device.type == "cuda" or CaseSpec.parse(n).speed.precision == "fp32"
+        ]
+        log(f"options ({section} at {resolution} px): {', '.join(names)}")
+        cases: dict[str, Any] = {}
+        numerics: dict[str, Any] = {}
+        memory: dict[str, Any] = {}
+        for name in names:
+            spec = CaseSpec.parse(name)
+            if section == "finetune":
+                case = FinetuneIteration(spec, generators, resolution, **_model_options(plan))
+            else:
+                case = PretrainStep(spec, resolution, batch, device, **_model_options(plan))
+            numerics[name] = case.loss_and_gradients(seed=0)  # before any update: same weights
+            memory[name] = _memory(case, device)
+            cases[name] = case
+        timings = time_interleaved(cases, repeats=repeats, warmup=0, device=device, budget=budget)
+        rows = []
+        for name in names:
+            # Each case against the code before with the same attention (or the first case).
+            reference = CaseSpec.parse(name).baseline
+            reference = reference if reference in cases else names[0]
+            row = {
+                "case": name,
+                "reference": reference,
+                "per_s": (batch if section == "pretrain" else 1) / timings[name].median,
+                "timing": timings[name].to_dict(),
+                "speed_vs_reference": ratio(timings[reference], timings[name]).to_dict(),
+                "memory": memory[name],
+                "numerics_vs_reference": compare_numerics(numerics[reference], numerics[name]),
+            }
+            if "default" in timings:
+                row["speed_vs_default"] = ratio(timings["default"], timings[name]).to_dict()
+            rows.append(row)
+        for case in cases.values():
+            if hasattr(case, "close"):
+                case.close()
+        del cases
+        generators.clear()
+        _release()
+        result[section] = {
+            "resolution": resolution,
+            "batch": batch,
+            "unit": "images/s" if section == "pretrain" else "it/s",
+            "rows": rows,
+        }
+    return result
+
+
+SECTIONS = ("generator", "inversion", "pretrain", "finetune", "options")
+
+
+def run_sections(
+    plan: Plan, device: torch.device, sections: list[str], budget: Budget, log: Log
+) -> dict[str, Any]:
+    generators = GeneratorCache(device)
+    results: dict[str, Any] = {}
+    for name in sections:
+        began = time.perf_counter()
+        if budget.spent():
+            results[name] = _skipped(name, budget)
+            continue
+        if name == "generator":
+            results[name] = generator_section(plan, device, budget, log)
+        elif name == "inversion":
+            results[name] = inversion_section(plan, device, budget, log)
+        elif name == "pretrain":
+            results[name] = pretrain_section(plan, device, budget, log)
+        elif name == "finetune":
+            results[name] = finetune_section(plan, device, budget, log, generators)
+        elif name == "options":
+            results[name] = options_section(plan, device, budget, log, generators)
+        else:
+            raise ValueError(f"unknown section {name!r}; known: {', '.join(SECTIONS)}")
+        results[name]["seconds"] = round(time.perf_counter() - began, 1)
+        _release()
+    return results
+
+
+def finite(value: float) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)

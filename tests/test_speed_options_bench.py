@@ -1,0 +1,146 @@
+"""The benchmark machinery: memory counting, interleaving, reports (no timing is asserted)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import cases, measure, report  # noqa: E402
+from benchmarks.__main__ import main  # noqa: E402
+from benchmarks.plans import PLANS, Plan  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*RANDOM feature weights")
+TINY = {"channel_max": 32}
+TINY_ENCODER = {"max_channels": 32}
+FAST_LOSS = {"image_terms": {"mse": 5.0, "cosine": 3.0, "ssim": 1.0}}
+
+
+def test_tensor_memory_counts_storages_once_and_frees_them():
+    with measure.TensorMemory() as tracker:
+        a = torch.zeros(256, 1024)  # 1 MiB
+        view = a[:128]  # a view: no new storage
+        a.add_(1)  # in place: no new storage
+        b = a * 2  # 1 MiB more
+        del b
+        c = torch.ones(128, 1024)  # 0.5 MiB, after b was freed
+    assert tracker.peak == 2 * measure.MB
+    assert tracker.current == int(1.5 * measure.MB)
+    assert view.shape == (128, 1024) and c.sum() > 0
+
+
+def test_tensor_memory_sees_activations_and_gradients():
+    layer = torch.nn.Linear(512, 512)
+    x = torch.randn(64, 512)
+
+    def step():
+        layer.zero_grad(set_to_none=True)
+        layer(x).relu().sum().backward()
+
+    result = measure.measure_memory(
+        step, torch.device("cpu"), state=lambda: measure.state_bytes([layer], [], [x])
+    )
+    weights = (512 * 512 + 512 + 64 * 512) * 4 / measure.MB
+    assert result["state_mb"] == pytest.approx(weights)
+    # + the gradients (as large as the weights) and the activations (64 x 512, twice)
+    assert result["tensor_peak_mb"] >= weights + (512 * 512 * 4) / measure.MB
+    assert "rss_growth_mb" in result or not Path("/proc/self/clear_refs").exists()
+
+
+def test_interleaved_timing_rotates_the_order_and_respects_the_budget():
+    calls = []
+    timings = measure.time_interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+        repeats=3,
+        warmup=1,
+        device=torch.device("cpu"),
+    )
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+    assert [len(t.seconds) for t in timings.values()] == [3, 3]
+    spent = measure.Budget(0.0)
+    short = measure.time_interleaved(
+        {"a": lambda: None}, repeats=5, warmup=0, device=torch.device("cpu"), budget=spent
+    )
+    assert len(short["a"].seconds) == 1
+    paired = measure.ratio(measure.Timing([2.0, 4.0, 9.0]), measure.Timing([1.0, 1.0, 3.0]))
+    assert paired.median == 3.0 and paired.to_dict()["min"] == 2.0
+
+
+def test_case_names_parse_into_speed_options():
+    spec = cases.CaseSpec.parse("channels_last+gradient_checkpointing+bf16")
+    assert spec.speed.channels_last and spec.speed.gradient_checkpointing
+    assert spec.speed.precision == "bf16" and spec.cached_target
+    assert not cases.CaseSpec.parse("baseline").cached_target
+    with pytest.raises(ValueError, match="unknown case option"):
+        cases.CaseSpec.parse("turbo")
+
+
+def test_finetune_cases_agree_numerically_and_report_memory():
+    """baseline (target recomputed), default (prepared once), checkpointing: one result."""
+    generators = cases.GeneratorCache(torch.device("cpu"))
+    results = {}
+    for name in ("baseline", "default", "gradient_checkpointing"):
+        case = cases.FinetuneIteration(
+            cases.CaseSpec.parse(name),
+            generators,
+            32,
+            generator_options=TINY,
+            encoder_options=TINY_ENCODER,
+            loss=FAST_LOSS,  # LPIPS's prepared target: tests/test_speed_options.py
+        )
+        results[name] = case.loss_and_gradients(seed=0)
+        memory = measure.measure_memory(
+            case, torch.device("cpu"), state=case.state, free_gradients=case.free_gradients
+        )
+        assert memory["tensor_peak_mb"] > memory["state_mb"] > 0
+    for name in ("default", "gradient_checkpointing"):
+        difference = cases.compare_numerics(results["baseline"], results[name])
+        assert difference["loss_abs_diff"] <= 1e-6, (name, difference)
+        assert difference["grad_max_rel_diff"] <= 1e-5, (name, difference)
+
+
+def test_a_tiny_plan_runs_every_section_and_writes_json_and_markdown(tmp_path, monkeypatch):
+    tiny = Plan(
+        name="tiny",
+        generator_sizes={"stylegan2": (32,), "pggan": (32,)},
+        generator_batch={1024: 1},
+        generator_repeats=1,
+        inversion={
+            "resolution": 32,
+            "generator_options": TINY,
+            "encoder_options": TINY_ENCODER,
+            "pretrain_steps": 2,
+            "pretrain_batch": 2,
+            "images": 2,
+            "refine_steps": 1,
+            "max_optimize_steps": 2,
+            "repeats": 1,
+        },
+        pretrain=[(32, 1, 1)],
+        finetune=[(32, 1)],
+        finetune_cases={32: ["gradient_checkpointing"]},
+        options={"finetune": (32, 1, 1, ["cached_target", "channels_last"])},
+        budget_s=600.0,
+        generator_options={"stylegan2": TINY, "pggan": {"fmaps_max": 32}},
+        encoder_options=TINY_ENCODER,
+        loss=FAST_LOSS,
+    )
+    monkeypatch.setitem(PLANS, "tiny", tiny)
+    results = main(["--plan", "tiny", "--device", "cpu", "--out", str(tmp_path)])
+    assert set(results["sections"]) == {"generator", "inversion", "pretrain", "finetune", "options"}
+    assert (tmp_path / "tiny.json").is_file()
+    text = (tmp_path / "tiny.md").read_text()
+    for heading in ("Generator forward", "Inversion at 32 px", "Pre-training step", "fine-tuning"):
+        assert heading in text, heading
+    assert "python -m" in text and "torch" in text  # the command and the versions
+    rows = results["sections"]["options"]["finetune"]["rows"]
+    assert [row["case"] for row in rows] == ["baseline", "default", "channels_last"]
+    assert rows[1]["reference"] == "baseline"
+    assert rows[1]["numerics_vs_reference"]["loss_abs_diff"] <= 1e-6
+    assert report.markdown(results) == text
