@@ -37,16 +37,12 @@ import contextlib
 import dataclasses
 import datetime as _datetime
 import hashlib
-import http.client
 import json
 import logging
 import os
 import re
-import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -562,6 +558,11 @@ def _transient(exc: BaseException) -> bool:
 
     A refused connection or an unknown host name (offline) fails at once.
     """
+    import http.client  # network modules load only when a download happens
+    import socket
+    import urllib.error
+    import urllib.request
+
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code >= 500 or exc.code in (408, 429)
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
@@ -579,6 +580,10 @@ def _fetch_once(
     url: str, part: Path, timeout: float, progress: bool, label: str
 ) -> tuple[str, bool]:
     """One attempt: fetch ``url`` into ``part`` (resuming it); returns (sha256, resumed)."""
+    import http.client  # network modules load only when a download happens
+    import urllib.error
+    import urllib.request
+
     offset = part.stat().st_size if part.exists() else 0
     headers = {
         "User-Agent": "ganenc (+https://pypi.org/project/ganenc)",
@@ -648,6 +653,10 @@ def download_file(
     to the next mirror.  Raises :class:`WeightsHashError` on a bad file and
     :class:`WeightsDownloadError` when no URL works.
     """
+    import http.client  # network modules load only when a download happens
+    import urllib.error
+    import urllib.request
+
     urls = [urls] if isinstance(urls, str) else list(urls)
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -711,6 +720,10 @@ def download_file(
 
 
 def _describe(exc: BaseException) -> str:
+    import http.client  # network modules load only when a download happens
+    import urllib.error
+    import urllib.request
+
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
         return f"{type(exc.reason).__name__}: {exc.reason}"
     if isinstance(exc, http.client.IncompleteRead):

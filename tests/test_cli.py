@@ -113,7 +113,7 @@ def test_start_up_imports_no_torch(args):
         "from ganenc.cli.main import main\n"
         f"try:\n    main({args!r})\n"
         "except SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'torchvision', 'lpips', 'requests', 'urllib3') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'torchvision', 'lpips', 'requests', 'urllib3', 'urllib.request', 'http.client') if m in sys.modules]\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
     result = subprocess.run(
