@@ -40,9 +40,13 @@ def test_command_line_overrides_file_and_none_means_not_given(tmp_path):
 
 
 def test_errors_name_the_field_and_the_value(tmp_path):
-    with pytest.raises(ConfigError, match=r"iterations = 0: Input should be greater than or equal to 1"):
+    with pytest.raises(
+        ConfigError, match=r"iterations = 0: Input should be greater than or equal to 1"
+    ):
         resolve_settings(TrainLike, None, {"gan": "x", "iterations": 0})
-    with pytest.raises(ConfigError, match=r"unknown setting 'iteration' \(value 5\).*known settings: gan"):
+    with pytest.raises(
+        ConfigError, match=r"unknown setting 'iteration' \(value 5\).*known settings: gan"
+    ):
         resolve_settings(TrainLike, None, {"gan": "x", "iteration": 5})
     with pytest.raises(ConfigError, match="missing setting 'gan'"):
         resolve_settings(TrainLike, None, {})
@@ -67,7 +71,9 @@ def test_run_metadata_records_settings_and_plugin_versions(tmp_path):
     write_run_metadata(tmp_path / "run", TrainLike(gan="stylegan2"))
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config == {"gan": "stylegan2", "iterations": 100, "lr": 0.0015, "betas": [0.0, 0.99]}
-    assert resolve_settings(TrainLike, tmp_path / "run" / "config.json") == TrainLike(gan="stylegan2")
+    assert resolve_settings(TrainLike, tmp_path / "run" / "config.json") == TrainLike(
+        gan="stylegan2"
+    )
     versions = json.loads((tmp_path / "run" / "versions.json").read_text())
     assert versions["packages"]["ganenc-stylegan"] == "0.1.0"
     assert "torch" in versions
