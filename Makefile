@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) $(EXAMPLE_PLUGI
 	touch $(STAMP)
 
 test: install
+	$(BIN)/ruff check .
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m pytest -n 2 -q
 
 test-all: install
