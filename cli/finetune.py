@@ -6,7 +6,7 @@ import click
 
 from ganenc.training.settings import FinetuneSettings
 
-from .options import config_option, parse_key_values, run_settings
+from .options import config_option, parse_key_values, run_settings, speed_options
 
 
 @click.command("finetune")
@@ -51,21 +51,7 @@ from .options import config_option, parse_key_values, run_settings
     metavar="KEY=VALUE",
     help="Cropper option (repeatable).",
 )
-@click.option(
-    "--channels-last",
-    is_flag=True,
-    default=None,
-    help="channels_last memory layout (opt-in; measure).",
-)
-@click.option(
-    "--compile", "compile", is_flag=True, default=None, help="torch.compile the encoder (opt-in)."
-)
-@click.option(
-    "--gradient-checkpointing",
-    is_flag=True,
-    default=None,
-    help="Recompute encoder activations: less memory at high resolution.",
-)
+@speed_options
 @click.option(
     "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision (CUDA)."
 )

@@ -26,6 +26,34 @@ def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str
     return result
 
 
+def speed_options(command):
+    """The opt-in speed flags shared by ``train`` and ``finetune`` (see docs/benchmarks.md)."""
+    flags = [
+        click.option(
+            "--channels-last",
+            is_flag=True,
+            default=None,
+            help="channels_last memory layout (opt-in; measure).",
+        ),
+        click.option(
+            "--compile",
+            "compile",
+            is_flag=True,
+            default=None,
+            help="torch.compile the encoder (opt-in).",
+        ),
+        click.option(
+            "--gradient-checkpointing",
+            is_flag=True,
+            default=None,
+            help="Recompute encoder activations: less memory at high resolution.",
+        ),
+    ]
+    for flag in reversed(flags):
+        command = flag(command)
+    return command
+
+
 config_option = click.option(
     "--config",
     "config_file",

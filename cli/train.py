@@ -6,7 +6,7 @@ import click
 
 from ganenc.training.settings import TrainSettings
 
-from .options import config_option, parse_key_values, run_settings
+from .options import config_option, parse_key_values, run_settings, speed_options
 
 
 @click.command("train")
@@ -70,21 +70,7 @@ from .options import config_option, parse_key_values, run_settings
     help="Continue the run in --out from its last checkpoint.",
 )
 @click.option("--no-progress", "progress", flag_value=False, default=None, help="No progress bar.")
-@click.option(
-    "--channels-last",
-    is_flag=True,
-    default=None,
-    help="channels_last memory layout (opt-in; measure).",
-)
-@click.option(
-    "--compile", "compile", is_flag=True, default=None, help="torch.compile the encoder (opt-in)."
-)
-@click.option(
-    "--gradient-checkpointing",
-    is_flag=True,
-    default=None,
-    help="Recompute encoder activations: less memory at high resolution.",
-)
+@speed_options
 @config_option
 def train_command(
     config_file,
