@@ -561,7 +561,6 @@ def _transient(exc: BaseException) -> bool:
     import http.client  # network modules load only when a download happens
     import socket
     import urllib.error
-    import urllib.request
 
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code >= 500 or exc.code in (408, 429)
@@ -655,7 +654,6 @@ def download_file(
     """
     import http.client  # network modules load only when a download happens
     import urllib.error
-    import urllib.request
 
     urls = [urls] if isinstance(urls, str) else list(urls)
     destination = Path(destination)
@@ -722,7 +720,6 @@ def download_file(
 def _describe(exc: BaseException) -> str:
     import http.client  # network modules load only when a download happens
     import urllib.error
-    import urllib.request
 
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
         return f"{type(exc.reason).__name__}: {exc.reason}"
