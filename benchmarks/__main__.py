@@ -52,6 +52,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-write", action="store_true", help="print only, write no files")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--encoder",
+        type=Path,
+        help="inversion section: a trained encoder (run folder or file) instead of the one"
+        " the section pre-trains briefly; its generator is loaded from what the run records",
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        help="inversion section, with --encoder: real images (a folder) instead of generated ones",
+    )
     return parser.parse_args(argv)
 
 
@@ -87,7 +98,12 @@ def main(argv: list[str] | None = None, default_plan: str | None = None) -> dict
 
     info = machine.describe(device)
     log(f"plan {plan.name} on {info.get('gpu') or info['cpu']}: {', '.join(sections)}")
-    results = {
+    if args.images is not None and args.encoder is None:
+        raise SystemExit(
+            "--images needs --encoder (the benchmark's own encoder is for generated images)"
+        )
+    out = None if args.no_write else args.out
+    results: dict = {
         "format": "ganenc-benchmarks/1",
         "plan": plan.name,
         "machine": info,
@@ -96,17 +112,31 @@ def main(argv: list[str] | None = None, default_plan: str | None = None) -> dict
             " the networks and so the timings are those of the pretrained ones.",
             *plan.notes,
         ],
-        "sections": run_sections(plan, device, sections, budget, log),
+        "sections": {},
     }
-    results["elapsed_s"] = time.perf_counter() - began
-    results["load_average_at_end"] = machine.load_average()
-    out = None if args.no_write else args.out
-    text = report.write(
-        results,
-        None if out is None else out / f"{plan.name}.json",
-        None if out is None else out / f"{plan.name}.md",
+
+    def save(sections: dict, finished: bool) -> str:
+        results["sections"] = sections
+        results["elapsed_s"] = time.perf_counter() - began
+        results["load_average_at_end"] = machine.load_average()
+        results["complete"] = finished
+        return report.write(
+            results,
+            None if out is None else out / f"{plan.name}.json",
+            None if out is None else out / f"{plan.name}.md",
+        )
+
+    source = {"encoder": args.encoder, "images": args.images}
+    sections_done = run_sections(
+        plan,
+        device,
+        sections,
+        budget,
+        log,
+        inversion_source=source,
+        on_update=lambda partial: save(partial, finished=False),  # a run cut short keeps these
     )
-    print(text)
+    print(save(sections_done, finished=True))
     return results
 
 

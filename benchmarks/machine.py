@@ -49,6 +49,9 @@ def _memory_gb() -> float | None:
 
 
 def _git_commit() -> str | None:
+    """The checkout's commit; ``GANENC_BENCH_COMMIT`` where the tree was copied without git."""
+    if os.environ.get("GANENC_BENCH_COMMIT"):
+        return os.environ["GANENC_BENCH_COMMIT"]
     root = Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(

@@ -246,7 +246,10 @@ def measure_memory(
     - ``tensor_peak_mb``: ``state`` + the peak of the storages the step creates
       (:class:`TensorMemory`): what the step needs, the same on any device;
     - ``cuda_peak_mb`` (CUDA): ``state`` + the growth of
-      ``torch.cuda.max_memory_allocated`` during the step;
+      ``torch.cuda.max_memory_allocated`` during the step (measured in a
+      step without the tensor tracker), and ``cuda_max_allocated_mb`` /
+      ``cuda_max_reserved_mb``: the allocator's whole peak in that step,
+      everything else the process holds on the GPU included;
     - ``rss_growth_mb`` and ``rss_peak_mb`` (CPU, Linux): growth of the
       process's peak resident set during the step (memory the allocator kept
       is returned to the system first) and that peak itself.
@@ -259,26 +262,36 @@ def measure_memory(
         free_gradients()
     result: dict[str, Any] = {"state_mb": state() / MB}
     _release_free_memory()
-    tracker = TensorMemory() if track_tensors else contextlib.nullcontext()
     if device.type == "cuda":
+        # The allocator's numbers from a step of its own: the tensor tracker's dispatch
+        # mode must not change what the allocator sees.
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
         before = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
-        with tracker:
-            step()
+        step()
         torch.cuda.synchronize(device)
         growth = torch.cuda.max_memory_allocated(device) - before
         result["cuda_peak_mb"] = result["state_mb"] + growth / MB
-    else:
-        rss_reset = _reset_peak_rss()
-        before_status = _proc_status()
-        with tracker:
-            step()
-        after = _proc_status()
-        if rss_reset and "VmHWM" in after and "VmRSS" in before_status:
-            result["rss_growth_mb"] = after["VmHWM"] - before_status["VmRSS"]
-            result["rss_peak_mb"] = after["VmHWM"]
+        # Everything the process holds on the GPU at its peak (other cases' weights too):
+        result["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated(device) / MB
+        result["cuda_max_reserved_mb"] = torch.cuda.max_memory_reserved(device) / MB
+        if free_gradients is not None:
+            free_gradients()
+        if track_tensors:
+            with TensorMemory() as tracker:
+                step()
+            result["tensor_peak_mb"] = result["state_mb"] + tracker.peak / MB
+        return result
+    tracker = TensorMemory() if track_tensors else contextlib.nullcontext()
+    rss_reset = _reset_peak_rss()
+    before_status = _proc_status()
+    with tracker:
+        step()
+    after = _proc_status()
+    if rss_reset and "VmHWM" in after and "VmRSS" in before_status:
+        result["rss_growth_mb"] = after["VmHWM"] - before_status["VmRSS"]
+        result["rss_peak_mb"] = after["VmHWM"]
     if track_tensors:
         result["tensor_peak_mb"] = result["state_mb"] + tracker.peak / MB
     return result

@@ -52,6 +52,18 @@ def _skips(section: dict) -> list[str]:
     return [f"- skipped: {s['skipped']} ({s['reason']})" for s in section.get("skipped", [])]
 
 
+def _failed(row: dict, width: int, *first: str) -> list[str] | None:
+    """A table row for a case that raised (or was skipped), or None for a measured one."""
+    if "error" in row:
+        what = f"failed: {row['error']}".replace("|", "/").replace("\n", " ")[:200]
+    elif "skipped" in row:
+        what = f"skipped ({row['reason']})"
+    else:
+        return None
+    cells = [*first, what]
+    return cells + [""] * (width - len(cells))
+
+
 def markdown(results: dict[str, Any]) -> str:
     machine = results["machine"]
     device_memory = (
@@ -71,6 +83,8 @@ def markdown(results: dict[str, Any]) -> str:
         "- versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
     ]
     lines += [f"- note: {note}" for note in results.get("notes", [])]
+    if results.get("complete") is False:
+        lines.append("- **partial**: the run stopped before its last section (written as it went)")
     memory_note = (
         "Memory: *tensor peak* = weights + optimizer state + the largest total of tensors"
         " alive during one step (counted op by op, the same on every device);"
@@ -122,13 +136,13 @@ def markdown(results: dict[str, Any]) -> str:
             rows.append(
                 [row["method"], _num(row.get("seconds_per_image")), _num(row["psnr"]), extra]
             )
-        pre = section["encoder_pretraining"]
+        source = section.get("source") or section.get("encoder_pretraining") or {}
         speed = section["equal_quality_speedup"]
         lines += [
             "",
-            f"#### Inversion at {section['resolution']} px ({section['images']} held-out"
-            f" generated images; encoder pre-trained here for {pre['steps']} steps,"
-            f" {_num(pre['seconds'])} s)",
+            f"#### Inversion at {section['resolution']} px"
+            f" ({source.get('images', str(section['images']) + ' images')};"
+            f" encoder: {source.get('encoder', '?')})",
             "",
         ]
         lines += _table(["method", "s / image", "PSNR dB", ""], rows)
@@ -138,11 +152,22 @@ def markdown(results: dict[str, Any]) -> str:
             f"Speed at equal quality (latent optimisation / encoder): **{_ratio(speed)}**"
             f" (target >= {speed['target']}x: {verdict}).",
         ]
+        if speed.get("optimization_step_in_encoder_passes"):
+            lines.append(
+                "One optimisation step costs"
+                f" {_num(speed['optimization_step_in_encoder_passes'])} encoder passes per image:"
+                f" optimisation would have to need {_num(speed['steps_needed_for_target'])} steps"
+                f" or more to reach the encoder's quality for {speed['target']}x."
+            )
 
     if "pretrain" in sections and "rows" in sections["pretrain"]:
         section = sections["pretrain"]
         rows = []
         for row in section["rows"]:
+            failed = _failed(row, 7, str(row["resolution"]), str(row["batch"]))
+            if failed:
+                rows.append(failed)
+                continue
             tensor, device = _memory_cells(row["memory"])
             rows.append(
                 [
@@ -174,6 +199,10 @@ def markdown(results: dict[str, Any]) -> str:
         section = sections["finetune"]
         rows = []
         for row in section["rows"]:
+            failed = _failed(row, 9, str(row["resolution"]), row["case"])
+            if failed:
+                rows.append(failed)
+                continue
             tensor, device = _memory_cells(row["memory"])
             within = row.get("within_target_3835_mb")
             rows.append(
@@ -185,6 +214,7 @@ def markdown(results: dict[str, Any]) -> str:
                     _ratio(row.get("iteration_in_generator_forwards")),
                     tensor,
                     device,
+                    _num(row["memory"].get("cuda_max_allocated_mb")),
                     "-" if within is None else ("yes" if within else "no"),
                 ]
             )
@@ -202,14 +232,17 @@ def markdown(results: dict[str, Any]) -> str:
                 "iteration = x generator forwards",
                 "tensor peak MB",
                 device_memory,
+                "GPU allocator peak MB (all)",
                 "<= 3,835 MB",
             ],
             rows,
         )
         lines += _skips(section)
 
-    if "options" in sections:
-        for name, section in sections["options"].items():
+    for key in ("options", "compile"):
+        if key not in sections or "error" in sections[key]:
+            continue
+        for name, section in sections[key].items():
             if isinstance(section, dict) and "skipped" in section:
                 lines += ["", f"- skipped: {section['skipped']} ({section['reason']})"]
                 continue
@@ -217,6 +250,10 @@ def markdown(results: dict[str, Any]) -> str:
                 continue
             rows = []
             for row in section["rows"]:
+                failed = _failed(row, 9, row["case"])
+                if failed:
+                    rows.append(failed)
+                    continue
                 tensor, device = _memory_cells(row["memory"])
                 numerics = row["numerics_vs_reference"]
                 rows.append(
@@ -244,15 +281,18 @@ def markdown(results: dict[str, Any]) -> str:
                 "max abs(grad - that) / max abs(grad)",
             ]
             what = "per-image fine-tuning" if name == "finetune" else "pre-training"
+            title = "Speed options" if key == "options" else "torch.compile"
             lines += [
                 "",
-                f"#### Speed options: {what} at {section['resolution']} px, batch {section['batch']}",
+                f"#### {title}: {what} at {section['resolution']} px, batch {section['batch']}",
                 "",
             ]
             lines += _table(header, rows)
     for name, section in sections.items():
         if isinstance(section, dict) and set(section) >= {"skipped", "reason"}:
             lines += ["", f"- section {name} skipped ({section['reason']})"]
+        elif isinstance(section, dict) and "error" in section:
+            lines += ["", f"- section {name} failed: {section['error']} (traceback in the JSON)"]
     lines += ["", memory_note, ""]
     return "\n".join(lines)
 

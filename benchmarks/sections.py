@@ -81,11 +81,18 @@ def generator_section(plan: Plan, device: torch.device, budget: Budget, log: Log
                 generator = ganenc.load_generator(
                     family, resolution=resolution, **plan.generator_options.get(family, {})
                 )
-            except ganenc.GanencError as exc:
-                rows.append({"family": family, "resolution": resolution, "error": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - the other families are still measured
+                rows.append({"family": family, "resolution": resolution, **_failure(exc)})
                 continue
             cases[family] = GeneratorForward(generator.to(device).freeze(), batch)
         log(f"generator forward at {resolution} px, batch {batch}: {', '.join(cases)}")
+        for family in list(cases):  # a family whose forward fails is dropped, not the size
+            try:
+                cases[family]()
+            except Exception as exc:  # noqa: BLE001
+                log(f"generator {family} at {resolution} px failed: {type(exc).__name__}: {exc}")
+                rows.append({"family": family, "resolution": resolution, **_failure(exc)})
+                del cases[family]
         timings = time_interleaved(
             cases, repeats=plan.generator_repeats, warmup=plan.warmup, device=device, budget=budget
         )
@@ -156,22 +163,24 @@ class _LatentOptimization:
             optimizer.step()
 
 
-def inversion_section(plan: Plan, device: torch.device, budget: Budget, log: Log) -> dict:
-    """Encoder vs encoder + refinement vs latent optimisation, at equal quality."""
-    from ganenc.inversion import Inverter
+#: The loss of the benchmark's own encoder training and of every refinement: no VGG16.
+FAST_LOSS = {"image_terms": {"mse": 5.0, "cosine": 3.0, "ssim": 1.0}}
+
+
+def _pretrained_here(config: dict[str, Any], device: torch.device, log: Log) -> dict[str, Any]:
+    """Pre-train a StyleGAN2 encoder for ``pretrain_steps`` or ``pretrain_seconds``."""
     from ganenc.training.pretrain import Pretrainer
     from ganenc.training.settings import TrainSettings
 
-    config = plan.inversion
     resolution = config["resolution"]
-    fast_loss = {"image_terms": {"mse": 5.0, "cosine": 3.0, "ssim": 1.0}}
+    limit = config.get("pretrain_seconds")
     with tempfile.TemporaryDirectory(prefix="ganenc-bench-") as folder:
         settings = TrainSettings(
             gan="stylegan2",
             generator_options={"resolution": resolution, **config["generator_options"]},
             encoder_options=dict(config["encoder_options"]),
             attention="center",
-            loss=fast_loss,
+            loss=FAST_LOSS,
             batch_size=config["pretrain_batch"],
             iterations=config["pretrain_steps"],
             out=Path(folder) / "run",
@@ -179,22 +188,97 @@ def inversion_section(plan: Plan, device: torch.device, budget: Budget, log: Log
             progress=False,
         )
         trainer = Pretrainer(settings)
-        log(f"inversion: pre-training a {resolution} px encoder for {settings.iterations} steps")
+        log(
+            f"inversion: pre-training a {resolution} px encoder for {settings.iterations} steps"
+            + (f" or {limit:.0f} s" if limit else "")
+        )
         began = time.perf_counter()
+        steps = 0
         for step in range(settings.iterations):
             trainer.train_step(step)
-        pretrain_seconds = time.perf_counter() - began
-    generator, encoder = trainer.generator, trainer.encoder.eval()
-    options = trainer.synthesis_options
-    count = config["images"]
-    seeds = list(range(settings.val_seed_start, settings.val_seed_start + count))
+            steps = step + 1
+            if limit and time.perf_counter() - began >= limit:
+                break
+        seconds = time.perf_counter() - began
+    seeds = list(range(settings.val_seed_start, settings.val_seed_start + config["images"]))
     _, images = trainer.synthesize_batch(seeds)  # held-out seeds: never trained on
-    images = images.clamp(-1, 1)
+    return {
+        "generator": trainer.generator,
+        "encoder": trainer.encoder.eval(),
+        "options": trainer.synthesis_options,
+        "images": images.clamp(-1, 1).detach(),
+        "source": {
+            "encoder": f"pre-trained here for {steps} steps ({seconds:.0f} s)",
+            "steps": steps,
+            "batch": settings.batch_size,
+            "seconds": seconds,
+            "loss": "5 MSE + 3 cosine + 1 SSIM, centre attentions",
+            "images": f"{config['images']} held-out generated images",
+        },
+    }
+
+
+def _given_encoder(
+    config: dict[str, Any], device: torch.device, encoder: Path, images: Path | None, log: Log
+) -> dict[str, Any]:
+    """A trained encoder (run folder or file) and its generator; real images if given."""
+    from ganenc.data import load_image_folder
+    from ganenc.inversion import Inverter
+
+    inverter = Inverter.from_encoder(encoder, device=device, loss=FAST_LOSS)
+    generator = inverter.generator
+    count = config["images"]
+    if images is not None:
+        folder = load_image_folder(images, generator.resolution)
+        batch = folder.images[:count].to(device)
+        what = f"{batch.shape[0]} images of {images}"
+    else:
+        with torch.no_grad():
+            latents = generator.sample_latents(count, seed=30_000, device=generator.device)
+            truncation = generator.training_truncation()
+            targets = generator.encoder_targets(latents, **truncation)
+            batch = generator.synthesize(targets, **inverter.synthesis_options).clamp(-1, 1)
+        what = f"{count} generated images (seeds 30000+, never trained on)"
+    log(f"inversion: encoder {encoder} on {what}")
+    return {
+        "generator": generator,
+        "encoder": inverter.encoder.eval(),
+        "options": inverter.synthesis_options,
+        "images": batch.float(),
+        "source": {"encoder": str(encoder), "images": what},
+    }
+
+
+def inversion_section(
+    plan: Plan,
+    device: torch.device,
+    budget: Budget,
+    log: Log,
+    encoder: Path | None = None,
+    images: Path | None = None,
+) -> dict:
+    """Encoder vs encoder + refinement vs latent optimisation, at equal quality.
+
+    By default the encoder is one this section pre-trains briefly on a random
+    generator (the only kind available offline); ``encoder`` (``--encoder
+    RUN``) measures a trained one instead, on real ``images`` if given.
+    """
+    from ganenc.inversion import Inverter
+
+    config = plan.inversion
+    if encoder is None:
+        setup = _pretrained_here(config, device, log)
+    else:
+        setup = _given_encoder(config, device, Path(encoder), images, log)
+    generator, model, options = setup["generator"], setup["encoder"], setup["options"]
+    images_t = setup["images"]
+    count = images_t.shape[0]
+    resolution = generator.resolution
     with torch.no_grad():
-        encoded = encoder(images)
-        encoder_psnr = float(_psnr(generator.synthesize(encoded, **options), images).mean())
+        encoded = model(images_t)
+        encoder_psnr = float(_psnr(generator.synthesize(encoded, **options), images_t).mean())
         average = generator.average_latents(count)
-        average_psnr = float(_psnr(generator.synthesize(average, **options), images).mean())
+        average_psnr = float(_psnr(generator.synthesize(average, **options), images_t).mean())
     log(f"inversion: encoder {encoder_psnr:.2f} dB, average latent {average_psnr:.2f} dB")
 
     inner = 10  # encoder passes per timed call (one pass is too short to time alone)
@@ -202,13 +286,16 @@ def inversion_section(plan: Plan, device: torch.device, budget: Budget, log: Log
     def encode() -> None:
         with torch.inference_mode():
             for _ in range(inner):
-                encoder(images)
+                model(images_t)
 
     baseline = _LatentOptimization(
-        generator, options, images, encoder_psnr, config["max_optimize_steps"]
+        generator, options, images_t, encoder_psnr, config["max_optimize_steps"]
     )
+    # A fixed number of optimisation steps, never stopped early: the cost of one step.
+    fixed_steps = 10
+    fixed = _LatentOptimization(generator, options, images_t, math.inf, fixed_steps)
     timings = time_interleaved(
-        {"encoder": encode, "latent_optimization": baseline},
+        {"encoder": encode, "latent_optimization": baseline, "optimization_steps": fixed},
         repeats=config["repeats"],
         warmup=0,
         device=device,
@@ -218,6 +305,10 @@ def inversion_section(plan: Plan, device: torch.device, budget: Budget, log: Log
     optimization_seconds = [t / count for t in timings["latent_optimization"].seconds]
     speedup = ratio(timings["latent_optimization"], timings["encoder"])
     speedup.values = [v * inner for v in speedup.values]
+    # One optimisation step (generator forward + backward, Adam) in encoder passes: the
+    # steps optimisation may take before the encoder is 1000x faster at equal quality.
+    step_cost = ratio(timings["optimization_steps"], timings["encoder"])
+    step_cost.values = [v * inner / fixed_steps for v in step_cost.values]
     rows = [
         {
             "method": "encoder",
@@ -235,9 +326,9 @@ def inversion_section(plan: Plan, device: torch.device, budget: Budget, log: Log
         },
     ]
     inverter = Inverter(
-        encoder,
+        model,
         generator,
-        loss=fast_loss,
+        loss=FAST_LOSS,
         cropper=ganenc.create("cropper", "center"),
         device=device,
         synthesis_options=options,
@@ -248,29 +339,29 @@ def inversion_section(plan: Plan, device: torch.device, budget: Budget, log: Log
             rows.append(_skipped(f"encoder + {refine}", budget))
             continue
         log(f"inversion: encoder + {refine} ({refine_steps} steps per image)")
-        result = inverter.invert(images, refine=refine, steps=refine_steps, batch_size=count)
+        result = inverter.invert(images_t, refine=refine, steps=refine_steps, batch_size=count)
         rows.append(
             {
                 "method": f"encoder + {refine} ({refine_steps} steps)",
                 "seconds_per_image": result.seconds_per_image,
-                "psnr": float(_psnr(result.reconstructions, images).mean()),
+                "psnr": float(_psnr(result.reconstructions, images_t).mean()),
             }
         )
     rows.append({"method": "average latent (no inversion)", "psnr": average_psnr})
+    source = setup["source"]
     return {
         "resolution": resolution,
         "images": count,
-        "encoder_pretraining": {
-            "steps": settings.iterations,
-            "batch": settings.batch_size,
-            "seconds": pretrain_seconds,
-            "loss": "5 MSE + 3 cosine + 1 SSIM, centre attentions",
-        },
+        "source": source,
+        "encoder_pretraining": source if encoder is None else None,
         "rows": rows,
         "equal_quality_speedup": {
             **speedup.to_dict(),
             "reached": baseline.reached,
             "target": 1000,
+            "optimization_step_in_encoder_passes": step_cost.median,
+            "optimization_step_in_encoder_passes_range": step_cost.to_dict(),
+            "steps_needed_for_target": 1000 / step_cost.median,
             "note": (
                 "latent optimisation time to reach the encoder's PSNR / encoder time"
                 + ("" if baseline.reached else " (not reached: a lower bound)")
@@ -320,37 +411,44 @@ def pretrain_section(plan: Plan, device: torch.device, budget: Budget, log: Log)
             skipped.append(_skipped(f"pre-training at {resolution} px", budget))
             continue
         log(f"pre-training step at {resolution} px, batch {batch}")
-        case = PretrainStep(
-            CaseSpec.parse("default"), resolution, batch, device, **_model_options(plan)
-        )
         try:
-            memory = _memory(case, device)  # also the warm-up step
-            forward = GeneratorForward(case.trainer.generator, batch)
-            forward()
-            timings = time_interleaved(
-                {"step": case, "generator_forward": forward},
-                repeats=repeats,
-                warmup=0,
-                device=device,
-                budget=budget,
-            )
-        finally:
-            case.close()
-        step = timings["step"]
-        rows.append(
-            {
-                "resolution": resolution,
-                "batch": batch,
-                "images_per_s": batch / step.median,
-                "step": step.to_dict(),
-                "generator_forward": timings["generator_forward"].to_dict(),
-                "step_in_generator_forwards": ratio(step, timings["generator_forward"]).to_dict(),
-                "memory": memory,
-            }
-        )
-        del case, forward
+            rows.append(_pretrain_row(plan, device, budget, resolution, batch, repeats))
+        except Exception as exc:  # noqa: BLE001 - the other sizes are still measured
+            log(f"pre-training at {resolution} px failed: {type(exc).__name__}: {exc}")
+            rows.append({"resolution": resolution, "batch": batch, **_failure(exc)})
         _release()
     return {"rows": rows, "skipped": skipped}
+
+
+def _pretrain_row(
+    plan: Plan, device: torch.device, budget: Budget, resolution: int, batch: int, repeats: int
+) -> dict[str, Any]:
+    case = PretrainStep(
+        CaseSpec.parse("default"), resolution, batch, device, **_model_options(plan)
+    )
+    try:
+        memory = _memory(case, device)  # also the warm-up step
+        forward = GeneratorForward(case.trainer.generator, batch)
+        forward()
+        timings = time_interleaved(
+            {"step": case, "generator_forward": forward},
+            repeats=repeats,
+            warmup=0,
+            device=device,
+            budget=budget,
+        )
+    finally:
+        case.close()
+    step = timings["step"]
+    return {
+        "resolution": resolution,
+        "batch": batch,
+        "images_per_s": batch / step.median,
+        "step": step.to_dict(),
+        "generator_forward": timings["generator_forward"].to_dict(),
+        "step_in_generator_forwards": ratio(step, timings["generator_forward"]).to_dict(),
+        "memory": memory,
+    }
 
 
 def finetune_section(
@@ -368,37 +466,13 @@ def finetune_section(
             if spec.speed.precision != "fp32" and device.type != "cuda":
                 continue
             log(f"fine-tuning iteration at {resolution} px: {name}")
-            case = FinetuneIteration(spec, generators, resolution, **_model_options(plan))
-            memory = _memory(case, device)
-            row: dict[str, Any] = {"resolution": resolution, "case": name, "memory": memory}
-            if name == "default" or plan.name == "gpu":  # extras: memory only on the CPU
-                forward = GeneratorForward(case.generator, 1)
-                forward()
-                timings = time_interleaved(
-                    {"iteration": case, "generator_forward": forward},
-                    repeats=repeats,
-                    warmup=0,
-                    device=device,
-                    budget=budget,
+            try:
+                rows.append(
+                    _finetune_row(plan, device, budget, generators, spec, resolution, repeats)
                 )
-                iteration = timings["iteration"]
-                row.update(
-                    {
-                        "iterations_per_s": 1.0 / iteration.median,
-                        "iteration": iteration.to_dict(),
-                        "generator_forward": timings["generator_forward"].to_dict(),
-                        "iteration_in_generator_forwards": ratio(
-                            iteration, timings["generator_forward"]
-                        ).to_dict(),
-                    }
-                )
-                if resolution == 1024:
-                    row["minutes_per_image_3500_iterations"] = 3500 / row["iterations_per_s"] / 60
-            peak = memory.get("cuda_peak_mb", memory.get("tensor_peak_mb"))
-            if resolution == 1024 and peak is not None:
-                row["within_target_3835_mb"] = peak <= TARGET_FINETUNE_MB
-            rows.append(row)
-            del case
+            except Exception as exc:  # noqa: BLE001 - the other cases are still measured
+                log(f"fine-tuning {name} at {resolution} px failed: {type(exc).__name__}: {exc}")
+                rows.append({"resolution": resolution, "case": name, **_failure(exc)})
             _release()
         generators.clear()
     return {
@@ -408,17 +482,73 @@ def finetune_section(
     }
 
 
+def _finetune_row(
+    plan: Plan,
+    device: torch.device,
+    budget: Budget,
+    generators: GeneratorCache,
+    spec: CaseSpec,
+    resolution: int,
+    repeats: int,
+) -> dict[str, Any]:
+    name = spec.name
+    case = FinetuneIteration(spec, generators, resolution, **_model_options(plan))
+    try:
+        memory = _memory(case, device)
+        row: dict[str, Any] = {"resolution": resolution, "case": name, "memory": memory}
+        if name == "default" or plan.name == "gpu":  # extras: memory only on the CPU
+            forward = GeneratorForward(case.generator, 1)
+            forward()
+            timings = time_interleaved(
+                {"iteration": case, "generator_forward": forward},
+                repeats=repeats,
+                warmup=0,
+                device=device,
+                budget=budget,
+            )
+            iteration = timings["iteration"]
+            row.update(
+                {
+                    "iterations_per_s": 1.0 / iteration.median,
+                    "iteration": iteration.to_dict(),
+                    "generator_forward": timings["generator_forward"].to_dict(),
+                    "iteration_in_generator_forwards": ratio(
+                        iteration, timings["generator_forward"]
+                    ).to_dict(),
+                }
+            )
+            if resolution == 1024:
+                row["minutes_per_image_3500_iterations"] = 3500 / row["iterations_per_s"] / 60
+        peak = memory.get("cuda_max_allocated_mb", memory.get("tensor_peak_mb"))
+        if resolution == 1024 and peak is not None:
+            row["within_target_3835_mb"] = peak <= TARGET_FINETUNE_MB
+        return row
+    finally:
+        del case
+
+
 def options_section(
-    plan: Plan, device: torch.device, budget: Budget, log: Log, generators: GeneratorCache
+    plan: Plan,
+    device: torch.device,
+    budget: Budget,
+    log: Log,
+    generators: GeneratorCache,
+    options: dict[str, tuple[int, int, int, list[str]]] | None = None,
 ) -> dict:
-    """Each speed option vs the code before (``baseline``) and today's ``default``."""
+    """Each speed option vs the code before (``baseline``) and today's ``default``.
+
+    ``options`` defaults to the plan's; the ``compile`` section passes the
+    plan's ``compile_options`` (compilation is slow to start: measured last).
+    A case that fails is a row with its error; the others are still compared.
+    """
     result: dict[str, Any] = {}
-    for section, (resolution, batch, repeats, options) in plan.options.items():
+    chosen = plan.options if options is None else options
+    for section, (resolution, batch, repeats, extra) in chosen.items():
         if budget.spent():
             result[section] = _skipped(f"options of {section}", budget)
             continue
         names = ["baseline", "default"] if section == "finetune" else ["default"]
-        names += [o for o in options if o != "cached_target"]
+        names += [o for o in extra if o != "cached_target" and o not in names]
         names = [
             n for n in names if device.type == "cuda" or CaseSpec.parse(n).speed.precision == "fp32"
         ]
@@ -426,21 +556,38 @@ def options_section(
         cases: dict[str, Any] = {}
         numerics: dict[str, Any] = {}
         memory: dict[str, Any] = {}
+        failed: dict[str, dict[str, Any]] = {}
         for name in names:
+            if budget.spent() and name not in ("baseline", "default"):
+                failed[name] = _skipped(name, budget)
+                continue
             spec = CaseSpec.parse(name)
-            if section == "finetune":
-                case = FinetuneIteration(spec, generators, resolution, **_model_options(plan))
-            else:
-                case = PretrainStep(spec, resolution, batch, device, **_model_options(plan))
-            numerics[name] = case.loss_and_gradients(seed=0)  # before any update: same weights
-            memory[name] = _memory(case, device)
+            case = None
+            try:
+                if section == "finetune":
+                    case = FinetuneIteration(spec, generators, resolution, **_model_options(plan))
+                else:
+                    case = PretrainStep(spec, resolution, batch, device, **_model_options(plan))
+                numerics[name] = case.loss_and_gradients(seed=0)  # before any update: same weights
+                memory[name] = _memory(case, device)
+            except Exception as exc:  # noqa: BLE001 - the other options are still measured
+                log(f"options: {name} failed: {type(exc).__name__}: {exc}")
+                failed[name] = _failure(exc)
+                numerics.pop(name, None)
+                if case is not None and hasattr(case, "close"):
+                    case.close()
+                _release()
+                continue
             cases[name] = case
         timings = time_interleaved(cases, repeats=repeats, warmup=0, device=device, budget=budget)
         rows = []
         for name in names:
+            if name in failed:
+                rows.append({"case": name, **failed[name]})
+                continue
             # Each case against the code before with the same attention (or the first case).
             reference = CaseSpec.parse(name).baseline
-            reference = reference if reference in cases else names[0]
+            reference = reference if reference in cases else next(iter(cases))
             row = {
                 "case": name,
                 "reference": reference,
@@ -468,12 +615,24 @@ def options_section(
     return result
 
 
-SECTIONS = ("generator", "inversion", "pretrain", "finetune", "options")
+SECTIONS = ("generator", "inversion", "pretrain", "finetune", "options", "compile")
 
 
 def run_sections(
-    plan: Plan, device: torch.device, sections: list[str], budget: Budget, log: Log
+    plan: Plan,
+    device: torch.device,
+    sections: list[str],
+    budget: Budget,
+    log: Log,
+    *,
+    inversion_source: dict[str, Any] | None = None,
+    on_update: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
+    """Run ``sections`` in order; a section that raises is recorded and the next one runs.
+
+    ``on_update(results)`` is called after each section, so that a run cut
+    short (a lent machine's time limit) still leaves what it measured.
+    """
     generators = GeneratorCache(device)
     results: dict[str, Any] = {}
     for name in sections:
@@ -481,21 +640,43 @@ def run_sections(
         if budget.spent():
             results[name] = _skipped(name, budget)
             continue
-        if name == "generator":
-            results[name] = generator_section(plan, device, budget, log)
-        elif name == "inversion":
-            results[name] = inversion_section(plan, device, budget, log)
-        elif name == "pretrain":
-            results[name] = pretrain_section(plan, device, budget, log)
-        elif name == "finetune":
-            results[name] = finetune_section(plan, device, budget, log, generators)
-        elif name == "options":
-            results[name] = options_section(plan, device, budget, log, generators)
-        else:
-            raise ValueError(f"unknown section {name!r}; known: {', '.join(SECTIONS)}")
+        try:
+            if name == "generator":
+                results[name] = generator_section(plan, device, budget, log)
+            elif name == "inversion":
+                results[name] = inversion_section(
+                    plan, device, budget, log, **(inversion_source or {})
+                )
+            elif name == "pretrain":
+                results[name] = pretrain_section(plan, device, budget, log)
+            elif name == "finetune":
+                results[name] = finetune_section(plan, device, budget, log, generators)
+            elif name == "options":
+                results[name] = options_section(plan, device, budget, log, generators)
+            elif name == "compile":
+                results[name] = options_section(
+                    plan, device, budget, log, generators, options=plan.compile_options
+                )
+            else:
+                raise ValueError(f"unknown section {name!r}; known: {', '.join(SECTIONS)}")
+        except Exception as exc:  # noqa: BLE001 - one broken section must not lose the others
+            log(f"section {name} failed: {type(exc).__name__}: {exc}")
+            results[name] = _failure(exc)
+        generators.clear()
         results[name]["seconds"] = round(time.perf_counter() - began, 1)
         _release()
+        if on_update is not None:
+            on_update(results)
     return results
+
+
+def _failure(exc: BaseException) -> dict[str, Any]:
+    import traceback
+
+    return {
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(exc))[-4000:],
+    }
 
 
 def finite(value: float) -> bool:

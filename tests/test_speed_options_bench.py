@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from benchmarks import cases, measure, report  # noqa: E402
 from benchmarks.__main__ import main  # noqa: E402
 from benchmarks.plans import PLANS, Plan  # noqa: E402
 
+pytest_plugins = ("inversion_fixtures",)
 pytestmark = pytest.mark.filterwarnings("ignore:.*RANDOM feature weights")
 TINY = {"channel_max": 32}
 TINY_ENCODER = {"max_channels": 32}
@@ -133,7 +135,14 @@ def test_a_tiny_plan_runs_every_section_and_writes_json_and_markdown(tmp_path, m
     )
     monkeypatch.setitem(PLANS, "tiny", tiny)
     results = main(["--plan", "tiny", "--device", "cpu", "--out", str(tmp_path)])
-    assert set(results["sections"]) == {"generator", "inversion", "pretrain", "finetune", "options"}
+    assert set(results["sections"]) == {
+        "generator",
+        "inversion",
+        "pretrain",
+        "finetune",
+        "options",
+        "compile",
+    }
     assert (tmp_path / "tiny.json").is_file()
     text = (tmp_path / "tiny.md").read_text()
     for heading in ("Generator forward", "Inversion at 32 px", "Pre-training step", "fine-tuning"):
@@ -144,3 +153,131 @@ def test_a_tiny_plan_runs_every_section_and_writes_json_and_markdown(tmp_path, m
     assert rows[1]["reference"] == "baseline"
     assert rows[1]["numerics_vs_reference"]["loss_abs_diff"] <= 1e-6
     assert report.markdown(results) == text
+
+
+def _tiny_plan(**changes) -> Plan:
+    from dataclasses import replace
+
+    base = Plan(
+        name="tiny",
+        generator_sizes={"stylegan2": (32,)},
+        generator_batch={1024: 1},
+        generator_repeats=1,
+        inversion={
+            "resolution": 32,
+            "generator_options": TINY,
+            "encoder_options": TINY_ENCODER,
+            "pretrain_steps": 2,
+            "pretrain_batch": 2,
+            "images": 2,
+            "refine_steps": 1,
+            "max_optimize_steps": 2,
+            "repeats": 1,
+        },
+        pretrain=[(32, 1, 1)],
+        finetune=[(32, 1)],
+        finetune_cases={},
+        options={},
+        budget_s=600.0,
+        generator_options={"stylegan2": TINY},
+        encoder_options=TINY_ENCODER,
+        loss=FAST_LOSS,
+    )
+    return replace(base, **changes)
+
+
+def test_a_failing_section_is_recorded_and_the_others_still_run(tmp_path, monkeypatch):
+    """One broken measurement (a CUDA-only bug, say) must not lose a lent machine's run."""
+    from benchmarks import sections
+
+    monkeypatch.setitem(PLANS, "tiny", _tiny_plan())
+    written = []
+
+    def broken(*args, **kwargs):
+        written.append(json.loads((tmp_path / "tiny.json").read_text()) if written else None)
+        raise RuntimeError("planted failure")
+
+    real_write = report.write
+
+    def recording_write(results, json_path, markdown_path):
+        text = real_write(results, json_path, markdown_path)
+        written.append(set(results["sections"]))
+        return text
+
+    monkeypatch.setattr(sections, "pretrain_section", broken)
+    monkeypatch.setattr(report, "write", recording_write)
+    results = main(
+        ["--plan", "tiny", "--device", "cpu", "--out", str(tmp_path), "--sections",
+         "finetune,pretrain,generator"]
+    )  # fmt: skip
+    failed = results["sections"]["pretrain"]
+    assert failed["error"] == "RuntimeError: planted failure"
+    assert "planted failure" in failed["traceback"]
+    assert results["sections"]["finetune"]["rows"][0]["iterations_per_s"] > 0
+    assert results["sections"]["generator"]["rows"][0]["images_per_s"] > 0
+    # written after every section (a run cut short keeps what it measured), then complete
+    assert {"finetune"} in written and {"finetune", "pretrain"} in written
+    saved = json.loads((tmp_path / "tiny.json").read_text())
+    assert saved["complete"] is True
+    assert (
+        "section pretrain failed: RuntimeError: planted failure"
+        in (tmp_path / "tiny.md").read_text()
+    )
+
+
+def test_a_failing_option_case_is_a_row_and_the_other_cases_are_compared(tmp_path, monkeypatch):
+    from benchmarks import sections
+
+    plan = _tiny_plan(options={"finetune": (32, 1, 1, ["channels_last", "gradient_checkpointing"])})
+    real = sections.FinetuneIteration
+
+    def sometimes_broken(spec, *args, **kwargs):
+        if spec.name == "channels_last":
+            raise RuntimeError("no such kernel")
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(sections, "FinetuneIteration", sometimes_broken)
+    result = sections.options_section(
+        plan, torch.device("cpu"), measure.Budget(600), lambda _: None,
+        cases.GeneratorCache(torch.device("cpu")),
+    )  # fmt: skip
+    rows = {row["case"]: row for row in result["finetune"]["rows"]}
+    assert rows["channels_last"]["error"] == "RuntimeError: no such kernel"
+    assert rows["gradient_checkpointing"]["numerics_vs_reference"]["loss_abs_diff"] <= 1e-6
+    text = report.markdown(
+        {
+            "plan": "tiny",
+            "machine": {"device": "cpu", "cpu": "x", "cpu_cores": 1, "torch_threads": 1,
+                        "memory_gb": 1, "command": "c", "date": "d", "versions": {}},
+            "elapsed_s": 1.0,
+            "sections": {"options": result},
+        }
+    )  # fmt: skip
+    assert "| channels_last | failed: RuntimeError: no such kernel |" in text
+
+
+def test_inversion_section_measures_a_given_encoder_on_given_images(tmp_path, tiny_run):
+    """--encoder RUN --images DIR: a trained encoder and real images instead of the brief one."""
+    from inversion_fixtures import write_photos
+
+    import ganenc
+    from benchmarks import sections
+
+    generator = ganenc.load_generator("stylegan2", resolution=32, channel_max=32)
+    photos = write_photos(generator, tmp_path / "photos", count=3)
+    plan = _tiny_plan()
+    result = sections.inversion_section(
+        plan, torch.device("cpu"), measure.Budget(600), lambda _: None,
+        encoder=tiny_run, images=photos,
+    )  # fmt: skip
+    assert result["images"] == 2  # the plan's count, taken from the folder
+    assert result["source"]["encoder"] == str(tiny_run) and "photos" in result["source"]["images"]
+    methods = [row["method"] for row in result["rows"]]
+    assert methods[0] == "encoder" and methods[-1] == "average latent (no inversion)"
+    speed = result["equal_quality_speedup"]
+    assert speed["optimization_step_in_encoder_passes"] > 0
+    assert speed["steps_needed_for_target"] == pytest.approx(
+        1000 / speed["optimization_step_in_encoder_passes"]
+    )
+    with pytest.raises(SystemExit, match="--images needs --encoder"):
+        main(["--plan", "quick", "--device", "cpu", "--no-write", "--images", str(photos)])
