@@ -95,6 +95,8 @@ def time_interleaved(
     spent (at least one timed round always runs).
     """
     names = list(cases)
+    if not names:  # every case failed to build: nothing to time
+        return {}
     for _ in range(warmup):
         for name in names:
             cases[name]()

@@ -93,6 +93,27 @@ def test_resume_continues_exactly(tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+def test_resume_reads_the_checkpoint_onto_the_cpu(tmp_path, monkeypatch):
+    """torch takes RNG states only as CPU tensors: reading onto the GPU broke resume there.
+
+    Found by the CUDA smoke (benchmarks/cuda_smoke.sh) on an H100: "RNG state
+    must be a torch.ByteTensor". load_state_dict moves the weights and the
+    optimizer state to the encoder's device itself.
+    """
+    first = pretrain(tiny_train_settings(tmp_path / "run", iterations=2))
+    places = []
+    real_load = torch.load
+
+    def spying_load(*args, **kwargs):
+        places.append(kwargs.get("map_location"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spying_load)
+    pretrain(tiny_train_settings(first, iterations=3, resume=True))
+    # "cpu" itself, not the training device (which is the CPU in this test too)
+    assert places and all(place == "cpu" and isinstance(place, str) for place in places), places
+
+
 def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(tmp_path, monkeypatch):
     trainer = Pretrainer(tiny_train_settings(tmp_path / "run", checkpoint_every=100))
     original = trainer.train_step

@@ -238,7 +238,7 @@ class Finetuner:
         optimizer = self.optimizer()
         step = 0
         if settings.resume:
-            state = read_encoder_checkpoint(self.run.last_checkpoint, map_location=self.device)
+            state = read_encoder_checkpoint(self.run.last_checkpoint)  # CPU: see restore_rng
             self.encoder.load_state_dict(state["state_dict"])
             optimizer.load_state_dict(state["optimizer"])
             step = int(state["step"])

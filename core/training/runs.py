@@ -129,12 +129,19 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
+    """Restore :func:`capture_rng`'s states.
+
+    torch takes RNG states only as CPU byte tensors: a checkpoint read with
+    ``map_location="cuda"`` made resuming on a GPU fail ("RNG state must be a
+    torch.ByteTensor"), so checkpoints are read onto the CPU and the states
+    are moved there here as well.
+    """
     import torch
 
     if "python" in state:
         version, internal, gauss = state["python"]
         random.setstate((version, tuple(internal), gauss))
     if "torch" in state:
-        torch.set_rng_state(state["torch"])
+        torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
