@@ -299,3 +299,35 @@ def test_mixed_precision_of_finetuning_and_inversion_needs_a_gpu(tmp_path):
     )
     with pytest.raises(ConfigError, match="needs a CUDA device"):
         Finetuner(settings)
+
+
+def test_ssim_term_stays_float32_under_bf16_autocast():
+    """SSIM's local variances E[x^2] - E[x]^2 cancel in bf16: bright flat regions blew up.
+
+    Before the term forced float32, CPU bf16 autocast gave 0.61 instead of 0.18 here
+    (and 22x the largest gradient entry); fp32 values must stay pytorch-msssim's exactly.
+    """
+    from pytorch_msssim import ssim
+
+    from ganenc.losses.terms import SSIMLoss
+
+    def bright_low_contrast(seed: int) -> torch.Tensor:
+        low = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+        return 0.9 + 0.1 * torch.nn.functional.interpolate(low, size=32, mode="bilinear")
+
+    target = bright_low_contrast(0).clamp(-1, 1)
+    noise = torch.randn(target.shape, generator=torch.Generator().manual_seed(2))
+    prediction = (bright_low_contrast(1) + 0.02 * noise).requires_grad_(True)
+    term = SSIMLoss()
+    reference = term(prediction, target)
+    (reference_grad,) = torch.autograd.grad(reference, prediction)
+    library = 1.0 - ssim(prediction, target, data_range=2.0, win_size=11, K=(0.01, 0.03))
+    assert float(reference.detach()) == float(library.detach())  # fp32: unchanged
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = term(prediction, target)
+    (mixed_grad,) = torch.autograd.grad(mixed, prediction)
+    assert mixed.dtype == torch.float32
+    assert abs(float(mixed.detach()) - float(reference.detach())) <= 1e-5
+    assert float((mixed_grad - reference_grad).abs().max()) <= 1e-4 * float(
+        reference_grad.abs().max()
+    )
