@@ -1,9 +1,10 @@
-"""``python -m benchmarks.gpu``: the full set on a CUDA machine in under five minutes.
+"""``python -m benchmarks.gpu``: the measurements on a CUDA machine in about five minutes.
 
 The same sections as ``python -m benchmarks`` with the ``gpu`` plan (256 and
-1024 px, the paper's batch sizes, bf16/fp16 and ``torch.compile`` among the
-options), a 270 s measurement budget, one printed table set.  Results go to
-``docs/benchmarks/gpu.json`` and ``.md`` unless ``--out`` says otherwise
+1024 px, the paper's batch sizes, bf16 among the options), a 290 s
+measurement budget, one printed table set; ``--sections compile`` adds the
+``torch.compile`` cases (slow to start: not in the default run).  Results go
+to ``docs/benchmarks/gpu.json`` and ``.md`` unless ``--out`` says otherwise
 (on a lent machine: ``--out $OUT``).  Other flags as ``python -m benchmarks``.
 """
 

@@ -288,6 +288,19 @@ def markdown(results: dict[str, Any]) -> str:
                 "",
             ]
             lines += _table(header, rows)
+            verdicts = [
+                (row["case"], row["within_target_3835_mb"])
+                for row in section["rows"]
+                if "within_target_3835_mb" in row
+            ]
+            if verdicts:
+                lines += [
+                    "",
+                    "Within 3,835 MB (half the paper's 7,670; the allocator's whole peak on a GPU,"
+                    " the tensor peak elsewhere): "
+                    + ", ".join(f"{case} {'yes' if ok else 'no'}" for case, ok in verdicts)
+                    + ".",
+                ]
     for name, section in sections.items():
         if isinstance(section, dict) and set(section) >= {"skipped", "reason"}:
             lines += ["", f"- section {name} skipped ({section['reason']})"]

@@ -141,7 +141,6 @@ def test_a_tiny_plan_runs_every_section_and_writes_json_and_markdown(tmp_path, m
         "pretrain",
         "finetune",
         "options",
-        "compile",
     }
     assert (tmp_path / "tiny.json").is_file()
     text = (tmp_path / "tiny.md").read_text()
@@ -281,3 +280,43 @@ def test_inversion_section_measures_a_given_encoder_on_given_images(tmp_path, ti
     )
     with pytest.raises(SystemExit, match="--images needs --encoder"):
         main(["--plan", "quick", "--device", "cpu", "--no-write", "--images", str(photos)])
+
+
+def test_report_gives_the_memory_target_verdict_and_marks_a_partial_run():
+    memory = {"state_mb": 590.0, "cuda_peak_mb": 2700.0, "cuda_max_allocated_mb": 2776.0}
+    row = {
+        "case": "gradient_checkpointing",
+        "reference": "baseline",
+        "per_s": 6.4,
+        "timing": {},
+        "speed_vs_reference": {"median": 0.7, "min": 0.6, "max": 0.8},
+        "memory": memory,
+        "numerics_vs_reference": {"loss_abs_diff": 0.0, "grad_max_rel_diff": 0.0},
+        "within_target_3835_mb": True,
+    }
+    text = report.markdown(
+        {
+            "plan": "gpu",
+            "complete": False,
+            "machine": {
+                "device": "cuda",
+                "cpu": "x",
+                "cpu_cores": 1,
+                "torch_threads": 1,
+                "memory_gb": 1,
+                "command": "c",
+                "date": "d",
+                "versions": {},
+            },
+            "elapsed_s": 1.0,
+            "sections": {
+                "options": {
+                    "finetune": {"resolution": 1024, "batch": 1, "unit": "it/s", "rows": [row]}
+                },
+                "generator": {"error": "RuntimeError: boom", "traceback": "..."},
+            },
+        }
+    )
+    assert "Within 3,835 MB" in text and "gradient_checkpointing yes" in text
+    assert "**partial**" in text
+    assert "section generator failed: RuntimeError: boom" in text
