@@ -2,7 +2,7 @@
 # End-to-end smoke of the commands on a GPU: train (bf16, interrupted and resumed),
 # per-image fine-tuning (bf16), inversion with both refinements. Random 64 px
 # generator, random VGG16 features: it checks the CUDA paths run, not quality.
-#   bash benchmarks/cuda_smoke.sh [OUT]        (DEVICE=cpu PRECISION=fp32 for a CPU dry run)
+#   bash benchmarks/cuda_smoke.sh [OUT]   (DEVICE=cpu PRECISION=fp32: a CPU dry run; PYTHON=...)
 set -euo pipefail
 OUT=${1:-runs/cuda-smoke}
 DEVICE=${DEVICE:-cuda}
@@ -15,7 +15,7 @@ ganenc train --gan stylegan2 --attention center --checkpoint random --resolution
     --encoder-option max_channels=64 --iterations 10 --batch-size 8 --val-samples 8 \
     --checkpoint-every 10 --precision "$PRECISION" --out "$OUT/train" "${common[@]}"
 ganenc train --out "$OUT/train" --resume --iterations 20 --device "$DEVICE" --no-progress
-python3 - "$OUT/train" <<'PY'
+"${PYTHON:-python3}" - "$OUT/train" <<'PY'
 import json, sys
 from pathlib import Path
 run = Path(sys.argv[1])
@@ -23,7 +23,7 @@ steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text(
 val = json.loads((run / "val.json").read_text())
 print("train: last step", max(steps), "val", {k: v for k, v in val.items() if not isinstance(v, (dict, list))})
 PY
-python3 - "$OUT" <<'PY'
+"${PYTHON:-python3}" - "$OUT" <<'PY'
 import sys
 from pathlib import Path
 import ganenc, torch
