@@ -136,7 +136,7 @@ def markdown(results: dict[str, Any]) -> str:
             rows.append(
                 [row["method"], _num(row.get("seconds_per_image")), _num(row["psnr"]), extra]
             )
-        source = section.get("source") or section.get("encoder_pretraining") or {}
+        source = section.get("source", {})
         speed = section["equal_quality_speedup"]
         lines += [
             "",

@@ -235,15 +235,19 @@ def _given_encoder(
         batch = folder.images[:count].to(device)
         what = f"{batch.shape[0]} images of {images}"
     else:
-        from ganenc.training.loop import latents_for_seeds
+        from ganenc.training.loop import synthesize_for_seeds
+        from ganenc.training.settings import TrainSettings
 
-        with torch.no_grad():  # as pre-training draws its held-out images: one seed each
-            seeds = list(range(30_000, 30_000 + count))
-            latents = latents_for_seeds(generator, seeds, generator.device)
-            truncation = generator.training_truncation()
-            targets = generator.encoder_targets(latents, **truncation)
-            batch = generator.synthesize(targets, **inverter.synthesis_options)  # not clamped
-        what = f"{count} generated images (seeds 30000+, never trained on)"
+        start = TrainSettings.model_fields["val_seed_start"].default  # held out in training
+        seeds = list(range(start, start + count))
+        _, batch = synthesize_for_seeds(
+            generator,
+            seeds,
+            generator.device,
+            generator.training_truncation(),
+            inverter.synthesis_options,
+        )
+        what = f"{count} generated images (seeds {start}+, never trained on)"
     log(f"inversion: encoder {encoder} on {what}")
     return {
         "generator": generator,
@@ -360,7 +364,6 @@ def inversion_section(
         "resolution": resolution,
         "images": count,
         "source": source,
-        "encoder_pretraining": source if encoder is None else None,
         "rows": rows,
         "equal_quality_speedup": {
             **speedup.to_dict(),
@@ -500,38 +503,35 @@ def _finetune_row(
 ) -> dict[str, Any]:
     name = spec.name
     case = FinetuneIteration(spec, generators, resolution, **_model_options(plan))
-    try:
-        memory = _memory(case, device)
-        row: dict[str, Any] = {"resolution": resolution, "case": name, "memory": memory}
-        if name == "default" or plan.name == "gpu":  # extras: memory only on the CPU
-            forward = GeneratorForward(case.generator, 1)
-            forward()
-            timings = time_interleaved(
-                {"iteration": case, "generator_forward": forward},
-                repeats=repeats,
-                warmup=0,
-                device=device,
-                budget=budget,
-            )
-            iteration = timings["iteration"]
-            row.update(
-                {
-                    "iterations_per_s": 1.0 / iteration.median,
-                    "iteration": iteration.to_dict(),
-                    "generator_forward": timings["generator_forward"].to_dict(),
-                    "iteration_in_generator_forwards": ratio(
-                        iteration, timings["generator_forward"]
-                    ).to_dict(),
-                }
-            )
-            if resolution == 1024:
-                row["minutes_per_image_3500_iterations"] = 3500 / row["iterations_per_s"] / 60
-        peak = memory.get("cuda_max_allocated_mb", memory.get("tensor_peak_mb"))
-        if resolution == 1024 and peak is not None:
-            row["within_target_3835_mb"] = peak <= TARGET_FINETUNE_MB
-        return row
-    finally:
-        del case
+    memory = _memory(case, device)
+    row: dict[str, Any] = {"resolution": resolution, "case": name, "memory": memory}
+    if name == "default" or plan.name == "gpu":  # extras: memory only on the CPU
+        forward = GeneratorForward(case.generator, 1)
+        forward()
+        timings = time_interleaved(
+            {"iteration": case, "generator_forward": forward},
+            repeats=repeats,
+            warmup=0,
+            device=device,
+            budget=budget,
+        )
+        iteration = timings["iteration"]
+        row.update(
+            {
+                "iterations_per_s": 1.0 / iteration.median,
+                "iteration": iteration.to_dict(),
+                "generator_forward": timings["generator_forward"].to_dict(),
+                "iteration_in_generator_forwards": ratio(
+                    iteration, timings["generator_forward"]
+                ).to_dict(),
+            }
+        )
+        if resolution == 1024:
+            row["minutes_per_image_3500_iterations"] = 3500 / row["iterations_per_s"] / 60
+    peak = memory.get("cuda_max_allocated_mb", memory.get("tensor_peak_mb"))
+    if resolution == 1024 and peak is not None:
+        row["within_target_3835_mb"] = peak <= TARGET_FINETUNE_MB
+    return row
 
 
 def options_section(

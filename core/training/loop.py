@@ -57,6 +57,20 @@ def latents_for_seeds(generator: GeneratorAdapter, seeds: list[int], device: Any
     return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 
+@torch.no_grad()
+def synthesize_for_seeds(
+    generator: GeneratorAdapter,
+    seeds: list[int],
+    device: Any,
+    truncation: dict[str, Any],
+    synthesis_options: dict[str, Any],
+) -> tuple[Latents, torch.Tensor]:
+    """Encoder targets and images of ``seeds``, as pre-training draws them (not clamped)."""
+    latents = latents_for_seeds(generator, seeds, device)
+    targets = generator.encoder_targets(latents, **truncation)
+    return targets, generator.synthesize(targets, **synthesis_options)
+
+
 def autocast(device: torch.device, precision: str):
     """Mixed precision on CUDA; fp32 everywhere else (a clear error if asked otherwise)."""
     if precision == "fp32":

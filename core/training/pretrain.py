@@ -35,10 +35,10 @@ from .loop import (
     comparison_grid,
     grad_scaler,
     interrupt_as_keyboard_interrupt,
-    latents_for_seeds,
     plain_metrics,
     real_lpips_or_reason,
     reconstruction_metrics,
+    synthesize_for_seeds,
 )
 from .runs import RunDirectory, default_run_dir, restore_rng
 from .settings import TrainSettings
@@ -129,12 +129,10 @@ class Pretrainer:
         restore_rng(state.get("rng", {}))
 
     # -- one step -------------------------------------------------------------------------------
-    @torch.no_grad()
     def synthesize_batch(self, seeds: list[int]) -> tuple[dict, torch.Tensor]:
-        latents = latents_for_seeds(self.generator, seeds, self.device)
-        targets = self.generator.encoder_targets(latents, **self.truncation)
-        images = self.generator.synthesize(targets, **self.synthesis_options)
-        return targets, images
+        return synthesize_for_seeds(
+            self.generator, seeds, self.device, self.truncation, self.synthesis_options
+        )
 
     def train_step(
         self, step: int
