@@ -413,6 +413,27 @@ def _memory(case: Any, device: torch.device) -> dict[str, Any]:
     )
 
 
+def _beside_generator_forward(
+    name: str,
+    case: Any,
+    generator: Any,
+    batch: int,
+    repeats: int,
+    device: torch.device,
+    budget: Budget,
+) -> dict:
+    """Time ``case`` interleaved with a generator forward of the same batch (its unit of cost)."""
+    forward = GeneratorForward(generator, batch)
+    forward()  # warm-up
+    return time_interleaved(
+        {name: case, "generator_forward": forward},
+        repeats=repeats,
+        warmup=0,
+        device=device,
+        budget=budget,
+    )
+
+
 def pretrain_section(plan: Plan, device: torch.device, budget: Budget, log: Log) -> dict:
     """Images/s and peak memory of pre-training steps; step cost in generator forwards."""
     rows, skipped = [], []
@@ -438,14 +459,8 @@ def _pretrain_row(
     )
     try:
         memory = _memory(case, device)  # also the warm-up step
-        forward = GeneratorForward(case.trainer.generator, batch)
-        forward()
-        timings = time_interleaved(
-            {"step": case, "generator_forward": forward},
-            repeats=repeats,
-            warmup=0,
-            device=device,
-            budget=budget,
+        timings = _beside_generator_forward(
+            "step", case, case.trainer.generator, batch, repeats, device, budget
         )
     finally:
         case.close()
@@ -506,14 +521,8 @@ def _finetune_row(
     memory = _memory(case, device)
     row: dict[str, Any] = {"resolution": resolution, "case": name, "memory": memory}
     if name == "default" or plan.name == "gpu":  # extras: memory only on the CPU
-        forward = GeneratorForward(case.generator, 1)
-        forward()
-        timings = time_interleaved(
-            {"iteration": case, "generator_forward": forward},
-            repeats=repeats,
-            warmup=0,
-            device=device,
-            budget=budget,
+        timings = _beside_generator_forward(
+            "iteration", case, case.generator, 1, repeats, device, budget
         )
         iteration = timings["iteration"]
         row.update(
