@@ -224,7 +224,7 @@ def main() -> None:
         )
         state_path.with_suffix(".tmp").replace(state_path)
 
-    started = time.time()
+    started, first_step = time.time(), step
     ema_beta = 0.5 ** (args.batch_size / (args.ema_kimg * 1000))
     while step < args.max_steps and time.time() - started < args.minutes * 60:
         real = images[torch.randint(0, images.shape[0], (args.batch_size,))].float() / 127.5 - 1
@@ -261,9 +261,11 @@ def main() -> None:
                 b_ema.copy_(b)
         step += 1
         if step % 20 == 0:
-            rate = step / max(time.time() - started, 1e-9)
+            elapsed = time.time() - started
+            rate = (step - first_step) / max(elapsed, 1e-9)
             print(
-                f"step {step}  d {d_loss.item():.3f}  g {g_loss.item():.3f}  {rate:.2f} it/s",
+                f"step {step}  d {d_loss.item():.3f}  g {g_loss.item():.3f}  {rate:.2f} it/s"
+                f"  {elapsed / 60:.1f} min",
                 flush=True,
             )
         if step % args.sample_every == 0:
