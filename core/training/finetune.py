@@ -95,8 +95,26 @@ def real_image_loss(
     return total, parts, reconstruction
 
 
+#: The weights family of shipped encoders (``--encoder encoder:stylegan2-emoji-64``).
+ENCODER_FAMILY = "encoder"
+
+
 def encoder_file(path: str | Path) -> Path:
-    """A run directory's encoder (``encoder.pt``, else its last checkpoint), or the file itself."""
+    """A run directory's encoder (``encoder.pt``, else its last checkpoint), or the file itself.
+
+    An encoder weights tag (``encoder:stylegan2-emoji-64``) names a shipped or
+    downloaded encoder file.
+    """
+    from ..weights import fetch, is_tag, weights_entry
+
+    if is_tag(str(path)):
+        entry = weights_entry(str(path))
+        if entry.family != ENCODER_FAMILY:
+            raise GanencError(
+                f"{path} names {entry.family} weights, not an encoder; encoder tags are"
+                f" {ENCODER_FAMILY}:NAME (see 'ganenc weights list')"
+            )
+        return fetch(entry)
     path = Path(path)
     if path.is_dir():
         for candidate in (path / "encoder.pt", path / "checkpoints" / "last.pt"):
