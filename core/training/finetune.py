@@ -176,7 +176,7 @@ class Finetuner:
         optimizer = self.optimizer()
         step = 0
         if settings.resume:
-            state = read_encoder_checkpoint(self.run.last_checkpoint)  # CPU: restore_rng
+            state = read_encoder_checkpoint(self.run.require_checkpoint())  # CPU: restore_rng
             self.encoder.load_state_dict(state["state_dict"])
             optimizer.load_state_dict(state["optimizer"])
             if state.get("scaler"):

@@ -91,7 +91,7 @@ class Pretrainer:
     def _resume(self) -> None:
         from ..encoders import read_encoder_checkpoint
 
-        state = read_encoder_checkpoint(self.run.last_checkpoint)  # CPU: see restore_rng
+        state = read_encoder_checkpoint(self.run.require_checkpoint())  # CPU: see restore_rng
         self.encoder.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
