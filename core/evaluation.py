@@ -480,7 +480,7 @@ def evaluate_encoder(
     much the metrics vary between subsets, as the paper's Table 2.
     """
     from .data import load_image_folder
-    from .training.loop import Progress
+    from .progress import Progress
 
     folder = load_image_folder(images, inverter.generator.resolution)
     fold_indices = kfold_indices(len(folder.names), folds, seed) if folds else None

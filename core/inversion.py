@@ -456,7 +456,7 @@ def invert_folder(
     from .data import load_image_folder
     from .evaluation import lpips_or_reason, per_image_metrics
     from .images import save_grid, save_image
-    from .training.loop import Progress
+    from .progress import Progress
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from ..evaluation import (  # noqa: F401 - their names here before evaluation.py
 )
 from ..evaluation import reconstruction_metrics  # noqa: F401
 from ..precision import autocast, grad_scaler, optimizer_step  # noqa: F401 - old home
+from ..progress import Progress  # noqa: F401 - its old home
 
 
 class SeedSchedule:
@@ -179,47 +179,6 @@ def training_loop(
     progress.close()
     save(step)
     return step
-
-
-class Progress:
-    """A rich progress bar with loss and it/s; silent when disabled (other ranks, tests)."""
-
-    def __init__(self, total: int, start: int, enabled: bool, description: str) -> None:
-        self.enabled = enabled
-        self.started = time.perf_counter()
-        self.start_step = start
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as RichProgress
-
-        self.bar = RichProgress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[rate]} it/s"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        self.task = self.bar.add_task(description, total=total, completed=start, loss="-", rate="-")
-        self.bar.start()
-
-    def update(self, step: int, loss: float) -> None:
-        if not self.enabled:
-            return
-        rate = (step - self.start_step) / max(time.perf_counter() - self.started, 1e-9)
-        self.bar.update(self.task, completed=step, loss=f"{loss:.4f}", rate=f"{rate:.2f}")
-
-    def close(self) -> None:
-        if self.enabled:
-            self.bar.stop()
 
 
 def comparison_grid(
