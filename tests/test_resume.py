@@ -97,3 +97,21 @@ def test_a_signal_inside_a_step_checkpoints_at_the_step_boundary(tmp_path, signu
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
     resumed = pretrain(tiny_train_settings(tmp_path / "run", iterations=5, resume=True))
     assert _same(_weights(straight), _weights(resumed))
+
+
+def test_dataset_finetuning_resumes_exactly(tmp_path):
+    from ganenc.training.finetune import finetune
+    from ganenc.training.settings import FinetuneSettings
+
+    encoder = pretrain(tiny_train_settings(tmp_path / "pre", iterations=2))
+
+    def settings(out, iterations, **more):
+        return FinetuneSettings(
+            encoder=encoder, images=PHOTOS, out=out, iterations=iterations, batch_size=2,
+            held_out=0.0, device="cpu", progress=False, checkpoint_every=100, **more,
+        )  # fmt: skip
+
+    straight = finetune(settings(tmp_path / "straight", 4))
+    finetune(settings(tmp_path / "resumed", 2))
+    resumed = finetune(settings(tmp_path / "resumed", 4, resume=True))
+    assert _same(_weights(straight), _weights(resumed))

@@ -49,7 +49,7 @@ from .loop import (
     interrupt_as_keyboard_interrupt,
     training_loop,
 )
-from .runs import RunDirectory, default_run_dir, restore_rng
+from .runs import RunDirectory, default_run_dir
 from .settings import FinetuneSettings, GeneratorSpec
 from .speed import SpeedOptions
 
@@ -176,13 +176,7 @@ class Finetuner:
         optimizer = self.optimizer()
         step = 0
         if settings.resume:
-            state = read_encoder_checkpoint(self.run.require_checkpoint())  # CPU: restore_rng
-            self.encoder.load_state_dict(state["state_dict"])
-            optimizer.load_state_dict(state["optimizer"])
-            if state.get("scaler"):
-                self.scaler.load_state_dict(state["scaler"])
-            step = int(state["step"])
-            restore_rng(state.get("rng", {}))
+            step = self.run.restore(self.encoder, optimizer, self.scaler)
         evaluated = held_out or train
         before = None
         if not settings.resume:

@@ -39,7 +39,7 @@ from .loop import (
     synthesize_for_seeds,
     training_loop,
 )
-from .runs import RunDirectory, default_run_dir, restore_rng
+from .runs import RunDirectory, default_run_dir
 from .settings import TrainSettings
 from .speed import SpeedOptions
 
@@ -89,15 +89,7 @@ class Pretrainer:
         )
 
     def _resume(self) -> None:
-        from ..encoders import read_encoder_checkpoint
-
-        state = read_encoder_checkpoint(self.run.require_checkpoint())  # CPU: see restore_rng
-        self.encoder.load_state_dict(state["state_dict"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.step = int(state["step"])
-        restore_rng(state.get("rng", {}))
+        self.step = self.run.restore(self.encoder, self.optimizer, self.scaler)
 
     # -- one step -------------------------------------------------------------------------------
     def synthesize_batch(self, seeds: list[int]) -> tuple[dict, torch.Tensor]:

@@ -83,6 +83,22 @@ class RunDirectory:
     def stored_config(self) -> dict[str, Any]:
         return stored_config(self.path)
 
+    def restore(self, encoder: Any, optimizer: Any, scaler: Any = None) -> int:
+        """Load the last checkpoint into encoder, optimizer and scaler and restore the RNG.
+
+        Returns the checkpoint's step.  Read onto the CPU (see :func:`restore_rng`);
+        ``load_state_dict`` moves weights and optimizer state to their device.
+        """
+        from ..encoders import read_encoder_checkpoint
+
+        state = read_encoder_checkpoint(self.require_checkpoint())
+        encoder.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        restore_rng(state.get("rng", {}))
+        return int(state["step"])
+
     def log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
             return
