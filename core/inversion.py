@@ -151,13 +151,15 @@ class Inverter:
         loss: Any = None,
         attention: str | None = None,
         feature_weights: str | None = None,
+        cropper_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Inverter:
         """Load an encoder (run directory or file) and the generator it records.
 
         ``gan``, ``checkpoint`` and ``generator_options`` override what the
         encoder file records; the loss and attention default to the training
-        run's; ``feature_weights`` is passed to LPIPS and Grad-CAM.
+        run's (``cropper_options`` replace the run's); ``feature_weights`` is
+        passed to LPIPS and Grad-CAM.
         """
         import ganenc
 
@@ -165,6 +167,7 @@ class Inverter:
         from .losses.options import LossSettings
         from .training.finetune import encoder_file
         from .training.pretrain import build_cropper
+        from .training.runs import load_run_generator
         from .training.settings import GeneratorSpec
 
         path = encoder_file(encoder)
@@ -183,7 +186,7 @@ class Inverter:
                 else stored.get("generator_options", {})
             ),
         )
-        generator = spec.load()
+        generator = load_run_generator(spec, path, payload)
         geometry = generator.geometry().to_dict()
         if payload["geometry"] != geometry:
             raise GanencError(
@@ -198,9 +201,9 @@ class Inverter:
         if feature_weights is not None:
             loss = loss.model_copy(update={"feature_weights": feature_weights})
         attention = attention or trained_with.get("attention") or "none"
-        cropper = build_cropper(
-            attention, trained_with.get("cropper_options") or {}, loss.feature_weights
-        )
+        if cropper_options is None:
+            cropper_options = trained_with.get("cropper_options") or {}
+        cropper = build_cropper(attention, dict(cropper_options), loss.feature_weights)
         truncation = dict(generator.training_truncation())
         for key in ("truncation", "truncation_layers"):
             if trained_with.get(key) is not None:

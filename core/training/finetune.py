@@ -50,7 +50,7 @@ from .loop import (
     reconstruction_metrics,
 )
 from .pretrain import build_cropper, training_truncation
-from .runs import RunDirectory, default_run_dir, restore_rng
+from .runs import RunDirectory, default_run_dir, load_run_generator, restore_rng
 from .settings import FinetuneSettings, GeneratorSpec
 from .speed import SpeedOptions
 
@@ -139,7 +139,9 @@ class Finetuner:
         self.dist = DistributedContext.from_env(settings.device)
         self.device = self.dist.device
         payload, self.generator_spec, trained_with = pretrained_context(settings)
-        self.generator = self.generator_spec.load().to(self.device)
+        self.generator = load_run_generator(
+            self.generator_spec, encoder_file(settings.encoder), payload
+        ).to(self.device)
         geometry = self.generator.geometry().to_dict()
         if payload["geometry"] != geometry:
             raise GanencError(

@@ -195,5 +195,11 @@ def real_lpips_or_reason(feature_weights: str | None) -> tuple[Any, str | None]:
         resolve_weights_file("vgg16", feature_weights, download=False)  # never download here
         term = ganenc.create("loss", "lpips", feature_weights=feature_weights)
     except GanencError as exc:
+        missing = getattr(exc, "missing_path", None)
+        if missing is not None:
+            return None, (
+                f"LPIPS not reported: VGG16 weights file missing at {missing}"
+                " (put the file there or pass --feature-weights PATH)"
+            )
         return None, f"LPIPS not reported: {exc}"
     return term, None

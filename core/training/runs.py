@@ -145,3 +145,41 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def load_run_generator(spec: Any, encoder_path: str | os.PathLike, payload: dict[str, Any]) -> Any:
+    """The generator a saved encoder records; when its plugin is missing, say what to install."""
+    from ..errors import UnknownComponentError
+
+    try:
+        return spec.load()
+    except UnknownComponentError as exc:
+        hint = missing_plugin_hint(Path(encoder_path), payload)
+        if hint is None:
+            raise
+        raise UnknownComponentError(f"{exc}. {hint}") from None
+
+
+def missing_plugin_hint(encoder_path: Path, payload: dict[str, Any]) -> str | None:
+    """Which distribution made the run, read from the run's ``versions.json``."""
+    plugin = payload.get("plugin")
+    for folder in (encoder_path.parent, encoder_path.parent.parent):
+        versions = folder / "versions.json"
+        if not versions.is_file():
+            continue
+        try:
+            recorded = json.loads(versions.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            return None
+        for info in recorded.get("plugins") or []:
+            if isinstance(info, dict) and info.get("name") == plugin and info.get("distribution"):
+                distribution, version = info["distribution"], info.get("version")
+                made = f" {version}" if version else ""
+                return (
+                    f"This run was made with plugin {plugin!r} of the distribution"
+                    f" {distribution}{made} ({versions}): install it (pip install {distribution})"
+                )
+        return None
+    if plugin:
+        return f"This encoder was built by plugin {plugin!r}: install the distribution providing it"
+    return None
