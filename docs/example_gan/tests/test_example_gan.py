@@ -76,3 +76,8 @@ def test_the_example_config_trains_and_inverts(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (out / "latents" / "a.pt").is_file()
+
+
+def test_the_hook_reference_shows_this_very_config():
+    hooks = (HERE.parent / "hooks.md").read_text(encoding="utf-8")
+    assert "```yaml\n" + (HERE / "train.yaml").read_text(encoding="utf-8") + "```" in hooks
