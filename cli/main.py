@@ -18,7 +18,14 @@ import click
 
 from ganenc import __version__
 from ganenc.errors import GanencError, PluginLoadError, PluginRegistrationError
-from ganenc.registry import ENTRY_POINT_GROUP, KINDS, get_registry, short_error, strict_plugins
+from ganenc.registry import (
+    ENTRY_POINT_GROUP,
+    KINDS,
+    get_registry,
+    preferred,
+    short_error,
+    strict_plugins,
+)
 
 
 class GanencGroup(click.Group):
@@ -150,6 +157,7 @@ def list_command(kind: str | None, as_json: bool) -> None:
         conflicts = registry.conflicts(spec)
         if conflicts:
             row["conflicts_with"] = [other.qualified_name for other in conflicts]
+            row["bare_name"] = preferred([spec, *conflicts]) is spec
         rows.append(row)
     for info in registry.plugins.values():
         if info.status == "failed":
@@ -181,7 +189,11 @@ def list_command(kind: str | None, as_json: bool) -> None:
         if row["status"] == "failed":
             status = f"[red]failed[/red]: {row['error']}"
         elif "conflicts_with" in row:
-            status = f"[yellow]ok, name shared with {', '.join(row['conflicts_with'])}[/yellow]"
+            shared = ", ".join(row["conflicts_with"])
+            if row["bare_name"]:
+                status = f"[yellow]ok, the bare name is this one (also {shared})[/yellow]"
+            else:
+                status = f"[yellow]ok as {row['plugin']}:{row['name']} (name shared with {shared})[/yellow]"
         else:
             status = "[green]ok[/green]"
         table.add_row(name, row["kind"] or "-", row["plugin"], dist, row["description"], status)

@@ -373,10 +373,10 @@ class Registry:
             return candidates[0]
         if not candidates:
             raise UnknownComponentError(self._unknown_message(kind, name))
-        own = [spec for spec in candidates if is_project_distribution(spec.distribution)]
-        if len(own) == 1:  # a third-party plugin never takes a name from the project
-            self._warn_shadowed(kind, name, own[0], [s for s in candidates if s is not own[0]])
-            return own[0]
+        chosen = preferred(candidates)
+        if chosen is not None:  # a third-party plugin never takes a name from the project
+            self._warn_shadowed(kind, name, chosen, [s for s in candidates if s is not chosen])
+            return chosen
         owners = " and ".join(
             f"plugin {spec.plugin!r} ({spec.distribution} {spec.version})" for spec in candidates
         )
@@ -495,6 +495,12 @@ def _is_reference(value: object) -> bool:
     return isinstance(value, str) and re.match(r"^[\w.]+:[\w.]+$", value) is not None
 
 
+def preferred(candidates: list[ComponentSpec]) -> ComponentSpec | None:
+    """The one of several same-named components a bare name means: the project's, if only one is."""
+    own = [spec for spec in candidates if is_project_distribution(spec.distribution)]
+    return own[0] if len(own) == 1 else None
+
+
 def is_project_distribution(distribution: str | None) -> bool:
     """The project's own distributions (``ganenc`` and ``ganenc-*``) keep their bare names."""
     if not distribution:
@@ -590,8 +596,8 @@ def hook_problems(plugin_manager: pluggy.PluginManager, plugin: object) -> list[
             )
         elif not decorated and close:
             own = module_name is None or function.__module__ == module_name
-            if not own:
-                continue  # imported helpers such as ganenc.weights.register_entries
+            if not own or not _takes_hook_arguments(function):
+                continue  # helpers, such as an imported ganenc.weights.register_entries
             if name in hook_names:
                 problems.append(f"{name} is not decorated with @ganenc.hookimpl, so it never runs")
             else:
@@ -600,6 +606,15 @@ def hook_problems(plugin_manager: pluggy.PluginManager, plugin: object) -> list[
                     " decorated with @ganenc.hookimpl"
                 )
     return problems
+
+
+def _takes_hook_arguments(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` has a hook's signature: ``(register)`` or ``(cli)``, maybe ``self``."""
+    try:
+        names = list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return False
+    return names in (["register"], ["cli"], ["self", "register"], ["self", "cli"])
 
 
 def _hook_spec_names() -> list[str]:

@@ -134,6 +134,9 @@ def test_a_third_party_plugin_does_not_break_a_builtin_name(fake_distribution, c
         record.getMessage()
     )
     assert registry.get("generator", "acme:stylegan2").distribution == "acme-gans"
+    rows = json.loads(CliRunner().invoke(cli, ["list", "--kind", "generator", "--json"]).output)
+    bare = {row["plugin"]: row["bare_name"] for row in rows if row["name"] == "stylegan2"}
+    assert bare == {"stylegan": True, "acme": False}
 
 
 def test_two_third_party_plugins_with_one_name_stay_ambiguous(fake_distribution):
@@ -296,3 +299,19 @@ def test_a_missing_local_weights_file_fails_at_once(tmp_path, caplog, monkeypatc
     (tmp_path / "there.pt").write_bytes(b"weights")
     weights.download_file((tmp_path / "there.pt").as_uri(), tmp_path / "cache" / "model.pt")
     assert (tmp_path / "cache" / "model.pt").read_bytes() == b"weights"
+
+
+def test_helpers_and_commands_hooks(fake_distribution):
+    fake_distribution(
+        "acme-plugin",
+        "acme",
+        "from ganenc import hookimpl\n"
+        "def register_models(table, extra):  # a helper, not a hook\n    pass\n"
+        "@hookimpl\ndef register_commands(cli):\n    return ['mine']\n",
+    )
+    registry = ganenc.get_registry()
+    assert registry.plugins["acme"].status == "ok"
+    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    (info,) = [p for p in json.loads(result.output) if p["name"] == "acme"]
+    assert info["status"] == "failed"
+    assert "register_commands returned a list instead of adding commands" in info["error"]
