@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, GanencError
+from .errors import CheckpointError, GanencError, UnknownComponentError
 from .geometry import GeneratorGeometry
 from .registry import get_registry
 
@@ -121,6 +121,14 @@ def load_encoder(path: str | os.PathLike, map_location: Any = "cpu"):
         get_registry().get("encoder", builder)
     except GanencError:
         builder = payload["builder"]
-    encoder = build_encoder(geometry, name=builder, **payload["options"])
+    try:
+        encoder = build_encoder(geometry, name=builder, **payload["options"])
+    except UnknownComponentError as exc:
+        from .training.runs import missing_plugin_hint
+
+        hint = missing_plugin_hint(Path(path), payload)
+        if hint is None:
+            raise
+        raise UnknownComponentError(f"{exc}. {hint}") from None
     encoder.load_state_dict(payload["state_dict"])
     return encoder

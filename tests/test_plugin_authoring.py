@@ -208,6 +208,8 @@ def test_a_run_whose_plugin_is_missing_names_the_distribution(tmp_path):
         assert Inverter.from_encoder(run).generator.family == "toy"
     with pytest.raises(UnknownComponentError, match=r"acme-toys 1\.2.*pip install acme-toys"):
         Inverter.from_encoder(run)
+    with pytest.raises(UnknownComponentError, match=r"acme-toys 1\.2.*pip install acme-toys"):
+        ganenc.load_encoder(run / "encoder.pt")
 
 
 def test_strict_mode_failures_show_their_traceback_on_request(fake_distribution, monkeypatch):
