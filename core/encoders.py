@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, GanencError, UnknownComponentError
+from .errors import CheckpointError, GanencError
 from .geometry import GeneratorGeometry
 from .registry import get_registry
 
@@ -114,21 +114,21 @@ def read_encoder_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") 
 
 def load_encoder(path: str | os.PathLike, map_location: Any = "cpu"):
     """Rebuild an encoder saved by :func:`save_encoder` and load its weights."""
+    from .encoder_runs import install_hint
+
     payload = read_encoder_checkpoint(path, map_location)
+    with install_hint(path, payload):
+        return encoder_from_checkpoint(payload)
+
+
+def encoder_from_checkpoint(payload: dict):
+    """The encoder of a checkpoint already read by :func:`read_encoder_checkpoint`."""
     geometry = GeneratorGeometry.from_dict(payload["geometry"])
     builder = f"{payload['plugin']}:{payload['builder']}"
     try:
         get_registry().get("encoder", builder)
     except GanencError:
         builder = payload["builder"]
-    try:
-        encoder = build_encoder(geometry, name=builder, **payload["options"])
-    except UnknownComponentError as exc:
-        from .training.runs import missing_plugin_hint
-
-        hint = missing_plugin_hint(Path(path), payload)
-        if hint is None:
-            raise
-        raise UnknownComponentError(f"{exc}. {hint}") from None
+    encoder = build_encoder(geometry, name=builder, **payload["options"])
     encoder.load_state_dict(payload["state_dict"])
     return encoder

@@ -226,15 +226,15 @@ def test_strict_mode_failures_show_their_traceback_on_request(fake_distribution,
 
 
 def test_the_lpips_note_names_the_missing_file(monkeypatch, tmp_path):
-    from ganenc.training.loop import real_lpips_or_reason
+    from ganenc.evaluation import lpips_or_reason
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("GANENC_OFFLINE", raising=False)
-    term, note = real_lpips_or_reason(None)
+    term, note = lpips_or_reason(None)
     assert term is None
     assert note.startswith("LPIPS not reported: VGG16 weights file missing at ")
     assert str(tmp_path / "torch") in note and "GANENC_OFFLINE" not in note
-    term, note = real_lpips_or_reason(str(tmp_path / "vgg.pth"))
+    term, note = lpips_or_reason(str(tmp_path / "vgg.pth"))
     assert f"missing at {tmp_path / 'vgg.pth'}" in note
 
 
@@ -264,6 +264,7 @@ def test_an_unimported_module_is_judged_from_its_source(tmp_path, monkeypatch):
         ("invert", ["-O, --option", "--crop-option", "--loss-option"]),
         ("eval", ["-O, --option", "--crop-option", "--loss-option"]),
         ("crop-preview", ["--crop-option"]),
+        ("edit", ["-O, --option"]),
     ],
 )
 def test_component_options_are_spelt_alike_in_every_command(command, spellings):
