@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PLUGINS := plugins/stylegan plugins/pggan plugins/biggan plugins/attention_center plugins/attention_gradcam
-EXAMPLE_PLUGIN := docs/example_plugin
+EXAMPLE_PLUGINS := docs/example_plugin docs/example_gan
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 EMOJI := core/emoji
@@ -13,11 +13,11 @@ DEMO_ENV := GANENC_OFFLINE=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2}
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) $(EXAMPLE_PLUGIN)/pyproject.toml
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) $(addsuffix /pyproject.toml,$(EXAMPLE_PLUGINS))
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ganenc needs Python 3.11 or newer (set PYTHON=...)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.1"
-	$(BIN)/python -m pip install --quiet -e ".[test]" $(addprefix -e ,$(PLUGINS)) -e $(EXAMPLE_PLUGIN)
+	$(BIN)/python -m pip install --quiet -e ".[test]" $(addprefix -e ,$(PLUGINS) $(EXAMPLE_PLUGINS))
 	touch $(STAMP)
 
 test: install
@@ -52,4 +52,4 @@ demo: install
 	$(DEMO_ENV) $(BIN)/python examples/demo_summary.py $(DEMO_OUT)
 
 clean:
-	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info $(EXAMPLE_PLUGIN)/*.egg-info
+	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info $(addsuffix /*.egg-info,$(EXAMPLE_PLUGINS))
