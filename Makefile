@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PLUGINS := plugins/stylegan plugins/pggan plugins/biggan plugins/attention_center plugins/attention_gradcam
+PLUGINS := plugins/stylegan plugins/pggan plugins/biggan plugins/attention_center plugins/attention_gradcam plugins/studio
+# plugins whose tests need packages of their own: installed with their [test] extra
+PLUGINS_WITH_TEST_EXTRA := plugins/studio
 EXAMPLE_PLUGIN := docs/example_plugin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
@@ -15,7 +17,9 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) $(EXAMPLE_PLUGI
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ganenc needs Python 3.11 or newer (set PYTHON=...)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.1"
-	$(BIN)/python -m pip install --quiet -e ".[test]" $(addprefix -e ,$(PLUGINS)) -e $(EXAMPLE_PLUGIN)
+	$(BIN)/python -m pip install --quiet -e ".[test]" \
+		$(foreach p,$(PLUGINS),-e "$(p)$(if $(filter $(p),$(PLUGINS_WITH_TEST_EXTRA)),[test])") \
+		-e $(EXAMPLE_PLUGIN)
 	touch $(STAMP)
 
 test: install
