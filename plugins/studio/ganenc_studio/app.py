@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -30,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from ganenc.errors import GanencError
 
-from .session import MAX_UPLOAD_BYTES, Studio
+from .session import MAX_UPLOAD_BYTES, Studio, png_data_url
 
 STATIC_DIR = Path(__file__).with_name("static")
 PANEL_GROUP = "ganenc_studio.panels"
@@ -172,9 +173,10 @@ def create_app(
         "<!-- panel scripts -->", panel_scripts
     )
 
-    def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> JSONResponse:
+    async def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> JSONResponse:
+        """Torch work in a worker thread (the page's other requests go on), errors as JSON."""
         try:
-            return JSONResponse(function(*args, **kwargs))
+            return JSONResponse(await run_in_threadpool(function, *args, **kwargs))
         except GanencError as exc:
             return _error(str(exc))
 
@@ -192,8 +194,6 @@ def create_app(
 
     def described(subject) -> dict[str, Any]:
         original = subject.image[0] if subject.image is not None else None
-        from .session import png_data_url
-
         return {
             "subject": subject.id,
             "name": subject.name,
@@ -203,10 +203,10 @@ def create_app(
     async def add_subject(request: Request) -> JSONResponse:
         example_name = request.query_params.get("example")
         if example_name is not None:
-            return call(lambda: described(studio.add_example(example_name)))
+            return await call(lambda: described(studio.add_example(example_name)))
         data = await _capped_body(request)
         filename = request.headers.get("x-filename", "upload.png")
-        return call(lambda: described(studio.add_upload(data, filename)))
+        return await call(lambda: described(studio.add_upload(data, filename)))
 
     async def invert(request: Request) -> JSONResponse:
         body = await _json(request)
@@ -214,7 +214,7 @@ def create_app(
         refine = body.get("refine", "none")
         steps = body.get("steps")
         if refine == "none":
-            return call(studio.invert, subject.id, "none")
+            return await call(studio.invert, subject.id, "none")
         studio.parse_refine(refine, steps)  # a bad budget is refused before the job starts
         job = jobs.submit(lambda progress: studio.invert(subject.id, refine, steps, progress))
         return JSONResponse({"job": job})
@@ -224,7 +224,7 @@ def create_app(
 
     async def edit(request: Request) -> JSONResponse:
         body = await _json(request)
-        return call(
+        return await call(
             studio.edit, request.path_params["subject"], body.get("strengths"), body.get("layers")
         )
 
@@ -239,7 +239,7 @@ def create_app(
             subject = studio.sample(seed, truncation)
             return {**described(subject), **studio.edit(subject.id, {})}
 
-        return call(run)
+        return await call(run)
 
     async def download(request: Request) -> Response:
         kind = request.path_params["kind"]
@@ -250,7 +250,8 @@ def create_app(
         if not isinstance(edit_state, dict):
             return _error("edit must be a JSON object")
         try:
-            path = studio.export(
+            path = await run_in_threadpool(
+                studio.export,
                 request.path_params["subject"],
                 kind,
                 edit_state.get("strengths") or {},

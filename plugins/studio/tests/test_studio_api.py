@@ -32,12 +32,15 @@ def client(studio):
         yield test_client
 
 
+def _png(data: bytes) -> torch.Tensor:
+    return torch.tensor(np.array(Image.open(io.BytesIO(data))), dtype=torch.float32)
+
+
 def _decode(data_url: str) -> torch.Tensor:
     import base64
 
     assert data_url.startswith("data:image/png;base64,")
-    png = base64.b64decode(data_url.split(",", 1)[1])
-    return torch.tensor(np.array(Image.open(io.BytesIO(png))), dtype=torch.float32)
+    return _png(base64.b64decode(data_url.split(",", 1)[1]))
 
 
 def _example(client) -> str:
@@ -231,10 +234,7 @@ def test_downloads_are_the_edited_png_and_a_latent_file_of_ganenc_invert(client,
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
     assert 'filename="1f607-edited.png"' in png.headers["content-disposition"]
     shown = client.post(f"/api/subjects/{subject}/edit", json=edit).json()["image"]
-    assert torch.equal(
-        _decode(shown),
-        torch.from_numpy(__import__("numpy").asarray(Image.open(io.BytesIO(png.content)))).float(),
-    )
+    assert torch.equal(_decode(shown), _png(png.content))
 
     latents = client.get(f"/api/subjects/{subject}/download/latents", params=query)
     assert latents.status_code == 200
@@ -310,3 +310,41 @@ def test_the_workspace_is_the_only_folder_written_and_is_removed(tiny_run, tmp_p
     finally:
         studio.close()
     assert not studio.workspace.exists()
+
+
+def test_the_command_serves_the_page_and_removes_its_workspace_on_exit(
+    tiny_run, directions_dir, tmp_path
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    command = [sys.executable, "-m", "ganenc", "studio", "--encoder", str(tiny_run)]
+    command += ["--directions", str(directions_dir), "--port", str(port), "--device", "cpu"]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info") as response:
+                    info = json.loads(response.read())
+                break
+            except OSError:
+                assert process.poll() is None, process.stdout.read().decode()
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        workspace = Path(info["workspace"])
+        assert workspace.parent == tmp_path and workspace.is_dir()
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=30)[0].decode()
+    assert f"workspace (uploads and downloads, removed at exit): {workspace}" in output
+    assert f"studio at http://127.0.0.1:{port}/" in output and "2 direction(s)" in output
+    assert "Traceback" not in output
+    assert not workspace.exists() and list(tmp_path.iterdir()) == []
