@@ -37,6 +37,8 @@ MAX_PIXELS = 4096 * 4096
 MAX_STEPS = {"none": 0, "optimize": 2000, "finetune": 3000}
 #: Budgets the page offers first: quick enough on a CPU at 64 px.
 PAGE_STEPS = {"none": 0, "optimize": 100, "finetune": 50}
+#: Images (and samples) a session keeps; the oldest are forgotten beyond this.
+MAX_SUBJECTS = 64
 #: Slider strengths are clipped to +-this (directions are unit vectors).
 MAX_STRENGTH = 20.0
 EXAMPLES_DIR = Path(__file__).with_name("examples")
@@ -140,6 +142,7 @@ class Studio:
         self.layer_count = self._check_directions()
         self._owns_workspace = workspace is None
         self.workspace = Path(workspace or tempfile.mkdtemp(prefix="ganenc-studio-"))
+        self.workspace.mkdir(parents=True, exist_ok=True)
 
     @classmethod
     def open(
@@ -152,8 +155,8 @@ class Studio:
         """The studio of an encoder (run, file or tag; default the packaged emoji encoder)."""
         from ganenc.inversion import Inverter
 
-        path = resolve_encoder(encoder)
         loaded = load_directions(directions)  # before the encoder: the cheaper check first
+        path = resolve_encoder(encoder)
         return cls(Inverter.from_encoder(path, device=device), loaded, workspace)
 
     def close(self) -> None:
@@ -218,6 +221,8 @@ class Studio:
         with self._lock:
             subject = Subject(id=f"s{next(self._ids)}", name=name, **fields)
             self._subjects[subject.id] = subject
+            while len(self._subjects) > MAX_SUBJECTS:  # a long session keeps its memory bounded
+                del self._subjects[next(iter(self._subjects))]
         return subject
 
     # -- images in ---------------------------------------------------------------------------

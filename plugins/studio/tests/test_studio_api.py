@@ -348,3 +348,13 @@ def test_the_command_serves_the_page_and_removes_its_workspace_on_exit(
     assert f"studio at http://127.0.0.1:{port}/" in output and "2 direction(s)" in output
     assert "Traceback" not in output
     assert not workspace.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_long_session_forgets_its_oldest_images(studio, monkeypatch):
+    import ganenc_studio.session as session_module
+
+    monkeypatch.setattr(session_module, "MAX_SUBJECTS", 2)
+    first, second, third = (studio.sample(seed, 0.5) for seed in (1, 2, 3))
+    with pytest.raises(ganenc.GanencError, match=f"no image '{first.id}'"):
+        studio.subject(first.id)
+    assert studio.subject(second.id) is second and studio.subject(third.id) is third
