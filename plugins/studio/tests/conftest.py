@@ -1,13 +1,17 @@
-"""Fixtures of the studio's tests: a tiny encoder run (the engine's test recipe), directions."""
+"""Fixtures of the studio's tests: the engine's tiny encoder run, directions, a studio."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import inversion_fixtures
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+#: The engine's tiny encoder run (32 px StyleGAN2, 5 steps), trained once per test process.
+tiny_run = inversion_fixtures.tiny_run
 
 
 @pytest.fixture(autouse=True)
@@ -15,14 +19,6 @@ def _private_cache(tmp_path_factory, monkeypatch):
     """Weights lookups of a test go to a private GANENC_HOME, never the user's."""
     monkeypatch.setenv("GANENC_HOME", str(tmp_path_factory.mktemp("ganenc-home")))
     monkeypatch.setenv("GANENC_OFFLINE", "1")
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """A 32 px StyleGAN2 with random weights and an encoder pre-trained for 5 steps on it."""
-    from inversion_fixtures import train_tiny_encoder
-
-    return train_tiny_encoder(tmp_path_factory.mktemp("studio-encoder") / "run")
 
 
 @pytest.fixture(scope="session")
