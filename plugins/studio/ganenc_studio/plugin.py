@@ -56,7 +56,12 @@ def check_port_free(host: str, port: int) -> None:
     help="Address to listen on; anything but loopback lets other machines use the studio.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def studio_command(encoder, directions, port, host, device):
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads of torch (default: torch's); 1 keeps edits fast on a busy machine.",
+)
+def studio_command(encoder, directions, port, host, device, threads):
     """Invert and edit images in the browser, offline, on this machine.
 
     \b
@@ -77,6 +82,10 @@ def studio_command(encoder, directions, port, host, device):
             err=True,
         )
     check_port_free(host, port)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     from .server import serve
 
     serve(encoder=encoder, directions=directions, host=host, port=port, device=device)

@@ -326,6 +326,7 @@ def test_the_command_serves_the_page_and_removes_its_workspace_on_exit(
         port = free.getsockname()[1]
     command = [sys.executable, "-m", "ganenc", "studio", "--encoder", str(tiny_run)]
     command += ["--directions", str(directions_dir), "--port", str(port), "--device", "cpu"]
+    command += ["--threads", "1"]
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     try:
