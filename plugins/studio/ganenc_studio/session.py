@@ -2,7 +2,7 @@
 
 Everything goes through ganenc's public pieces: :class:`ganenc.inversion.Inverter`
 inverts (and refines), :func:`ganenc.editing.apply_direction` edits,
-:func:`ganenc.data.load_image` opens images, :func:`ganenc.inversion.save_latent_file`
+:func:`ganenc.data.load_image` opens images, :func:`ganenc.latents.save_latent_file`
 writes the latent files ``ganenc invert`` writes.  Nothing here knows a GAN family.
 Files are written only inside :attr:`Studio.workspace`.
 """
@@ -431,7 +431,7 @@ class Studio:
     ) -> Path:
         """The edited image (``png``) or its latent file (``latents``), written in the workspace."""
         from ganenc.images import save_image
-        from ganenc.inversion import save_latent_file
+        from ganenc.latents import save_latent_file
 
         if kind not in {"png", "latents"}:
             raise ConfigError(f"download must be png or latents, got {kind!r}")

@@ -61,11 +61,28 @@ def test_the_plugin_adds_the_studio_command():
         assert option in result.output
 
 
-def test_without_the_packaged_encoder_one_line_says_to_pass_encoder(tmp_path, monkeypatch):
+def test_the_default_encoder_is_the_packaged_emoji_tag():
+    from ganenc.weights import cached_path, weights_entry
+    from ganenc_studio import DEFAULT_ENCODER
+    from ganenc_studio.session import Studio
+
+    assert DEFAULT_ENCODER == "encoder:stylegan2-emoji-64"
+    entry = weights_entry(DEFAULT_ENCODER)  # registered by the stylegan plugin
+    if cached_path(entry) is None:
+        pytest.skip(f"{DEFAULT_ENCODER} is registered but its file is not shipped here yet")
+    studio = Studio.open(device="cpu")
+    try:
+        assert (studio.info()["gan"], studio.resolution) == ("stylegan2", 64)
+    finally:
+        studio.close()
+
+
+def test_without_the_default_encoder_one_line_says_to_pass_encoder(tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setattr("ganenc_studio.session.DEFAULT_ENCODER", "encoder:not-shipped-here")
     result = CliRunner().invoke(cli, ["studio", "--port", "0"])
     assert result.exit_code == 1
-    assert "encoder:stylegan2-emoji-64" in result.output and "pass --encoder" in result.output
+    assert "encoder:not-shipped-here" in result.output and "pass --encoder" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []  # a failed start leaves nothing behind
 
@@ -224,7 +241,7 @@ def test_sliders_edit_the_image_and_zero_gives_back_the_inversion(client, studio
 
 def test_downloads_are_the_edited_png_and_a_latent_file_of_ganenc_invert(client, studio):
     from ganenc.editing import apply_direction
-    from ganenc.inversion import read_latent_file
+    from ganenc.latents import read_latent_file
 
     subject = _example(client)
     client.post(f"/api/subjects/{subject}/invert", json={"refine": "none"})

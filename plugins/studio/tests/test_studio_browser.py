@@ -46,7 +46,7 @@ def test_upload_invert_edit_and_download_in_chromium(studio, tmp_path):
     _require_browser()
     from playwright.sync_api import sync_playwright
 
-    from ganenc.inversion import read_latent_file
+    from ganenc.latents import read_latent_file
     from ganenc_studio.app import create_app
     from ganenc_studio.server import running
 

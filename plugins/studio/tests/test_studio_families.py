@@ -41,7 +41,7 @@ def pggan_studio(tmp_path_factory):
 
 
 def test_a_pggan_encoder_inverts_edits_samples_and_downloads(pggan_studio):
-    from ganenc.inversion import read_latent_file
+    from ganenc.latents import read_latent_file
 
     studio = pggan_studio
     info = studio.info()
