@@ -52,8 +52,10 @@ def test_a_run_directory_holds_everything_people_look_at(pretrained_run):
         records[0]
     )
     val = json.loads((run / "val.json").read_text())
-    assert set(val["encoder"]) == {"psnr", "ssim", "mse"}
-    assert set(val["average_latent_baseline"]) == {"psnr", "ssim", "mse"}
+    assert set(val["encoder"]) == {"psnr", "ssim", "mse", "lpips"}
+    assert set(val["average_latent_baseline"]) == {"psnr", "ssim", "mse", "lpips"}
+    # no LPIPS in the loss and no VGG16 weights asked for: LPIPS only when they are cached
+    assert (val["encoder"]["lpips"] is None) == ("lpips" in val["not_computed"])
     assert val["val_seeds"] == [30000, 30007]
     checkpoint = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert checkpoint["step"] == 40 and "optimizer" in checkpoint and "rng" in checkpoint
@@ -258,6 +260,7 @@ def test_finetune_dataset_mode_lowers_the_loss_on_real_photographs(tmp_path, pre
     )
     val = json.loads((run / "val.json").read_text())
     assert val["after"]["mse"] < val["before"]["mse"]
+    assert (val["after"]["lpips"] is None) == ("lpips" in val["not_computed"])
     assert "broken.png" in json.loads((run / "skipped.json").read_text())
     losses = [
         json.loads(line)["loss/total"] for line in (run / "metrics.jsonl").read_text().splitlines()

@@ -48,6 +48,7 @@ from .loop import (
     interrupt_as_keyboard_interrupt,
     plain_metrics,
     reconstruction_metrics,
+    validation_metric_plan,
 )
 from .pretrain import build_cropper, training_truncation
 from .runs import RunDirectory, default_run_dir, restore_rng
@@ -170,6 +171,7 @@ class Finetuner:
         if crop_options is None:
             crop_options = trained_with.get("cropper_options", {})
         self.cropper = build_cropper(attention, crop_options, loss_settings.feature_weights)
+        self.metric_plan = validation_metric_plan(loss_settings.feature_weights)
         if self.skipped and self.dist.is_main:
             self.run.write_json("skipped.json", self.skipped)
         if not settings.resume and self.dist.is_main:
@@ -247,7 +249,7 @@ class Finetuner:
         before = None
         if not settings.resume:
             recon, _ = self.reconstruct(self.images[evaluated])
-            before = reconstruction_metrics(recon, self.images[evaluated])
+            before = reconstruction_metrics(recon, self.images[evaluated], self.metric_plan)
             self.run.write_json("val_before.json", before)
         train_images = self.images[train]
         progress = Progress(
@@ -300,7 +302,7 @@ class Finetuner:
             settings=settings.model_dump(mode="json"),
         )
         recon, _ = self.reconstruct(self.images[evaluated])
-        after = reconstruction_metrics(recon, self.images[evaluated])
+        after = reconstruction_metrics(recon, self.images[evaluated], self.metric_plan)
         if before is None and (self.run.path / "val_before.json").is_file():
             before = json.loads((self.run.path / "val_before.json").read_text())
         self.run.write_json(
@@ -312,6 +314,7 @@ class Finetuner:
                 else "training images (no held-out split)",
                 "before": before,
                 "after": after,
+                "not_computed": self.metric_plan.not_computed,
             },
         )
         n = min(8, len(evaluated))
@@ -361,8 +364,8 @@ class Finetuner:
                         latents_dir / f"{stem}.pt",
                     )
                     save_image(after[0], recon_dir / f"{stem}.png")
-                    metrics_before = reconstruction_metrics(before, image.cpu())
-                    metrics_after = reconstruction_metrics(after, image.cpu())
+                    metrics_before = reconstruction_metrics(before, image.cpu(), self.metric_plan)
+                    metrics_after = reconstruction_metrics(after, image.cpu(), self.metric_plan)
                     rows.append(
                         {
                             "image": name,
@@ -381,6 +384,8 @@ class Finetuner:
             ) from None
         progress.close()
         self._write_rows(rows)
+        if self.metric_plan.not_computed:  # the empty metrics.csv columns, explained
+            self.run.write_json("not_computed.json", self.metric_plan.not_computed)
         recon = torch.stack(
             [
                 _read_png(recon_dir / f"{Path(n).stem}.png", self.generator.resolution)

@@ -7,7 +7,6 @@ the cropper and the loss terms come from the registry.
 from __future__ import annotations
 
 import contextlib
-import math
 import signal
 import time
 from collections.abc import Iterator
@@ -163,37 +162,22 @@ def plain_metrics(parts: dict[str, torch.Tensor]) -> dict[str, float]:
 
 @torch.no_grad()
 def reconstruction_metrics(
-    prediction: torch.Tensor, target: torch.Tensor, lpips_term: Any = None
-) -> dict[str, float]:
-    """Mean PSNR, SSIM, MSE (and LPIPS when a term with real weights is given)."""
-    from .. import metrics
+    prediction: torch.Tensor, target: torch.Tensor, plan: Any = None
+) -> dict[str, float | None]:
+    """Mean metrics as ``plan`` decides (default PSNR, SSIM, MSE); left-out ones are ``None``.
 
-    result = {
-        "psnr": _finite_mean(metrics.psnr(prediction, target)),
-        "ssim": float(metrics.ssim(prediction, target).mean()),
-        "mse": float(metrics.mse(prediction, target).mean()),
-    }
-    if lpips_term is not None:
-        result["lpips"] = float(lpips_term(prediction.float(), target.float()))
-    return result
+    ``plan`` is a :class:`ganenc.evaluation.MetricPlan`; see
+    :func:`validation_metric_plan`.
+    """
+    from ..evaluation import per_image_metrics, summarize
 
-
-def _finite_mean(values: torch.Tensor) -> float:
-    value = float(values.mean())
-    return value if math.isfinite(value) else float("inf")
+    rows = per_image_metrics(prediction, target, getattr(plan, "lpips_term", None))
+    means = {name: stats["mean"] for name, stats in summarize(rows).items()}
+    return plan.fill(means) if plan is not None else means
 
 
-def real_lpips_or_reason(feature_weights: str | None) -> tuple[Any, str | None]:
-    """An LPIPS term with real VGG16 weights, or ``(None, why not)``."""
-    import ganenc
-    from ganenc.errors import GanencError
-    from ganenc.features import resolve_weights_file
+def validation_metric_plan(feature_weights: str | None) -> Any:
+    """Which held-out metrics a training run reports: all it can offline, the rest with why not."""
+    from ..evaluation import PER_IMAGE_METRICS, plan_metrics
 
-    if feature_weights == "random":
-        return None, "LPIPS not reported: feature weights are random (smoke-test opt-in)"
-    try:
-        resolve_weights_file("vgg16", feature_weights, download=False)  # never download here
-        term = ganenc.create("loss", "lpips", feature_weights=feature_weights)
-    except GanencError as exc:
-        return None, f"LPIPS not reported: {exc}"
-    return term, None
+    return plan_metrics(offered=PER_IMAGE_METRICS, feature_weights=feature_weights)

@@ -70,10 +70,12 @@ class RunDirectory:
             handle.write(json.dumps(record) + "\n")
 
     def write_json(self, name: str, data: Any) -> Path:
+        from ..inversion import _jsonable  # standard JSON: infinite PSNR as "inf"
+
         path = self.path / name
         if self.is_main:
             tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+            tmp.write_text(json.dumps(_jsonable(data), indent=2) + "\n", encoding="utf-8")
             os.replace(tmp, path)
         return path
 
