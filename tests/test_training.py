@@ -36,6 +36,7 @@ def test_a_run_directory_holds_everything_people_look_at(pretrained_run):
         "encoder.pt",
         "val.json",
         "val.png",
+        "curves.png",
     ):
         assert (run / name).is_file(), name
     assert (run / "checkpoints" / "last.pt").is_file()
@@ -261,6 +262,7 @@ def test_finetune_dataset_mode_lowers_the_loss_on_real_photographs(tmp_path, pre
     val = json.loads((run / "val.json").read_text())
     assert val["after"]["mse"] < val["before"]["mse"]
     assert (val["after"]["lpips"] is None) == ("lpips" in val["not_computed"])
+    assert (run / "curves.png").stat().st_size > 5_000
     assert "broken.png" in json.loads((run / "skipped.json").read_text())
     losses = [
         json.loads(line)["loss/total"] for line in (run / "metrics.jsonl").read_text().splitlines()

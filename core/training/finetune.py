@@ -429,4 +429,5 @@ def finetune(settings: FinetuneSettings) -> Path:
     try:
         return tuner.fit()
     finally:
+        tuner.run.close()
         tuner.dist.close()

@@ -265,4 +265,5 @@ def pretrain(settings: TrainSettings) -> Path:
     try:
         return trainer.fit()
     finally:
+        trainer.run.close()
         trainer.dist.close()
