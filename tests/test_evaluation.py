@@ -266,7 +266,16 @@ def test_kfold_indices_partition_the_images():
     assert mean_std([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(math.sqrt(2)), "n": 2}
 
 
-def test_eval_encoder_with_folds(tiny_run, tiny_inverter, photos, tmp_path):
+def test_eval_encoder_with_folds(tiny_run, tiny_inverter, photos, tmp_path, empty_hub, monkeypatch):
+    default = evaluate_encoder(tiny_inverter, photos, folds=2)  # no weights: LPIPS, FID left out
+    assert set(default.not_computed) == {"lpips", "fid"}
+    assert set(default.fold_summary) == {"psnr", "ssim", "mse"}
+    assert "fid" not in default.folds[0] and default.summary["lpips"] is None
+    with monkeypatch.context() as patch:  # asked for by name: an error, before inverting
+        patch.setenv("GANENC_OFFLINE", "1")
+        patch.setattr(tiny_inverter, "invert", lambda *a, **k: pytest.fail("inverted first"))
+        with pytest.raises(WeightsNotFoundError, match="vgg16-397923af.pth"):
+            evaluate_encoder(tiny_inverter, photos, metrics=["lpips"])
     report = evaluate_encoder(tiny_inverter, photos, folds=2, metrics=["psnr", "ssim", "mse"])
     assert len(report.folds) == 2 and sum(f["images"] for f in report.folds) == PHOTOS
     fold_means = [f["psnr"] for f in report.folds]

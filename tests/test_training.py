@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -270,7 +271,10 @@ def test_finetune_dataset_mode_lowers_the_loss_on_real_photographs(tmp_path, pre
     assert sum(losses[-5:]) < sum(losses[:5])
 
 
-def test_finetune_per_image_saves_latents_and_reconstructions(tmp_path, pretrained_run):
+def test_finetune_per_image_saves_latents_and_reconstructions(
+    tmp_path, pretrained_run, monkeypatch
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))  # no VGG16: LPIPS left out
     images = tmp_path / "two"
     images.mkdir()
     for name in ("astronaut.png", "coffee.png"):
@@ -294,6 +298,10 @@ def test_finetune_per_image_saves_latents_and_reconstructions(tmp_path, pretrain
     assert saved["latents"]["w_plus"].shape == (1, 8, 512)
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("image,first_loss,final_loss") and len(rows) == 3
+    table = list(csv.DictReader(rows))
+    assert table[0]["lpips_after"] == "" and float(table[0]["psnr_after"]) > 0
+    reasons = json.loads((run / "not_computed.json").read_text())
+    assert "vgg16-397923af.pth" in reasons["lpips"]
     assert (run / "grid.png").is_file()
 
 
