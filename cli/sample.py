@@ -58,6 +58,7 @@ def sample_command(config_file, gen_options, **given):
     import ganenc
     from ganenc.devices import resolve_device
     from ganenc.images import save_grid
+    from ganenc.latents import save_latent_file
 
     if gen_options:
         given["generator_options"] = parse_key_values(gen_options, "-O/--gen-option")
@@ -78,14 +79,22 @@ def sample_command(config_file, gen_options, **given):
     click.echo(f"wrote {path}")
     if settings.save_latents:
         latents_path = Path(settings.out).with_suffix(".latents.pt")
-        torch.save(
-            {
-                "latents": {k: v.cpu() for k, v in latents.items()},
+        save_latent_file(
+            latents_path,
+            latents,
+            gan=settings.gan,
+            generator={
                 "gan": settings.gan,
-                "seed": settings.seed,
+                "checkpoint": settings.checkpoint,
+                "generator_options": settings.generator_options,
+            },
+            seed=settings.seed,
+            truncation=settings.truncation,
+            truncation_layers=settings.truncation_layers,
+            # sampled (not encoder) latents: synthesize applies the truncation itself
+            synthesis_options={
                 "truncation": settings.truncation,
                 "truncation_layers": settings.truncation_layers,
             },
-            latents_path,
         )
         click.echo(f"wrote {latents_path}")

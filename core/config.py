@@ -89,20 +89,33 @@ def resolve_settings(
     data: dict[str, Any] = {}
     if config_file is not None:
         data.update(read_config_file(config_file))
-    _merge(data, overrides or {})
+    deep_merge(data, overrides or {})
     source = f"{what} (from {config_file})" if config_file else what
     return validate_options(model, data, source)
 
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> None:
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> None:
     """Deep-merge ``overrides`` into ``base``; ``None`` means "not given"."""
     for key, value in overrides.items():
         if value is None:
             continue
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+            deep_merge(base[key], value)
         else:
             base[key] = value
+
+
+def jsonable(value: Any) -> Any:
+    """Non-finite floats as strings ("inf"), so the JSON of reports stays standard."""
+    import math
+
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def write_run_metadata(run_dir: str | os.PathLike, settings: BaseModel) -> None:

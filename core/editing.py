@@ -302,7 +302,7 @@ def learn_directions(
     other learned attributes) or a list of attribute names to be orthogonal to.
     Returns the directions and a report (matching, accuracies).
     """
-    from .inversion import read_latents
+    from .latents import read_latents
 
     latent_set = read_latents(latents)
     table = read_labels(labels)
@@ -520,7 +520,7 @@ def edit_latents(
     """
     from .devices import resolve_device
     from .images import save_grid
-    from .inversion import read_latents, save_latent_file
+    from .latents import read_latents, save_latent_file
     from .training.settings import GeneratorSpec
 
     out = Path(out)

@@ -114,7 +114,11 @@ def read_encoder_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") 
 
 def load_encoder(path: str | os.PathLike, map_location: Any = "cpu"):
     """Rebuild an encoder saved by :func:`save_encoder` and load its weights."""
-    payload = read_encoder_checkpoint(path, map_location)
+    return encoder_from_checkpoint(read_encoder_checkpoint(path, map_location))
+
+
+def encoder_from_checkpoint(payload: dict):
+    """The encoder of a checkpoint already read by :func:`read_encoder_checkpoint`."""
     geometry = GeneratorGeometry.from_dict(payload["geometry"])
     builder = f"{payload['plugin']}:{payload['builder']}"
     try:

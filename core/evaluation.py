@@ -184,6 +184,35 @@ def _fid_count_problem(count: int, min_images: int) -> str | None:
 # -- per-image metrics -----------------------------------------------------------------------
 
 
+def reconstruction_metrics(
+    prediction: Any, target: Any, plan: MetricPlan | None = None
+) -> dict[str, float | None]:
+    """Mean metrics of a batch as ``plan`` decides (default PSNR, SSIM, MSE); left out: ``None``.
+
+    ``plan``: see :func:`validation_metric_plan` (training's held-out metrics).
+    """
+    import torch
+
+    with torch.no_grad():
+        rows = per_image_metrics(prediction, target, plan.lpips_term if plan else None)
+    means = {name: stats["mean"] for name, stats in summarize(rows).items()}
+    return plan.fill(means) if plan is not None else means
+
+
+def validation_metric_plan(feature_weights: str | None) -> MetricPlan:
+    """Which held-out metrics a training run reports: all it can offline, the rest with why not."""
+    return plan_metrics(offered=PER_IMAGE_METRICS, feature_weights=feature_weights)
+
+
+def lpips_or_reason(feature_weights: str | None) -> tuple[Any, str | None]:
+    """An LPIPS metric with real VGG16 weights (never downloaded here), or ``(None, why not)``.
+
+    Kept for callers of the old name; :func:`plan_metrics` decides it.
+    """
+    plan = validation_metric_plan(feature_weights)
+    return plan.lpips_term, plan.not_computed.get("lpips")
+
+
 def lpips_metric(feature_weights: str | None = None) -> Any:
     """The LPIPS (VGG, v0.1) metric; raises a clear error when its weights cannot be found."""
     from .registry import create
@@ -448,7 +477,7 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (non-finite numbers as strings such as ``"inf"``)."""
-        from .inversion import _jsonable
+        from .config import jsonable
 
         data = {
             **self.details,
@@ -461,7 +490,7 @@ class EvaluationReport:
         if self.folds is not None:
             data["folds"] = self.folds
             data["fold_summary"] = self.fold_summary
-        return _jsonable(data)
+        return jsonable(data)
 
 
 def evaluate_images(
@@ -586,7 +615,7 @@ def evaluate_encoder(
     much the metrics vary between subsets, as the paper's Table 2.
     """
     from .data import load_image_folder
-    from .training.loop import Progress
+    from .progress import Progress
 
     folder = load_image_folder(images, inverter.generator.resolution)
     fold_indices = kfold_indices(len(folder.names), folds, seed) if folds else None

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..adapters import GeneratorAdapter, Latents
 from ..cropping import crop_and_resize
-from ..errors import ConfigError
+from ..errors import GanencError
+from ..evaluation import (  # noqa: F401 - their names here before evaluation.py held them
+    lpips_or_reason as real_lpips_or_reason,
+)
+from ..evaluation import reconstruction_metrics  # noqa: F401
+from ..precision import autocast, grad_scaler, optimizer_step  # noqa: F401 - old home
+from ..progress import Progress  # noqa: F401 - its old home
 
 
 class SeedSchedule:
@@ -70,22 +76,6 @@ def synthesize_for_seeds(
     return targets, generator.synthesize(targets, **synthesis_options)
 
 
-def autocast(device: torch.device, precision: str):
-    """Mixed precision on CUDA; fp32 everywhere else (a clear error if asked otherwise)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if device.type != "cuda":
-        raise ConfigError(
-            f"precision {precision!r} needs a CUDA device; use --precision fp32 on {device}"
-        )
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
-
-
-def grad_scaler(device: torch.device, precision: str):
-    return torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and precision == "fp16")
-
-
 @contextlib.contextmanager
 def interrupt_as_keyboard_interrupt() -> Iterator[None]:
     """SIGTERM (a cluster killing the job) behaves like Ctrl-C: checkpoint, then exit."""
@@ -104,45 +94,91 @@ def interrupt_as_keyboard_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-class Progress:
-    """A rich progress bar with loss and it/s; silent when disabled (other ranks, tests)."""
+class StepBoundaryInterrupt:
+    """Ctrl-C and SIGTERM stop a training loop at the next step boundary, not inside a step.
 
-    def __init__(self, total: int, start: int, enabled: bool, description: str) -> None:
-        self.enabled = enabled
-        self.started = time.perf_counter()
-        self.start_step = start
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as RichProgress
+    The first signal only sets :attr:`requested`; the loop finishes its step and
+    checkpoints there, so the checkpoint's weights, optimizer and RNG states
+    are those of a step boundary and resuming equals not stopping, bit for bit.
+    A second Ctrl-C stops at once (``KeyboardInterrupt``).
+    """
 
-        self.bar = RichProgress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[rate]} it/s"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        self.task = self.bar.add_task(description, total=total, completed=start, loss="-", rate="-")
-        self.bar.start()
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
 
-    def update(self, step: int, loss: float) -> None:
-        if not self.enabled:
-            return
-        rate = (step - self.start_step) / max(time.perf_counter() - self.started, 1e-9)
-        self.bar.update(self.task, completed=step, loss=f"{loss:.4f}", rate=f"{rate:.2f}")
+    def _handler(self, signum, frame) -> None:  # noqa: ARG002
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
 
-    def close(self) -> None:
-        if self.enabled:
-            self.bar.stop()
+    def __enter__(self) -> StepBoundaryInterrupt:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handler)
+            except ValueError:  # not the main thread: signals stay as they are
+                break
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+
+@dataclass
+class StepOutput:
+    """What one training step returns to the loop: its loss parts and what its image draws."""
+
+    parts: dict[str, torch.Tensor]  # "total" among them
+    images: Any = None
+
+
+def training_loop(
+    *,
+    command: str,
+    run: Any,
+    step: int,
+    settings: Any,
+    train_step: Callable[[int], StepOutput],
+    save: Callable[[int], Any],
+    save_images: Callable[[int, StepOutput], Any],
+    progress: Progress,
+    is_main: bool = True,
+    log_extra: Callable[[int], dict[str, Any]] | None = None,
+) -> int:
+    """The loop of ``train`` and dataset ``finetune``: steps, intervals, interrupts, last save.
+
+    ``settings`` gives ``iterations``, ``log_every``, ``image_every`` and
+    ``checkpoint_every``; ``save(step)`` writes a checkpoint.  Returns the
+    final step, after its checkpoint; on Ctrl-C or SIGTERM saves at the step
+    boundary and raises a :class:`GanencError` that says how to resume.
+    """
+    with StepBoundaryInterrupt() as interrupt:
+        try:
+            while step < settings.iterations:
+                output = train_step(step)
+                step += 1
+                progress.update(step, float(output.parts["total"].detach()))
+                if step % settings.log_every == 0 or step == settings.iterations:
+                    extra = log_extra(step) if log_extra is not None else {}
+                    run.log({"step": step, **extra, **plain_metrics(output.parts)})
+                if step % settings.image_every == 0 and is_main:
+                    save_images(step, output)
+                if step % settings.checkpoint_every == 0:
+                    save(step)
+                if interrupt.requested:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            progress.close()
+            save(step)
+            raise GanencError(
+                f"interrupted at step {step}; checkpoint saved in {run.last_checkpoint}."
+                f" Continue with: ganenc {command} --resume --out {run.path}"
+            ) from None
+    progress.close()
+    save(step)
+    return step
 
 
 def comparison_grid(
@@ -158,26 +194,3 @@ def comparison_grid(
 
 def plain_metrics(parts: dict[str, torch.Tensor]) -> dict[str, float]:
     return {f"loss/{k}": float(v.detach()) for k, v in parts.items()}
-
-
-@torch.no_grad()
-def reconstruction_metrics(
-    prediction: torch.Tensor, target: torch.Tensor, plan: Any = None
-) -> dict[str, float | None]:
-    """Mean metrics as ``plan`` decides (default PSNR, SSIM, MSE); left-out ones are ``None``.
-
-    ``plan`` is a :class:`ganenc.evaluation.MetricPlan`; see
-    :func:`validation_metric_plan`.
-    """
-    from ..evaluation import per_image_metrics, summarize
-
-    rows = per_image_metrics(prediction, target, getattr(plan, "lpips_term", None))
-    means = {name: stats["mean"] for name, stats in summarize(rows).items()}
-    return plan.fill(means) if plan is not None else means
-
-
-def validation_metric_plan(feature_weights: str | None) -> Any:
-    """Which held-out metrics a training run reports: all it can offline, the rest with why not."""
-    from ..evaluation import PER_IMAGE_METRICS, plan_metrics
-
-    return plan_metrics(offered=PER_IMAGE_METRICS, feature_weights=feature_weights)
