@@ -208,8 +208,9 @@ def main() -> None:
         generator.load_state_dict(state["generator"])
         ema.load_state_dict(state["ema"])
         discriminator.load_state_dict(state["discriminator"])
-        g_opt.load_state_dict(state["g_opt"])
-        d_opt.load_state_dict(state["d_opt"])
+        if "g_opt" in state:  # a slim state (examples/emoji-gan-state) starts fresh Adam moments
+            g_opt.load_state_dict(state["g_opt"])
+            d_opt.load_state_dict(state["d_opt"])
         step = state["step"]
         torch.set_rng_state(state["rng"].cpu())
         print(f"resumed at step {step}")
