@@ -177,7 +177,7 @@ EMOJI_64 = WeightsEntry(
 
 #: The pre-trained encoder of ``stylegan2:emoji-64`` (``--encoder encoder:stylegan2-emoji-64``).
 EMOJI_64_ENCODER_FILE = "encoder-stylegan2-emoji-64.pt"
-EMOJI_64_ENCODER_SHA256 = "0" * 64
+EMOJI_64_ENCODER_SHA256 = "1d6a45fee6a3970cabc718d3418c28f4cc71310db09a1c1c61085ccbea7ff45a"
 EMOJI_64_ENCODER = WeightsEntry(
     tag="encoder:stylegan2-emoji-64",
     files=(WeightsFile(EMOJI_64_ENCODER_FILE, (), sha256=EMOJI_64_ENCODER_SHA256),),
