@@ -6,7 +6,7 @@ import click
 
 from ganenc.training.settings import FinetuneSettings
 
-from .options import config_option, parse_key_values, run_settings, speed_options
+from .options import SEED, FiniteFloat, config_option, parse_key_values, run_settings, speed_options
 
 
 @click.command("finetune")
@@ -28,11 +28,15 @@ from .options import config_option, parse_key_values, run_settings, speed_option
 )
 @click.option("--iterations", type=int, help="Steps (per image in per-image mode; default 1500).")
 @click.option("--batch-size", type=int, help="Images per step in dataset mode (default 4).")
-@click.option("--lr", type=float, help="Adam learning rate (default 0.005, the reference's).")
 @click.option(
-    "--held-out", type=float, help="Fraction of images held out in dataset mode (default 0.2)."
+    "--lr", type=FiniteFloat(), help="Adam learning rate (default 0.005, the reference's)."
 )
-@click.option("--seed", type=int, help="Seed of the split and the batch order.")
+@click.option(
+    "--held-out",
+    type=FiniteFloat(),
+    help="Fraction of images held out in dataset mode (default 0.2).",
+)
+@click.option("--seed", type=SEED, help="Seed of the split and the batch order.")
 @click.option("--device", help="auto, cpu or cuda (default auto).")
 @click.option(
     "--out",

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
 
-from ganenc.config import resolve_settings
+from ganenc.config import MAX_SEED, resolve_settings
 from ganenc.errors import ConfigError
+
+
+class FiniteFloat(click.FloatRange):
+    """A number option: finite (click's float takes ``inf`` and ``nan``), within a range if given."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+#: A seed option: a whole number in [0, MAX_SEED] (what numpy and torch take).
+SEED = click.IntRange(0, MAX_SEED)
 
 
 def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str, Any]:
     """``("channel_max=32", "blur=true")`` -> ``{"channel_max": 32, "blur": True}`` (YAML scalars)."""
     import yaml
+
+    from ganenc.config import load_yaml
 
     result: dict[str, Any] = {}
     for pair in pairs:
@@ -20,7 +39,7 @@ def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str
         if not sep or not key:
             raise ConfigError(f"{what} expects KEY=VALUE, got {pair!r}")
         try:
-            result[key.strip().replace("-", "_")] = yaml.safe_load(value)
+            result[key.strip().replace("-", "_")] = load_yaml(value)
         except yaml.YAMLError:
             result[key.strip().replace("-", "_")] = value
     return result

@@ -6,7 +6,7 @@ import click
 
 from ganenc.training.settings import TrainSettings
 
-from .options import config_option, parse_key_values, run_settings, speed_options
+from .options import SEED, FiniteFloat, config_option, parse_key_values, run_settings, speed_options
 
 
 @click.command("train")
@@ -46,12 +46,14 @@ from .options import config_option, parse_key_values, run_settings, speed_option
 )
 @click.option("--iterations", type=int, help="Training steps (default 210000, the reference's).")
 @click.option("--batch-size", type=int, help="Images per step and process (default 8).")
-@click.option("--lr", type=float, help="Adam learning rate (default 0.0015).")
+@click.option("--lr", type=FiniteFloat(), help="Adam learning rate (default 0.0015).")
 @click.option(
-    "--truncation", type=float, help="Truncation psi of the training images (family default)."
+    "--truncation",
+    type=FiniteFloat(),
+    help="Truncation psi of the training images (family default).",
 )
 @click.option("--truncation-layers", type=int, help="Truncate only the first N layers.")
-@click.option("--seed", type=int, help="Seed of the batch order and initialisation.")
+@click.option("--seed", type=SEED, help="Seed of the batch order and initialisation.")
 @click.option("--val-samples", type=int, help="Held-out samples for val.json (default 64).")
 @click.option("--device", help="auto, cpu or cuda (default auto).")
 @click.option(

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .geometry import GeneratorGeometry
 
 Latents = dict[str, torch.Tensor]
@@ -107,9 +108,13 @@ class GeneratorAdapter(nn.Module, ABC):
 
 def seeded_generator(seed: int | None, device: torch.device | str | None = None) -> torch.Generator:
     """A CPU torch.Generator seeded from ``seed`` (random when ``None``)."""
+    from .config import MAX_SEED
+
     generator = torch.Generator(device="cpu")
     if seed is None:
         generator.seed()
+    elif not 0 <= int(seed) <= MAX_SEED:
+        raise ConfigError(f"seed {seed} is outside 0-{MAX_SEED}")
     else:
         generator.manual_seed(int(seed))
     return generator

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +116,32 @@ def describe_checkpoint(obj: Any) -> str:
     if all(isinstance(key, str) for key in keys) and keys:
         return f"a state dict with keys such as {sorted(keys)[:3]}"
     return "an unrecognised checkpoint"
+
+
+#: Largest model a checkpoint may make ganenc build (parameters and buffers).  Real GAN
+#: generators are well below 1 GiB; a crafted file can declare shapes worth terabytes.
+MAX_MODEL_BYTES = 16 << 30
+
+
+def build_checked(build: Callable[[], Any], where: str, limit: int = MAX_MODEL_BYTES) -> Any:
+    """``build()``, after a twin built on the ``meta`` device (no memory) shows it fits ``limit``.
+
+    Architectures inferred from a stranger's file are only known to be sane once their size
+    is; the meta twin measures it without allocating a byte.
+    """
+    import torch
+
+    try:
+        with torch.device("meta"):
+            twin = build()
+    except (NotImplementedError, RuntimeError):  # a builder that computes values: measure later
+        twin = None
+    if twin is not None:
+        size = sum(t.numel() * t.element_size() for t in (*twin.parameters(), *twin.buffers()))
+        if size > limit:
+            raise CheckpointError(
+                f"{where}: the model it describes would take {size / 2**30:,.1f} GiB"
+                f" (ganenc builds at most {limit / 2**30:,.0f} GiB); a damaged or crafted file,"
+                " or options far too large"
+            )
+    return build()

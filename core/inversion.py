@@ -45,6 +45,7 @@ import torch
 
 from .adapters import GeneratorAdapter, Latents
 from .errors import CheckpointError, ConfigError, GanencError
+from .files import check_output, torch_save, write_json
 from .training.loop import autocast, grad_scaler
 
 REFINE_MODES = ("none", "optimize", "finetune")
@@ -460,17 +461,12 @@ def invert(
 
 def save_latent_file(path: str | os.PathLike, latents: Latents, **metadata: Any) -> Path:
     """One image's latents (``[1, ...]`` tensors) and plain metadata; atomic."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": LATENTS_FORMAT,
         "latents": {k: v.detach().cpu().clone() for k, v in latents.items()},
         **metadata,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return torch_save(payload, path)
 
 
 def read_latent_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -490,7 +486,21 @@ def read_latent_file(path: str | os.PathLike) -> dict[str, Any]:
     for key, value in latents.items():
         if not isinstance(value, torch.Tensor) or value.dim() < 1:
             raise CheckpointError(f"{path}: latent {key!r} is not a tensor with a batch dimension")
+        if not value.is_floating_point() or not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{path}: latent {key!r} holds non-numbers (NaN, inf or ints)")
     return payload
+
+
+def check_latents_fit(latents: Latents, generator: GeneratorAdapter, source: str) -> None:
+    """Raise unless ``latents`` are what ``generator`` synthesises from (names and shapes)."""
+    geometry = generator.geometry()
+    wanted = {k: list(v) for k, v in geometry.encoder_latents.items()}
+    found = {k: list(v.shape[1:]) for k, v in latents.items()}
+    if any(found.get(k) != shape for k, shape in wanted.items()):
+        raise GanencError(
+            f"{source} holds latents {found}, but the {geometry.family} generator at"
+            f" {geometry.resolution} px takes {wanted}: they were made for another generator"
+        )
 
 
 @dataclass
@@ -577,9 +587,7 @@ def invert_folder(
     from .images import save_grid, save_image
     from .training.loop import Progress
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise GanencError(f"{out} already holds files; choose another --out (nothing overwritten)")
+    out = check_output(out, folder=True)
     folder = load_image_folder(images, inverter.generator.resolution)
     duplicates = _duplicate_stems(folder.names)
     if duplicates:
@@ -651,7 +659,7 @@ def invert_folder(
     }
     if lpips_note:
         index["note"] = lpips_note
-    (out / INDEX_FILE).write_text(json.dumps(_jsonable(index), indent=2) + "\n", encoding="utf-8")
+    write_json(out / INDEX_FILE, index)
     return index
 
 
@@ -675,19 +683,6 @@ def _duplicate_stems(names: list[str]) -> list[list[str]]:
     for name in names:
         groups.setdefault(Path(name).stem, []).append(name)
     return [group for group in groups.values() if len(group) > 1]
-
-
-def _jsonable(value: Any) -> Any:
-    """Non-finite floats as strings ("inf"), so the JSON stays standard."""
-    import math
-
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 def _positive(value: float, name: str) -> float:

@@ -652,12 +652,53 @@ def download_file(
     to the next mirror.  Raises :class:`WeightsHashError` on a bad file and
     :class:`WeightsDownloadError` when no URL works.
     """
+    destination = Path(destination)
+    created = _make_folders(destination.parent)
+    try:
+        return _download_file(urls, destination, sha256, size, timeout, retries, progress, label)
+    except BaseException:
+        # No litter: an empty part file cannot be resumed, and folders made for nothing go.
+        part = _part_path(destination)
+        if part.is_file() and part.stat().st_size == 0:
+            part.unlink(missing_ok=True)
+        _remove_empty_folders(created)
+        raise
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created, deepest first."""
+    created = []
+    current = folder
+    while not current.exists() and current != current.parent:
+        created.append(current)
+        current = current.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _remove_empty_folders(folders: Iterable[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that is still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another download), or already gone
+            return
+
+
+def _download_file(
+    urls: str | Iterable[str],
+    destination: Path,
+    sha256: str | None,
+    size: int | None,
+    timeout: float | None,
+    retries: int | None,
+    progress: bool | None,
+    label: str | None,
+) -> tuple[str, str]:
     import http.client  # network modules load only when a download happens
     import urllib.error
 
     urls = [urls] if isinstance(urls, str) else list(urls)
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
     part = _part_path(destination)
     timeout = download_timeout() if timeout is None else timeout
     retries = download_retries() if retries is None else retries
@@ -731,19 +772,37 @@ def _describe(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``<path>.lock`` (POSIX), so concurrent ranks download once."""
+    """An exclusive lock on ``<path>.lock`` (POSIX), so concurrent ranks download once.
+
+    The lock file is removed on release (no litter in ``GANENC_HOME``); a process that
+    locked a file removed meanwhile sees another inode at the path and locks again.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no lock
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + LOCK_SUFFIX), "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    created = _make_folders(path.parent)
+    lock_path = path.with_name(path.name + LOCK_SUFFIX)
+    try:
+        while True:
+            handle = open(lock_path, "a+b")  # noqa: SIM115 - closed below
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                current = os.stat(lock_path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(handle.fileno()).st_ino:
+                break
+            handle.close()  # the holder before us removed that file: lock the new one
         try:
             yield
         finally:
+            lock_path.unlink(missing_ok=True)
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+    finally:
+        _remove_empty_folders(created)
 
 
 def manual_instructions(entry: WeightsEntry, files: Iterable[WeightsFile] | None = None) -> str:

@@ -41,8 +41,10 @@ from ..losses.composite import CompositeLoss, PreparedTarget
 from ..losses.options import LossSettings
 from .distributed import DistributedContext
 from .loop import (
+    NonFiniteLossError,
     Progress,
     autocast,
+    check_finite_loss,
     comparison_grid,
     grad_scaler,
     interrupt_as_keyboard_interrupt,
@@ -199,7 +201,8 @@ class Finetuner:
             )
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer, total: torch.Tensor) -> None:
-        """Backward and optimizer step (loss scaling under fp16)."""
+        """Backward and optimizer step (loss scaling under fp16); never on a NaN/inf loss."""
+        check_finite_loss(total)
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(optimizer)
@@ -284,6 +287,13 @@ class Finetuner:
                         save_grid(grid, self.run.path / "images" / f"step-{step:08d}.png", nrow=n)
                     if step % settings.checkpoint_every == 0:
                         save()
+        except NonFiniteLossError as exc:
+            progress.close()
+            save()
+            raise GanencError(
+                f"stopped at step {step + 1}: {exc}. The last good state (step {step}) is saved"
+                f" in {self.run.last_checkpoint}"
+            ) from None
         except KeyboardInterrupt:
             progress.close()
             save()
@@ -372,6 +382,12 @@ class Finetuner:
                             **{f"{k}_after": v for k, v in metrics_after.items()},
                         }
                     )
+        except NonFiniteLossError as exc:
+            progress.close()
+            self._write_rows(rows)
+            raise GanencError(
+                f"stopped: {exc}. Finished images are saved in {latents_dir}"
+            ) from None
         except KeyboardInterrupt:
             progress.close()
             self._write_rows(rows)

@@ -17,7 +17,7 @@ import torch
 
 from ..adapters import GeneratorAdapter, Latents
 from ..cropping import crop_and_resize
-from ..errors import ConfigError
+from ..errors import ConfigError, GanencError
 
 
 class SeedSchedule:
@@ -69,6 +69,23 @@ def synthesize_for_seeds(
     latents = latents_for_seeds(generator, seeds, device)
     targets = generator.encoder_targets(latents, **truncation)
     return targets, generator.synthesize(targets, **synthesis_options)
+
+
+class NonFiniteLossError(GanencError):
+    """The loss became NaN or infinite; the step that would spoil the weights was not taken."""
+
+
+def check_finite_loss(total: torch.Tensor) -> None:
+    """Raise :class:`NonFiniteLossError` before a NaN/inf loss reaches the weights.
+
+    The caller saves the (still good) weights and stops: training on would only make every
+    later checkpoint NaN.  Costs no extra synchronisation where the loss is logged each step.
+    """
+    if not bool(torch.isfinite(total.detach()).all()):
+        raise NonFiniteLossError(
+            f"the loss became {float(total.detach())}; a smaller --lr or other loss weights"
+            " may help"
+        )
 
 
 def autocast(device: torch.device, precision: str):
@@ -179,8 +196,9 @@ def reconstruction_metrics(
 
 
 def _finite_mean(values: torch.Tensor) -> float:
+    """The mean PSNR: ``inf`` when some images are identical (their PSNR is), NaN stays NaN."""
     value = float(values.mean())
-    return value if math.isfinite(value) else float("inf")
+    return float("inf") if math.isinf(value) and value > 0 else value
 
 
 def real_lpips_or_reason(feature_weights: str | None) -> tuple[Any, str | None]:

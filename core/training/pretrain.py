@@ -25,13 +25,16 @@ import ganenc
 
 from ..config import write_run_metadata
 from ..cropping import attention_boxes
+from ..errors import GanencError
 from ..images import save_grid
 from ..losses.composite import CompositeLoss
 from .distributed import DistributedContext
 from .loop import (
+    NonFiniteLossError,
     Progress,
     SeedSchedule,
     autocast,
+    check_finite_loss,
     comparison_grid,
     grad_scaler,
     interrupt_as_keyboard_interrupt,
@@ -152,6 +155,7 @@ class Pretrainer:
                 predicted_latents={k: v.float() for k, v in predicted.items()},
                 target_latents=targets,
             )
+        check_finite_loss(total)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
@@ -196,11 +200,16 @@ class Pretrainer:
                         self.save_images(images, reconstruction, boxes)
                     if self.step % settings.checkpoint_every == 0:
                         self.save()
+        except NonFiniteLossError as exc:
+            progress.close()
+            self.save()
+            raise GanencError(
+                f"stopped at step {self.step + 1}: {exc}. The last good state (step {self.step})"
+                f" is saved in {self.run.last_checkpoint}"
+            ) from None
         except KeyboardInterrupt:
             progress.close()
             self.save()
-            from ..errors import GanencError
-
             raise GanencError(
                 f"interrupted at step {self.step}; checkpoint saved in {self.run.last_checkpoint}."
                 f" Continue with: ganenc train --resume --out {self.run.path}"

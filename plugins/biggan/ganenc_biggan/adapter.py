@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from pydantic import field_validator
 
 from ganenc.adapters import GeneratorAdapter, Latents, seeded_generator
-from ganenc.config import Settings, validate_options
+from ganenc.config import Seed, Settings, validate_options
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 
@@ -71,7 +71,7 @@ class BigGANOptions(Settings):
     layers: list[tuple[bool, int, int]] | None = None
     """``(upsample, in_multiplier, out_multiplier)`` per block (default: by resolution)."""
     attention_layer_position: int | None = None
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the random weights (only without a checkpoint)."""
 
     @field_validator("checkpoint", "config", mode="before")

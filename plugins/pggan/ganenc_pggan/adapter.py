@@ -26,7 +26,7 @@ import torch
 from pydantic import Field, field_validator
 
 from ganenc.adapters import GeneratorAdapter, Latents, seeded_generator
-from ganenc.config import Settings, validate_options
+from ganenc.config import Seed, Settings, validate_options
 from ganenc.errors import CheckpointError
 from ganenc.geometry import GeneratorGeometry
 
@@ -56,7 +56,7 @@ class PGGANOptions(Settings):
     averaged: bool = Field(
         True, description="use the averaged generator (avgG / generator_smooth) when present"
     )
-    seed: int | None = Field(None, description="seed of a random generator's weights")
+    seed: Seed | None = Field(None, description="seed of a random generator's weights")
 
     @field_validator("checkpoint", mode="before")
     @classmethod

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from ganenc.checkpoints import describe_checkpoint, read_checkpoint
+from ganenc.checkpoints import build_checked, describe_checkpoint, read_checkpoint
 from ganenc.errors import CheckpointError
 
 from .model import HE_GAIN, PGGANConfig, PGGANGenerator
@@ -114,12 +114,12 @@ def load_pggan_checkpoint(path: str | os.PathLike, *, averaged: bool = True) -> 
     state = _normalise_state(state, fmt, key, path)
     if fmt == GAN_ZOO:
         pgg_config = _gan_zoo_config(state, _config_fields(config), path, key)
-        generator = PGGANGenerator(pgg_config)
+        generator = build_checked(lambda: PGGANGenerator(pgg_config), str(path))
         _load_state(generator, state, gan_zoo_key, fmt, path, key)
     else:
         lod = state.pop("lod", None)
         pgg_config = _genforce_config(state, lod, path, key)
-        generator = PGGANGenerator(pgg_config)
+        generator = build_checked(lambda: PGGANGenerator(pgg_config), str(path))
         _load_state(generator, state, genforce_key, fmt, path, key)
     return LoadedPGGAN(generator=generator, format=fmt, state_key=key)
 

@@ -32,7 +32,8 @@ import torch
 from pydantic import Field, field_validator
 
 from ganenc.adapters import GeneratorAdapter, Latents, seeded_generator
-from ganenc.config import Settings, validate_options
+from ganenc.checkpoints import build_checked
+from ganenc.config import Seed, Settings, validate_options
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 
@@ -62,7 +63,7 @@ class _StyleGANOptions(Settings):
     mapping_layers: int = Field(8, ge=1, description="mapping depth (random init only)")
     channel_base: int = Field(16384, ge=1, description="channels = channel_base / resolution ...")
     channel_max: int = Field(512, ge=1, description="... capped at channel_max (random init only)")
-    seed: int = Field(0, description="seed of the random initialisation")
+    seed: Seed = Field(0, description="seed of the random initialisation")
 
     @field_validator("checkpoint", mode="before")
     @classmethod
@@ -335,7 +336,7 @@ def _seeded(seed: int, build: Any) -> Any:
     """Run ``build()`` with the CPU RNG seeded, leaving the global RNG state untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build()
+        return build_checked(build, "the generator options")
 
 
 def load_stylegan2(**options: Any) -> StyleGANAdapter:

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganenc.checkpoints import describe_checkpoint, read_checkpoint
+from ganenc.checkpoints import build_checked, describe_checkpoint, read_checkpoint
 from ganenc.errors import CheckpointError, ConfigError
 
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator, fir_kernel
@@ -303,7 +303,7 @@ def _load_with_plan(
     kernels: dict[str, torch.Tensor],
     where: str,
 ) -> StyleGAN2Generator:
-    model = StyleGAN2Generator(config)
+    model = build_checked(lambda: StyleGAN2Generator(config), where)
     target = model.state_dict()
     converted: dict[str, torch.Tensor] = {}
     for entry in plan:
@@ -555,6 +555,12 @@ def read_stylegan_checkpoint(path: str | os.PathLike, family: str) -> Identified
         return IdentifiedCheckpoint(generator.family, "nvidia-pickle", generator.state)
     obj = read_checkpoint(path, safe_globals=[argparse.Namespace])
     found = identify_checkpoint(obj)
+    if found.family is None and "StyleGAN" in found.layout:  # the container says StyleGAN
+        raise CheckpointError(
+            f"{path} looks like {found.layout}, but its generator is incomplete: entries that"
+            " every such generator has are missing (for rosinality 'input.input' and"
+            " 'style.1.weight'); the file is damaged or was written by other code"
+        )
     if found.family is None:
         raise CheckpointError(_not_stylegan_message(path, found.layout, family))
     if found.family != family:

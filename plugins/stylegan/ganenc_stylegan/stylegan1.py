@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganenc.checkpoints import build_checked
 from ganenc.errors import CheckpointError, ConfigError
 
 __all__ = [
@@ -661,7 +662,8 @@ def stylegan1_from_genforce(state_dict: Mapping[str, torch.Tensor]) -> StyleGAN1
     naming them.  ``w_avg`` comes from ``truncation.w_avg``.
     """
     state_dict = _check_state_dict(state_dict)
-    model = StyleGAN1Generator(stylegan1_config_from_genforce(state_dict))
+    config = stylegan1_config_from_genforce(state_dict)
+    model = build_checked(lambda: StyleGAN1Generator(config), "the genforce StyleGAN1 file")
     ours = model.state_dict()
     names = {_genforce_key(key): key for key in ours}
     expected = set(names) | {_LOD_KEY}

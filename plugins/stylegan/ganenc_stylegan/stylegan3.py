@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganenc.checkpoints import build_checked
 from ganenc.errors import CheckpointError, ConfigError
 
 from .stylegan2 import NOISE_MODES, EqualizedLinear, is_power_of_two, normalize_2nd_moment
@@ -713,7 +714,7 @@ def stylegan3_from_nvidia(found: Any, where: str) -> StyleGAN3Generator:
     config = stylegan3_config_from_kwargs(network.init_kwargs, where)
     _check_geometry(network, config, where)
     with torch.random.fork_rng(devices=[]):
-        model = StyleGAN3Generator(config)
+        model = build_checked(lambda: StyleGAN3Generator(config), where)
     target = model.state_dict()
     missing = [key for key in target if key not in state]
     unexpected = [key for key in state if key not in target]
