@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -43,15 +44,16 @@ def read_checkpoint(
         with torch.serialization.safe_globals(list(safe_globals)):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        lines = [line.strip() for line in text.split("WeightsUnpickler error:")[-1].splitlines()]
-        globals_named = [line for line in lines if "GLOBAL" in line or "Unsupported global" in line]
-        detail = (globals_named or [line for line in lines if line] or [""])[0]
-        if globals_named:
+        # torch's text advises turning weights_only off: only the facts are kept.
+        text = str(exc).split("WeightsUnpickler error:")[-1]
+        named = re.search(r"GLOBAL ([\w.]+)", text)
+        if named:
             raise CheckpointError(
-                f"{path} needs code execution to load (it pickles Python objects beyond tensors);"
-                f" ganenc refuses such files ({detail})"
+                f"{path} needs code execution to load: it pickles the Python object"
+                f" {named.group(1)}, beyond tensors and plain data; ganenc refuses such files"
             ) from None
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        detail = re.split(r"\. (?=[A-Z])", (lines or [""])[0])[0].rstrip(".")
         raise CheckpointError(
             f"{path} is not a PyTorch checkpoint ganenc can read ({detail})"
         ) from None
@@ -61,6 +63,19 @@ def read_checkpoint(
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         hint = "truncated or corrupt" if _looks_truncated(path) else "not a PyTorch checkpoint"
         raise CheckpointError(f"{path} is {hint} ({message})") from None
+
+
+def read_ganenc_file(path: str | os.PathLike, what: str, made_by: str) -> Any:
+    """:func:`read_checkpoint` for a file ganenc writes: errors say what the file is not and
+    which command makes a valid one (never how to loosen the safe loading)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}")
+    try:
+        return read_checkpoint(path)
+    except CheckpointError as exc:
+        reason = str(exc).removeprefix(f"{path} ").removeprefix("is ")
+        raise CheckpointError(f"{path} is not a readable {what} ({reason}); {made_by}") from None
 
 
 def _looks_truncated(path: Path) -> bool:

@@ -51,9 +51,10 @@ def load_yaml(text: str) -> Any:
         def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()
+                mark = event.start_mark
                 raise yaml.YAMLError(
-                    f"YAML aliases (*{event.anchor}) are not allowed in settings"
-                    f" {event.start_mark}".rstrip()
+                    f"YAML aliases (*{event.anchor}, line {mark.line + 1}) are not allowed in"
+                    " settings; write the values out"
                 )
             return super().compose_node(parent, index)
 

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import re
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from .errors import CheckpointError, ConfigError, GanencError
 from .files import check_output, torch_save
 
 DIRECTION_FORMAT = "ganenc-direction/1"
+MAKE_DIRECTIONS = "'ganenc directions' writes direction files"
 NAME_COLUMNS = ("image", "name", "file", "filename", "path")
 MISSING = {"", "na", "nan", "none", "null", "?"}
 TRUE_WORDS = {"true", "yes", "y", "t"}
@@ -64,19 +64,12 @@ class Direction:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Direction:
         """Read a direction file safely (``weights_only``), with one clear error if it is not one."""
-        from .checkpoints import read_checkpoint
+        from .checkpoints import read_ganenc_file
 
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"direction file not found: {path}")
-        try:
-            payload = read_checkpoint(path)
-        except (CheckpointError, struct.error) as exc:  # struct: pickle garbage
-            raise CheckpointError(f"{path} is not a readable direction file ({exc})") from None
+        payload = read_ganenc_file(path, "direction file", MAKE_DIRECTIONS)
         if not isinstance(payload, dict) or payload.get("format") != DIRECTION_FORMAT:
-            raise CheckpointError(
-                f"{path} is not a ganenc direction file; 'ganenc directions' writes them"
-            )
+            raise CheckpointError(f"{path} is not a ganenc direction file; {MAKE_DIRECTIONS}")
         vector, metadata = payload.get("direction"), payload.get("metadata") or {}
         problem = None
         if not all(isinstance(payload.get(key), str) for key in ("attribute", "space")):

@@ -97,18 +97,10 @@ def read_encoder_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") 
     The payload's structure is checked here, so a crafted file fails with that
     error rather than somewhere in the builder.
     """
-    from .checkpoints import read_checkpoint
+    from .checkpoints import read_ganenc_file
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"encoder checkpoint not found: {path}")
-    try:
-        payload = read_checkpoint(path, map_location=map_location)
-    except CheckpointError as exc:
-        detail = str(exc).removeprefix(f"{path} ")
-        raise CheckpointError(
-            f"{path} is not a readable encoder checkpoint ({detail}); {MAKE_ENCODER}"
-        ) from None
+    payload = read_ganenc_file(path, "encoder checkpoint", MAKE_ENCODER)
     if not isinstance(payload, dict) or payload.get("format") != ENCODER_FORMAT:
         from .checkpoints import describe_checkpoint
 

@@ -42,7 +42,7 @@ def check_output(
             raise GanencError(f"{option} {path} is a folder; give a file name")
         if not force and path.exists():
             raise GanencError(f"{path} exists; {how} (nothing was overwritten)")
-    existing = path if path.exists() else path.parent
+    existing = path if folder and path.exists() else path.parent
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():

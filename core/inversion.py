@@ -34,7 +34,6 @@ import copy
 import csv
 import json
 import os
-import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -471,18 +470,14 @@ def save_latent_file(path: str | os.PathLike, latents: Latents, **metadata: Any)
 
 def read_latent_file(path: str | os.PathLike) -> dict[str, Any]:
     """A latent file written by ``ganenc invert``/``edit`` (or per-image ``finetune``), safely."""
-    from .checkpoints import read_checkpoint
+    from .checkpoints import read_ganenc_file
 
+    made_by = "'ganenc invert' writes latent files"
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"latent file not found: {path}")
-    try:
-        payload = read_checkpoint(path)
-    except (CheckpointError, struct.error) as exc:  # struct: pickle garbage
-        raise CheckpointError(f"{path} is not a readable latent file ({exc})") from None
+    payload = read_ganenc_file(path, "latent file", made_by)
     latents = payload.get("latents") if isinstance(payload, dict) else None
     if not isinstance(latents, dict) or not latents:
-        raise CheckpointError(f"{path} is not a ganenc latent file (no 'latents' dict)")
+        raise CheckpointError(f"{path} is not a ganenc latent file (no 'latents' dict); {made_by}")
     for key, value in latents.items():
         if not isinstance(value, torch.Tensor) or value.dim() < 1:
             raise CheckpointError(f"{path}: latent {key!r} is not a tensor with a batch dimension")
