@@ -321,7 +321,12 @@ def default_cache_home() -> Path:
 def ganenc_home() -> Path:
     """``$GANENC_HOME``, else :func:`default_cache_home`."""
     value = os.environ.get(HOME_ENV)
-    return Path(os.path.expanduser(value)) if value else default_cache_home()
+    home = Path(os.path.expanduser(value)) if value else default_cache_home()
+    if home.exists() and not home.is_dir():
+        raise GanencError(
+            f"the cache folder {home} is a file; set {HOME_ENV} to a folder (or move the file)"
+        )
+    return home
 
 
 def weights_dir() -> Path:

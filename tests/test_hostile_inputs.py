@@ -383,3 +383,130 @@ def test_an_operating_system_error_is_one_line_with_a_hint(tmp_path, monkeypatch
     result = run_cli("sample", "--gan", "stylegan2")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "No space left on device" in result.output and "the disk is full" in result.output
+
+
+# -- every command, bad input: never a traceback ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """A folder of broken and hostile inputs, shared by the walk over every command."""
+    root = tmp_path_factory.mktemp("hostile")
+    rng = np.random.default_rng(0)
+    (root / "junk.pt").write_bytes(rng.bytes(3000))
+    (root / "empty.pt").write_bytes(b"")
+    torch.save({"x": Stranger()}, root / "stranger.pt")
+    torch.save({"format": "ganenc-encoder/1", "geometry": [1]}, root / "crafted_encoder.pt")
+    torch.save({"format": "ganenc-direction/1", "direction": torch.zeros(3)}, root / "zero.pt")
+    (root / "nan.json").write_text('{"seed": NaN}')
+    (root / "laughs.yaml").write_text("a: &a [x, x]\nb: [*a, *a]\n")
+    (root / "binary.yaml").write_bytes(bytes(range(256)))
+    (root / "labels.csv").write_bytes(rng.bytes(500))
+    (root / "a_file").write_text("in the way")
+    images = root / "images"
+    images.mkdir()
+    (images / "photo.png").write_text("%!PS\nshowpage\n")
+    (images / "bomb.png").write_bytes(png_header_only(15_000, 15_000))
+    latents = root / "latents"
+    latents.mkdir()
+    (latents / "junk.pt").write_bytes(rng.bytes(100))
+    return root
+
+
+TINY = ["--gan", "stylegan2", "-O", "resolution=32", "-O", "channel_max=16"]
+
+#: Bad input for each command; ``{h}`` is the hostile folder.
+BAD_INPUTS = {
+    "list": [["--kind", "nosuch"]],
+    "plugins": [["--nosuch"]],
+    "sample": [
+        [*TINY, "--truncation", "inf"],
+        [*TINY, "--seed", "100000000000000000000000"],
+        [*TINY, "--config", "{h}/laughs.yaml"],
+        [*TINY, "--config", "{h}/binary.yaml"],
+        [*TINY, "--config", "{h}/nan.json"],
+        [*TINY, "--out", "{h}/a_file/grid.png"],
+        [*TINY, "-O", "channel_base=1000000000", "-O", "channel_max=100000000"],
+        ["--gan", "stylegan2", "--checkpoint", "{h}/junk.pt"],
+        ["--gan", "stylegan2", "--checkpoint", "{h}/stranger.pt"],
+        ["--gan", "pggan", "--checkpoint", "{h}/empty.pt"],
+        ["--gan", "biggan", "--checkpoint", "{h}/images"],
+    ],
+    "train": [
+        [*TINY, "--lr", "inf", "--out", "{h}/t"],
+        [*TINY, "--lr", "1e300", "--out", "{h}/t"],
+        [*TINY, "--config", "{h}/nan.json", "--out", "{h}/t"],
+        [*TINY, "--out", "{h}/a_file"],
+        [*TINY, "--attention", "nosuch", "--out", "{h}/t"],
+        ["--gan", "stylegan2", "--checkpoint", "{h}/junk.pt", "--out", "{h}/t"],
+        ["--resume", "--out", "{h}/images"],
+    ],
+    "finetune": [
+        ["--encoder", "{h}/junk.pt", "--images", "{h}/images", "--out", "{h}/f"],
+        ["--encoder", "{h}/crafted_encoder.pt", "--images", "{h}/images", "--out", "{h}/f"],
+        ["--encoder", "{h}/stranger.pt", "--images", "{h}/images", "--lr", "nan"],
+    ],
+    "crop-preview": [
+        ["--attention", "center", "{h}/images/photo.png", "--out", "{h}/c"],
+        ["--attention", "center", "{h}/images/bomb.png", "--out", "{h}/c"],
+        ["--attention", "center", "{h}/images/bomb.png", "--out", "{h}/a_file"],
+    ],
+    "invert": [
+        ["--encoder", "{h}/crafted_encoder.pt", "--images", "{h}/images", "--out", "{h}/i"],
+        ["--encoder", "{h}/empty.pt", "--images", "{h}/images", "--out", "{h}/i"],
+    ],
+    "directions": [
+        ["--latents", "{h}/latents", "--labels", "{h}/labels.csv", "--out", "{h}/d"],
+        ["--latents", "{h}/images", "--labels", "{h}/labels.csv", "--out", "{h}/d"],
+    ],
+    "edit": [
+        ["--latents", "{h}/latents", "--direction", "{h}/zero.pt", "--out", "{h}/e"],
+        ["--latents", "{h}/junk.pt", "--direction", "{h}/stranger.pt", "--out", "{h}/e"],
+        ["--latents", "{h}/latents", "--direction", "{h}/zero.pt", "--strengths", "inf,1", "--out", "{h}/e"],
+    ],
+    "eval": [
+        ["--real", "{h}/images", "--recon", "{h}/images"],
+        ["--encoder", "{h}/junk.pt", "--images", "{h}/images"],
+        ["--real", "{h}/images", "--recon", "{h}/images", "--json", "{h}/a_file/r.json"],
+    ],
+    "weights": [
+        ["download", "nosuch:tag"],
+        ["path", "{h}/junk.pt"],
+        ["verify", "stylegan2:nosuch"],
+    ],
+    "convert": [
+        ["{h}/junk.pt", "{h}/out.pt", "--to", "rosinality"],
+        ["{h}/stranger.pt", "{h}/out.pt", "--to", "genforce"],
+    ],
+}
+
+
+def test_the_walk_covers_every_command():
+    from click import Context
+
+    assert set(BAD_INPUTS) >= set(cli.list_commands(Context(cli)))
+
+
+@pytest.mark.parametrize(
+    "command, args",
+    [(command, args) for command, cases in BAD_INPUTS.items() for args in cases],
+    ids=lambda value: value if isinstance(value, str) else " ".join(value)[-60:],
+)
+def test_bad_input_to_any_command_is_a_clear_message(hostile, command, args, monkeypatch):
+    monkeypatch.setenv("GANENC_OFFLINE", "1")
+    before = sorted(p.relative_to(hostile) for p in hostile.rglob("*"))
+    result = run_cli(command, *[a.replace("{h}", str(hostile)) for a in args])
+    assert result.exit_code in (1, 2), result.output
+    assert "Traceback" not in result.output
+    assert "unexpected error" not in result.output, result.output  # a bug, not a message
+    assert "Error:" in result.output
+    assert sorted(p.relative_to(hostile) for p in hostile.rglob("*")) == before
+
+
+def test_an_unusable_ganenc_home_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "home").write_text("a file where the cache should be")
+    monkeypatch.setenv("GANENC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GANENC_OFFLINE", "1")
+    for args in (["weights", "list"], ["weights", "download", "stylegan2:ffhq-1024"]):
+        result = run_cli(*args)
+        assert result.exit_code == 1 and "is a file; set GANENC_HOME to a folder" in result.output
