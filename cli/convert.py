@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from ganenc.errors import GanencError
+from ganenc.files import check_output
 
 TARGETS = ("rosinality", "nvidia-state-dict", "genforce")
 
@@ -124,11 +125,10 @@ def convert_generator(source: str | os.PathLike, out: str | os.PathLike, target:
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def convert_command(source: str, out: str, target: str, force: bool) -> None:
     """Write the StyleGAN2 generator in IN (NVIDIA .pkl, rosinality, genforce) to OUT."""
-    if Path(out).exists() and not force:
-        raise click.ClickException(f"{out} exists; pass --force to overwrite it")
     if Path(out).resolve() == Path(source).resolve():
         raise click.ClickException("IN and OUT are the same file")
     try:
+        check_output(out, force=force, option="OUT")
         notes = convert_generator(source, out, target)
     except GanencError as exc:
         raise click.ClickException(str(exc)) from None

@@ -82,9 +82,11 @@ def directions_command(
     from rich.table import Table
 
     from ganenc.editing import learn_directions, save_directions
+    from ganenc.files import check_output
 
     if orthogonal and conditions:
         raise click.UsageError("use --orthogonal or --condition, not both")
+    check_output(out, folder=True)
     condition = "all" if orthogonal else (list(conditions) or None)
     directions, report = learn_directions(
         latents,

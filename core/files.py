@@ -31,7 +31,8 @@ def check_output(
     for a command without ``--force`` (the message then offers only another path).
     """
     path = Path(path)
-    how = f"choose another {option}" + (" or pass --force" if force is not None else "")
+    verb = "write into it" if folder else "overwrite it"
+    how = (f"pass --force to {verb} or " if force is not None else "") + f"choose another {option}"
     if folder:
         if path.exists() and not path.is_dir():
             raise GanencError(f"{option} {path} is a file, not a folder")

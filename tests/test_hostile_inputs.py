@@ -324,10 +324,12 @@ def test_a_folder_without_a_checkpoint_is_not_a_run(tmp_path):
     (out / "checkpoints").mkdir(parents=True)
     (out / "images").mkdir()
     (out / "metrics.jsonl").write_text('{"step": 1}\n')
+    (out / "checkpoints" / "step-00000003.pt.4242.tmp").write_bytes(b"killed while saving")
     resumed = run_cli("train", "--resume", "--out", out)
     assert resumed.exit_code == 1 and "holds no checkpoint" in resumed.output
     RunDirectory(out, resume=False)  # a new run reuses it
     assert not (out / "metrics.jsonl").exists()
+    assert list((out / "checkpoints").iterdir()) == []
     (out / "mine.txt").write_text("not a run file")
     with pytest.raises(GanencError, match="already holds files"):
         RunDirectory(out, resume=False)
@@ -462,7 +464,16 @@ BAD_INPUTS = {
     "edit": [
         ["--latents", "{h}/latents", "--direction", "{h}/zero.pt", "--out", "{h}/e"],
         ["--latents", "{h}/junk.pt", "--direction", "{h}/stranger.pt", "--out", "{h}/e"],
-        ["--latents", "{h}/latents", "--direction", "{h}/zero.pt", "--strengths", "inf,1", "--out", "{h}/e"],
+        [
+            "--latents",
+            "{h}/latents",
+            "--direction",
+            "{h}/zero.pt",
+            "--strengths",
+            "inf,1",
+            "--out",
+            "{h}/e",
+        ],
     ],
     "eval": [
         ["--real", "{h}/images", "--recon", "{h}/images"],

@@ -102,6 +102,8 @@ class RunDirectory:
         )
         for name in ("metrics.jsonl", "skipped.json", "val_before.json"):
             (self.path / name).unlink(missing_ok=True)
+        for partial in (self.path / CHECKPOINTS).glob("*.tmp"):  # a kill while saving
+            partial.unlink(missing_ok=True)
 
     @property
     def last_checkpoint(self) -> Path:
