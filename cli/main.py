@@ -52,12 +52,21 @@ class GanencGroup(click.Group):
             raise
         except OSError as exc:  # a full disk, a read-only folder: the user's to fix, no bug
             raise click.ClickException(describe_os_error(exc)) from None
-        except MemoryError:
-            raise click.ClickException(
-                "out of memory; use a smaller --batch-size or resolution, or a larger machine"
-            ) from None
         except Exception as exc:  # noqa: BLE001 - reported, never swallowed: see below
+            if _out_of_memory(exc):
+                raise click.ClickException(
+                    "out of memory; use a smaller --batch-size or resolution, or a larger machine"
+                ) from None
             raise click.ClickException(report_unexpected(exc)) from None
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Python's MemoryError, or torch's (CUDA ``OutOfMemoryError``, a failed CPU allocation)."""
+    return (
+        isinstance(exc, MemoryError)
+        or type(exc).__name__ == "OutOfMemoryError"
+        or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+    )
 
 
 #: What to do about an operating-system error, by errno.

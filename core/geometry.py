@@ -10,9 +10,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: Bounds of a stored geometry (a crafted file could ask for terabytes).
-MAX_RESOLUTION = 16_384
+#: Largest image side of a generator ganenc works with (GANs reach 1024 or 2048 px): a file or
+#: options asking for more would only fail after minutes, allocating terabytes.
+MAX_RESOLUTION = 4_096
+#: Largest size of one latent dimension a stored geometry may declare.
 MAX_LATENT_SIZE = 1 << 20
+
+
+def check_resolution(resolution: int, what: str) -> None:
+    """Raise :class:`ConfigError` when ``what`` would make images larger than ``MAX_RESOLUTION``."""
+    from .errors import ConfigError
+
+    if resolution > MAX_RESOLUTION:
+        raise ConfigError(
+            f"{what} makes {resolution} px images; ganenc works with at most {MAX_RESOLUTION} px"
+        )
 
 
 @dataclass(frozen=True)

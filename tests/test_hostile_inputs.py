@@ -429,6 +429,7 @@ BAD_INPUTS = {
         [*TINY, "--config", "{h}/nan.json"],
         [*TINY, "--out", "{h}/a_file/grid.png"],
         [*TINY, "-O", "channel_base=1000000000", "-O", "channel_max=100000000"],
+        ["--gan", "pggan", "-O", "resolution=1048576", "-O", "fmaps_max=1"],
         ["--gan", "stylegan2", "--checkpoint", "{h}/junk.pt"],
         ["--gan", "stylegan2", "--checkpoint", "{h}/stranger.pt"],
         ["--gan", "pggan", "--checkpoint", "{h}/empty.pt"],
@@ -521,3 +522,14 @@ def test_an_unusable_ganenc_home_is_one_line(tmp_path, monkeypatch):
     for args in (["weights", "list"], ["weights", "download", "stylegan2:ffhq-1024"]):
         result = run_cli(*args)
         assert result.exit_code == 1 and "is a file; set GANENC_HOME to a folder" in result.output
+
+
+def test_running_out_of_memory_is_one_line(monkeypatch):
+    import ganenc.cli.sample as sample_module
+
+    def huge(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 68719476736")
+
+    monkeypatch.setattr(sample_module, "settings_from_cli", huge)
+    result = run_cli("sample", "--gan", "stylegan2")
+    assert result.exit_code == 1 and "out of memory; use a smaller --batch-size" in result.output

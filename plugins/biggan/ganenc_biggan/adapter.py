@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from pydantic import field_validator
 
 from ganenc.adapters import GeneratorAdapter, Latents, seeded_generator
+from ganenc.checkpoints import build_checked
 from ganenc.config import Seed, Settings, validate_options
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
@@ -263,7 +264,8 @@ def load_biggan(**fields: object) -> BigGANAdapter:
                 )
             except ValueError as exc:
                 raise ConfigError(f"invalid BigGAN architecture options: {exc}") from None
-        model = BigGAN(config).init_random_weights(options.seed).eval()
+        model = build_checked(lambda: BigGAN(config), "the generator options")
+        model = model.init_random_weights(options.seed).eval()
     try:
         adapter = BigGANAdapter(model, default_truncation=options.default_truncation)
     except ValueError as exc:

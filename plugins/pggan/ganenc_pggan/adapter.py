@@ -26,6 +26,7 @@ import torch
 from pydantic import Field, field_validator
 
 from ganenc.adapters import GeneratorAdapter, Latents, seeded_generator
+from ganenc.checkpoints import build_checked
 from ganenc.config import Seed, Settings, validate_options
 from ganenc.errors import CheckpointError
 from ganenc.geometry import GeneratorGeometry
@@ -176,13 +177,16 @@ def load_pggan(**fields: Any) -> PGGANAdapter:
     """
     options = validate_options(PGGANOptions, fields, what="generator 'pggan'")
     if options.checkpoint is None:
-        generator = PGGANGenerator.from_resolution(
-            options.resolution,
-            z_dim=options.z_dim,
-            fmaps_base=options.fmaps_base,
-            fmaps_max=options.fmaps_max,
-            layout=options.layout,
-            seed=options.seed,
+        generator = build_checked(
+            lambda: PGGANGenerator.from_resolution(
+                options.resolution,
+                z_dim=options.z_dim,
+                fmaps_base=options.fmaps_base,
+                fmaps_max=options.fmaps_max,
+                layout=options.layout,
+                seed=options.seed,
+            ),
+            "the generator options",
         )
         return PGGANAdapter(generator).freeze()
 
