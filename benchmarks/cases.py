@@ -33,11 +33,10 @@ from typing import Any
 import torch
 
 import ganenc
-from ganenc.cropping import attention_boxes
+from ganenc.cropping import attention_boxes, build_cropper
 from ganenc.losses.composite import CompositeLoss
-from ganenc.training.finetune import real_image_loss
-from ganenc.training.loop import autocast, grad_scaler
-from ganenc.training.pretrain import build_cropper
+from ganenc.losses.real_images import real_image_loss
+from ganenc.precision import autocast, grad_scaler, optimizer_step
 from ganenc.training.speed import SpeedOptions
 
 from .measure import state_bytes
@@ -204,11 +203,7 @@ class FinetuneIteration:
         return total
 
     def __call__(self) -> None:
-        total = self.loss_value()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        optimizer_step(self.optimizer, self.scaler, self.loss_value())
 
     def loss_and_gradients(self, seed: int = 0) -> tuple[float, torch.Tensor]:
         """Loss and flattened encoder gradients from the current weights (no optimizer step)."""

@@ -58,7 +58,7 @@ def edit_command(latents, direction, strengths, layers, out, gan, checkpoint, ge
 
     generator = None
     if gan or checkpoint or gen_options:
-        from ganenc.inversion import read_latents
+        from ganenc.latents import read_latents
 
         recorded = read_latents(latents).generator_spec() or {}
         if gan and gan != recorded.get("gan"):

@@ -103,19 +103,24 @@ def build_inverter(
 ) -> Any:
     """An :class:`~ganenc.inversion.Inverter` from the command-line options."""
     from ganenc.config import validate_options
-    from ganenc.encoders import read_encoder_checkpoint
-    from ganenc.inversion import Inverter, training_settings
+    from ganenc.encoder_runs import EncoderRun
+    from ganenc.inversion import Inverter
     from ganenc.losses.options import LossSettings
-    from ganenc.training.finetune import encoder_file
 
-    loss = None
+    run = EncoderRun.open(
+        encoder,
+        gan=gan,
+        checkpoint=checkpoint,
+        generator_options=parse_key_values(gen_options, "-O/--gen-option") or None,
+        attention=attention,
+        feature_weights=feature_weights,
+    )
     if loss_terms:
-        path = encoder_file(encoder)
-        trained = training_settings(path, read_encoder_checkpoint(path)).get("loss") or {}
+        trained = run.loss_settings.model_dump(mode="json")
         terms = parse_key_values(loss_terms, "--loss-term")
         kept = set(terms) | set(trained.get("latent_terms") or {})
         options = {k: v for k, v in (trained.get("term_options") or {}).items() if k in kept}
-        loss = validate_options(
+        run.loss_settings = validate_options(
             LossSettings,
             {**trained, "image_terms": terms, "term_options": options},
             "--loss-term",
@@ -123,17 +128,7 @@ def build_inverter(
     options: dict[str, Any] = {"anchor_weight": anchor_weight}
     if lr is not None:
         options["finetune_lr" if refine == "finetune" else "optimize_lr"] = lr
-    return Inverter.from_encoder(
-        encoder,
-        gan=gan,
-        checkpoint=checkpoint,
-        generator_options=parse_key_values(gen_options, "-O/--gen-option") or None,
-        device=device,
-        loss=loss,
-        attention=attention,
-        feature_weights=feature_weights,
-        **options,
-    )
+    return Inverter.from_run(run, device=device, **options)
 
 
 @click.command("invert")

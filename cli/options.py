@@ -92,12 +92,11 @@ RESUMABLE = {"iterations", "device", "progress", "checkpoint_every", "image_ever
 
 def run_settings(model: type, config_file: str | None, what: str, given: dict[str, Any]):
     """Settings of a training-like command: from defaults/file/options, or the run on --resume."""
-    from ganenc.training.runs import RunDirectory, resume_settings
+    from ganenc.training.runs import resume_settings, stored_config
 
     if not given.get("resume"):
         return settings_from_cli(model, config_file, what, **given)
     if not given.get("out"):
         raise click.UsageError("--resume needs --out RUN_DIR")
-    stored = RunDirectory(given["out"], resume=True, is_main=False).stored_config()
     given = {key: value for key, value in given.items() if value is not None}
-    return resume_settings(model, stored, given, RESUMABLE)
+    return resume_settings(model, stored_config(given["out"]), given, RESUMABLE, config_file)

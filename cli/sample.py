@@ -58,8 +58,9 @@ def sample_command(config_file, gen_options, force, **given):
 
     import ganenc
     from ganenc.devices import resolve_device
-    from ganenc.files import check_output, torch_save
+    from ganenc.files import check_output
     from ganenc.images import save_grid
+    from ganenc.latents import save_latent_file
 
     if gen_options:
         given["generator_options"] = parse_key_values(gen_options, "-O/--gen-option")
@@ -83,14 +84,22 @@ def sample_command(config_file, gen_options, force, **given):
     path = save_grid(torch.cat(images), settings.out)
     click.echo(f"wrote {path}")
     if settings.save_latents:
-        torch_save(
-            {
-                "latents": {k: v.cpu() for k, v in latents.items()},
+        save_latent_file(
+            latents_path,
+            latents,
+            gan=settings.gan,
+            generator={
                 "gan": settings.gan,
-                "seed": settings.seed,
+                "checkpoint": settings.checkpoint,
+                "generator_options": settings.generator_options,
+            },
+            seed=settings.seed,
+            truncation=settings.truncation,
+            truncation_layers=settings.truncation_layers,
+            # sampled (not encoder) latents: synthesize applies the truncation itself
+            synthesis_options={
                 "truncation": settings.truncation,
                 "truncation_layers": settings.truncation_layers,
             },
-            latents_path,
         )
         click.echo(f"wrote {latents_path}")

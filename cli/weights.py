@@ -58,7 +58,7 @@ def list_command(family: str | None, cached: bool, as_json: bool) -> None:
     entries = list_entries(family)
     rows = [entry.summary() for entry in entries]
     if cached:
-        rows = [row for row in rows if row["status"] == "cached"]
+        rows = [row for row in rows if row["status"] in ("cached", "packaged")]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -67,7 +67,7 @@ def list_command(family: str | None, cached: bool, as_json: bool) -> None:
     table = Table(title="ganenc weights")
     for column in ("tag", "format", "px", "status", "licence", "description"):
         table.add_column(column, overflow="fold")
-    colours = {"cached": "green", "partial": "yellow", "missing": "dim"}
+    colours = {"cached": "green", "packaged": "green", "partial": "yellow", "missing": "dim"}
     for row in rows:
         status = f"[{colours[row['status']]}]{row['status']}[/]"
         description = row["description"] + (f" [dim]({row['notes']})[/dim]" if row["notes"] else "")

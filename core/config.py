@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
-from .files import strict_json, write_json
+from .files import json_safe, strict_json, write_json
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -130,20 +130,24 @@ def resolve_settings(
     data: dict[str, Any] = {}
     if config_file is not None:
         data.update(read_config_file(config_file))
-    _merge(data, overrides or {})
+    deep_merge(data, overrides or {})
     source = f"{what} (from {config_file})" if config_file else what
     return validate_options(model, data, source)
 
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> None:
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> None:
     """Deep-merge ``overrides`` into ``base``; ``None`` means "not given"."""
     for key, value in overrides.items():
         if value is None:
             continue
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+            deep_merge(base[key], value)
         else:
             base[key] = value
+
+
+#: Strict-JSON conversion of reports: one rule, in :mod:`ganenc.files` (NaN as null).
+jsonable = json_safe
 
 
 def write_run_metadata(run_dir: str | os.PathLike, settings: BaseModel) -> None:

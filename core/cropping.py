@@ -11,7 +11,7 @@ gradient, and applies the SAME boxes to target and reconstruction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -128,3 +128,25 @@ def attention_pairs(
             )
         )
     return pairs
+
+
+def build_cropper(name: str | None, options: dict[str, Any], feature_weights: str | None):
+    """The registered cropper, or ``None`` for ``none`` (whole image only).
+
+    ``feature_weights`` (the loss's VGG16 file) goes to croppers that take it
+    (Grad-CAM), unless their options name one already.
+    """
+    from .registry import create, get_registry
+
+    if name in (None, "none"):
+        return None
+    spec = get_registry().get("cropper", name)
+    options = dict(options)
+    model = spec.load_options_model()
+    if (
+        feature_weights is not None
+        and model is not None
+        and "feature_weights" in model.model_fields
+    ):
+        options.setdefault("feature_weights", feature_weights)
+    return create("cropper", spec.qualified_name, **options)

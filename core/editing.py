@@ -31,7 +31,7 @@ import torch
 
 from .adapters import Latents
 from .errors import CheckpointError, ConfigError, GanencError
-from .files import check_output, torch_save
+from .files import check_output, torch_save, write_json
 
 DIRECTION_FORMAT = "ganenc-direction/1"
 MAKE_DIRECTIONS = "'ganenc directions' writes direction files"
@@ -311,7 +311,7 @@ def learn_directions(
     other learned attributes) or a list of attribute names to be orthogonal to.
     Returns the directions and a report (matching, accuracies).
     """
-    from .inversion import read_latents
+    from .latents import read_latents
 
     latent_set = read_latents(latents)
     table = read_labels(labels)
@@ -527,7 +527,7 @@ def edit_latents(
     """
     from .devices import resolve_device
     from .images import save_grid
-    from .inversion import check_latents_fit, read_latents, save_latent_file
+    from .latents import check_latents_fit, read_latents, save_latent_file
     from .training.settings import GeneratorSpec
 
     out = check_output(out, folder=True)
@@ -597,7 +597,7 @@ def edit_latents(
         "generator": spec_data,
         "edits": index,
     }
-    (out / "edits.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "edits.json", summary)
     return summary
 
 

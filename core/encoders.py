@@ -139,7 +139,16 @@ def _payload_problem(payload: dict) -> str | None:
 
 def load_encoder(path: str | os.PathLike, map_location: Any = "cpu"):
     """Rebuild an encoder saved by :func:`save_encoder` and load its weights."""
-    payload = read_encoder_checkpoint(path, map_location)
+    try:
+        return encoder_from_checkpoint(read_encoder_checkpoint(path, map_location))
+    except CheckpointError as exc:
+        if str(path) in str(exc):
+            raise
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
+def encoder_from_checkpoint(payload: dict):
+    """The encoder of a checkpoint already read by :func:`read_encoder_checkpoint`."""
     geometry = GeneratorGeometry.from_dict(payload["geometry"])
     builder = f"{payload['plugin']}:{payload['builder']}"
     try:
@@ -152,6 +161,7 @@ def load_encoder(path: str | os.PathLike, map_location: Any = "cpu"):
     except RuntimeError as exc:  # missing/unexpected keys or shapes: torch's text lists them
         first = str(exc).splitlines()[1:2] or [str(exc)]
         raise CheckpointError(
-            f"{path}: its weights do not fit the encoder its settings build ({first[0].strip()})"
+            "the encoder checkpoint's weights do not fit the encoder its settings build"
+            f" ({first[0].strip()})"
         ) from None
     return encoder

@@ -44,9 +44,37 @@ FID_WEIGHTS = "inception-fid"
 
 def lpips_or_reason(feature_weights: str | None) -> tuple[Any, str | None]:
     """An LPIPS metric with real VGG16 weights (never downloaded here), or ``(None, why not)``."""
-    from .training.loop import real_lpips_or_reason
+    from .features import resolve_weights_file
+    from .registry import create
 
-    return real_lpips_or_reason(feature_weights)
+    if feature_weights == "random":
+        return None, "LPIPS not reported: feature weights are random (smoke-test opt-in)"
+    try:
+        resolve_weights_file("vgg16", feature_weights, download=False)  # never download here
+        term = create("loss", "lpips", feature_weights=feature_weights)
+    except GanencError as exc:
+        return None, f"LPIPS not reported: {exc}"
+    return term, None
+
+
+def reconstruction_metrics(
+    prediction: Any, target: Any, lpips_term: Any = None
+) -> dict[str, float]:
+    """Mean PSNR, SSIM, MSE (and LPIPS when a term with real weights is given) of a batch."""
+    import torch
+
+    from . import metrics
+
+    with torch.no_grad():
+        psnr = float(metrics.psnr(prediction, target).mean())
+        result = {
+            "psnr": psnr,  # inf when images are identical; NaN stays NaN (JSON: null)
+            "ssim": float(metrics.ssim(prediction, target).mean()),
+            "mse": float(metrics.mse(prediction, target).mean()),
+        }
+        if lpips_term is not None:
+            result["lpips"] = float(lpips_term(prediction.float(), target.float()))
+    return result
 
 
 def lpips_metric(feature_weights: str | None = None) -> Any:
@@ -451,7 +479,7 @@ def evaluate_encoder(
     much the metrics vary between subsets, as the paper's Table 2.
     """
     from .data import load_image_folder
-    from .training.loop import Progress
+    from .progress import Progress
 
     folder = load_image_folder(images, inverter.generator.resolution)
     fold_indices = kfold_indices(len(folder.names), folds, seed) if folds else None

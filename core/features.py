@@ -74,7 +74,8 @@ class FeatureWeights:
     ``filename`` follows torchvision's ``name-<sha256 prefix>.pth`` convention
     when the prefix should be checked after a download.  ``mirrors`` are more
     URLs of the same bytes; ``aliases`` are other tools' names for the same file
-    in the hub cache.
+    in the hub cache.  Networks shipped with a distribution (``emoji-cnn``) name
+    the importable ``package`` whose folder holds the file and its full ``sha256``.
     """
 
     name: str
@@ -87,10 +88,15 @@ class FeatureWeights:
     load: Callable[[Path], Any] | str | None = None
     licence: str = "unknown"
     source: str = ""
+    package: str | None = None
+    sha256: str | None = None
 
     @property
     def hash_prefix(self) -> str | None:
-        """The sha256 prefix in the file name (``vgg16-397923af.pth`` -> ``397923af``)."""
+        """The sha256 (prefix) to check: ``sha256``, else the one in the file name
+        (``vgg16-397923af.pth`` -> ``397923af``)."""
+        if self.sha256:
+            return self.sha256
         match = re.search(r"-([0-9a-f]{8,})\.[A-Za-z0-9]+$", self.filename)
         return match.group(1) if match else None
 
@@ -107,7 +113,7 @@ class FeatureWeights:
         """The file as the model zoo describes it (hash prefix from the file name)."""
         return _weights.WeightsFile(
             filename=self.filename,
-            urls=(self.url, *self.mirrors),
+            urls=tuple(url for url in (self.url, *self.mirrors) if url),
             sha256=self.hash_prefix,
             aliases=self.aliases,
         )
@@ -121,7 +127,8 @@ class FeatureWeights:
             description=self.description,
             licence=self.licence,
             source=self.source,
-            cache="torch-hub",
+            cache="package" if self.package else "torch-hub",
+            package=self.package,
         )
 
 
@@ -195,6 +202,23 @@ register_feature_weights(
         " torchmetrics and torch-fidelity",
         licence="Apache-2.0 (TensorFlow models; pytorch-fid port)",
         source="https://github.com/mseitzer/pytorch-fid",
+    )
+)
+
+
+register_feature_weights(
+    FeatureWeights(
+        name="emoji-cnn",
+        filename="emoji-cnn.pt",
+        url="",
+        package="ganenc.emoji",
+        sha256="3404b30a61e7241f60a0f45c1aaac8214804f18fa1d8c03574e8fdf3c96d8d1a",
+        build="ganenc.emoji.classifier:EmojiCNN",
+        load="ganenc.emoji.classifier:load_emoji_cnn",
+        description="ganenc's emoji classifier (Unicode group of a 64 px Noto emoji):"
+        " Grad-CAM boxes and emoji FID/KID features, offline",
+        licence="MIT (ganenc); trained on Noto Color Emoji renders (OFL-1.1 font)",
+        source="examples/train_emoji_classifier.py (docs/emoji-models.md)",
     )
 )
 
@@ -295,6 +319,8 @@ def resolve_weights_file(
     its URL when no step finds it.
     """
     entry = feature_weights_entry(name)
+    if path is None and entry.package:
+        return _weights.fetch(entry.weights_entry())
     if path is not None:
         explicit = Path(path).expanduser()
         if explicit.is_file():

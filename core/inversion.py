@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -43,9 +42,19 @@ from typing import Any
 import torch
 
 from .adapters import GeneratorAdapter, Latents
-from .errors import CheckpointError, ConfigError, GanencError
-from .files import check_output, torch_save, write_json
-from .training.loop import autocast, grad_scaler
+from .encoder_runs import training_settings  # noqa: F401 - its old home
+from .errors import ConfigError, GanencError
+from .files import check_output, write_json
+from .latents import (  # noqa: F401 - public names of this module before latents.py
+    LATENTS_DIR,
+    LATENTS_FORMAT,
+    LatentSet,
+    latent_shapes,
+    read_latent_file,
+    read_latents,
+    save_latent_file,
+)
+from .precision import autocast, grad_scaler, optimizer_step
 
 REFINE_MODES = ("none", "optimize", "finetune")
 #: Default refinement steps per image: latent optimisation, and the reference's fine-tuning.
@@ -53,8 +62,6 @@ DEFAULT_STEPS = {"none": 0, "optimize": 200, "finetune": 1500}
 #: Adam learning rates: latent optimisation, and the reference's per-image fine-tuning.
 DEFAULT_OPTIMIZE_LR = 0.01
 DEFAULT_FINETUNE_LR = 0.005
-LATENTS_FORMAT = "ganenc-latents/1"
-LATENTS_DIR = "latents"
 INDEX_FILE = "index.json"
 
 
@@ -107,6 +114,7 @@ class Inverter:
         optimize_lr: float = DEFAULT_OPTIMIZE_LR,
         finetune_lr: float = DEFAULT_FINETUNE_LR,
         finetune_betas: tuple[float, float] = (0.0, 0.99),
+        finetune_eps: float = 1e-8,
         anchor_weight: float = 0.0,
         cycle_weight: float = 1.0,
         latent_l2: float = 3e-4,
@@ -130,6 +138,7 @@ class Inverter:
         self.optimize_lr = _positive(optimize_lr, "optimize_lr")
         self.finetune_lr = _positive(finetune_lr, "finetune_lr")
         self.finetune_betas = tuple(finetune_betas)
+        self.finetune_eps = _positive(finetune_eps, "finetune_eps")
         self.anchor_weight = float(anchor_weight)
         self.cycle_weight = float(cycle_weight)
         self.latent_l2 = float(latent_l2)
@@ -157,63 +166,34 @@ class Inverter:
 
         ``gan``, ``checkpoint`` and ``generator_options`` override what the
         encoder file records; the loss and attention default to the training
-        run's; ``feature_weights`` is passed to LPIPS and Grad-CAM.
+        run's (see :class:`~ganenc.encoder_runs.EncoderRun`); ``feature_weights``
+        is passed to LPIPS and Grad-CAM.
         """
-        import ganenc
+        from .encoder_runs import EncoderRun
 
-        from .encoders import read_encoder_checkpoint
-        from .losses.options import LossSettings
-        from .training.finetune import encoder_file
-        from .training.pretrain import build_cropper
-        from .training.settings import GeneratorSpec
-
-        path = encoder_file(encoder)
-        payload = read_encoder_checkpoint(path)
-        trained_with = training_settings(path, payload)
-        stored = payload.get("generator") or {}
-        family = gan or stored.get("gan")
-        if family is None:
-            raise GanencError(f"{path} does not record its generator; pass gan= and checkpoint=")
-        spec = GeneratorSpec(
-            gan=family,
-            checkpoint=checkpoint or stored.get("checkpoint", "random"),
-            generator_options=dict(
-                generator_options
-                if generator_options is not None
-                else stored.get("generator_options", {})
-            ),
-        )
-        generator = spec.load()
-        geometry = generator.geometry().to_dict()
-        if payload["geometry"] != geometry:
-            raise GanencError(
-                f"the encoder {path} was trained for {_describe(payload['geometry'])}, but the"
-                f" generator is {_describe(geometry)}; use an encoder trained for this generator"
-            )
-        model = ganenc.load_encoder(path)
-        if loss is None:
-            loss = LossSettings.model_validate(trained_with.get("loss") or {})
-        elif isinstance(loss, Mapping):
-            loss = LossSettings.model_validate(dict(loss))
-        if feature_weights is not None:
-            loss = loss.model_copy(update={"feature_weights": feature_weights})
-        attention = attention or trained_with.get("attention") or "none"
-        cropper = build_cropper(
-            attention, trained_with.get("cropper_options") or {}, loss.feature_weights
-        )
-        truncation = dict(generator.training_truncation())
-        for key in ("truncation", "truncation_layers"):
-            if trained_with.get(key) is not None:
-                truncation[key] = trained_with[key]
-        return cls(
-            model,
-            generator,
+        run = EncoderRun.open(
+            encoder,
+            gan=gan,
+            checkpoint=checkpoint,
+            generator_options=generator_options,
             loss=loss,
-            cropper=cropper,
+            attention=attention,
+            feature_weights=feature_weights,
+        )
+        return cls.from_run(run, device=device, **options)
+
+    @classmethod
+    def from_run(cls, run: Any, *, device: str | torch.device = "auto", **options: Any) -> Inverter:
+        """An inverter for an opened :class:`~ganenc.encoder_runs.EncoderRun`."""
+        return cls(
+            run.encoder,
+            run.generator,
+            loss=run.loss_settings,
+            cropper=run.build_cropper(),
             device=device,
-            synthesis_options=generator.synthesis_options(**truncation),
-            generator_spec=spec.model_dump(mode="json"),
-            encoder_path=str(path),
+            synthesis_options=run.synthesis_options,
+            generator_spec=run.generator_spec.model_dump(mode="json"),
+            encoder_path=str(run.path),
             **options,
         )
 
@@ -264,14 +244,6 @@ class Inverter:
             for i in range(images.shape[0])
         ]
 
-    def _backward_and_step(
-        self, optimizer: torch.optim.Optimizer, total: torch.Tensor, scaler
-    ) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
     # -- refinements -------------------------------------------------------------------------
     def optimize(
         self, images: torch.Tensor, start: Latents, steps: int, progress: Any = None
@@ -295,7 +267,7 @@ class Inverter:
                     total = total + self.anchor_weight * (value - anchor[key]).pow(2).sum() / (
                         value[0].numel()
                     )
-            self._backward_and_step(optimizer, total, scaler)
+            optimizer_step(optimizer, scaler, total)
             if progress is not None:  # a tensor: no device sync unless the bar shows it
                 progress(step + 1, total.detach() / images.shape[0])
         return {k: v.detach() for k, v in latents.items()}, per_image.tolist()
@@ -318,12 +290,15 @@ class Inverter:
             return self._finetune(image, steps, progress)
 
     def _finetune(self, image: torch.Tensor, steps: int, progress: Any) -> tuple[Latents, float]:
-        from .training.finetune import real_image_loss
+        from .losses.real_images import real_image_loss
 
         encoder = copy.deepcopy(self.encoder)
         encoder.load_state_dict(self._initial_state)
         optimizer = torch.optim.Adam(
-            encoder.parameters(), lr=self.finetune_lr, betas=self.finetune_betas, eps=1e-8
+            encoder.parameters(),
+            lr=self.finetune_lr,
+            betas=self.finetune_betas,
+            eps=self.finetune_eps,
         )
         target = self.loss.prepare_target(image, boxes=self._boxes(image))
         scaler = grad_scaler(self.device, self.speed.precision)
@@ -343,7 +318,7 @@ class Inverter:
                     target=target,
                     speed=self.speed,
                 )
-            self._backward_and_step(optimizer, total, scaler)
+            optimizer_step(optimizer, scaler, total)
             value = total.detach()
             if progress is not None:  # a tensor: no device sync unless the bar shows it
                 progress(step + 1, value)
@@ -455,106 +430,6 @@ def invert(
     return inverter.invert(images, refine=refine, steps=steps, batch_size=batch_size)
 
 
-# -- latent files ----------------------------------------------------------------------------
-
-
-def save_latent_file(path: str | os.PathLike, latents: Latents, **metadata: Any) -> Path:
-    """One image's latents (``[1, ...]`` tensors) and plain metadata; atomic."""
-    payload = {
-        "format": LATENTS_FORMAT,
-        "latents": {k: v.detach().cpu().clone() for k, v in latents.items()},
-        **metadata,
-    }
-    return torch_save(payload, path)
-
-
-def read_latent_file(path: str | os.PathLike) -> dict[str, Any]:
-    """A latent file written by ``ganenc invert``/``edit`` (or per-image ``finetune``), safely."""
-    from .checkpoints import read_ganenc_file
-
-    made_by = "'ganenc invert' writes latent files"
-    path = Path(path)
-    payload = read_ganenc_file(path, "latent file", made_by)
-    latents = payload.get("latents") if isinstance(payload, dict) else None
-    if not isinstance(latents, dict) or not latents:
-        raise CheckpointError(f"{path} is not a ganenc latent file (no 'latents' dict); {made_by}")
-    for key, value in latents.items():
-        if not isinstance(value, torch.Tensor) or value.dim() < 1:
-            raise CheckpointError(f"{path}: latent {key!r} is not a tensor with a batch dimension")
-        if not value.is_floating_point() or not bool(torch.isfinite(value).all()):
-            raise CheckpointError(f"{path}: latent {key!r} holds non-numbers (NaN, inf or ints)")
-    return payload
-
-
-def check_latents_fit(latents: Latents, generator: GeneratorAdapter, source: str) -> None:
-    """Raise unless ``latents`` are what ``generator`` synthesises from (names and shapes)."""
-    geometry = generator.geometry()
-    wanted = {k: list(v) for k, v in geometry.encoder_latents.items()}
-    found = {k: list(v.shape[1:]) for k, v in latents.items()}
-    if any(found.get(k) != shape for k, shape in wanted.items()):
-        raise GanencError(
-            f"{source} holds latents {found}, but the {geometry.family} generator at"
-            f" {geometry.resolution} px takes {wanted}: they were made for another generator"
-        )
-
-
-@dataclass
-class LatentSet:
-    """Latent files of a folder (or one file), in name order, batched."""
-
-    names: list[str]  # file stems
-    latents: Latents  # batched over the files
-    records: list[dict[str, Any]]  # each file's metadata (without its tensors)
-    paths: list[Path]
-
-    def generator_spec(self) -> dict[str, Any] | None:
-        """The generator the latents were made for, when the files record it."""
-        for record in self.records:
-            spec = record.get("generator")
-            if isinstance(spec, dict) and spec.get("gan"):
-                return spec
-            if record.get("gan"):
-                return {"gan": record["gan"]}
-        return None
-
-
-def read_latents(source: str | os.PathLike) -> LatentSet:
-    """Latents from one file, a folder of ``*.pt`` files, or an ``invert`` output folder."""
-    source = Path(source)
-    if source.is_file():
-        paths = [source]
-    elif source.is_dir():
-        folder = source / LATENTS_DIR if (source / LATENTS_DIR).is_dir() else source
-        paths = sorted(p for p in folder.iterdir() if p.suffix == ".pt" and p.is_file())
-        if not paths:
-            raise GanencError(f"no latent files (*.pt) in {folder}")
-    else:
-        raise GanencError(f"latents not found: {source}")
-    names, parts, records = [], [], []
-    for path in paths:
-        payload = read_latent_file(path)
-        latents = payload["latents"]
-        batch = {v.shape[0] for v in latents.values()}
-        if batch != {1}:
-            raise CheckpointError(f"{path} holds a batch of {sorted(batch)} latents; expected one")
-        names.append(path.stem)
-        parts.append(latents)
-        records.append({k: v for k, v in payload.items() if k != "latents"})
-    keys = set(parts[0])
-    for path, part in zip(paths, parts, strict=True):
-        if set(part) != keys or any(part[k].shape != parts[0][k].shape for k in keys):
-            raise GanencError(
-                f"{path} holds latents {_shapes(part)}, unlike {paths[0].name} {_shapes(parts[0])}:"
-                " the files come from different generators"
-            )
-    merged = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-    return LatentSet(names, merged, records, paths)
-
-
-def _shapes(latents: Latents) -> dict[str, list[int]]:
-    return {k: list(v.shape[1:]) for k, v in latents.items()}
-
-
 # -- the folder command ----------------------------------------------------------------------
 
 
@@ -580,7 +455,7 @@ def invert_folder(
     from .data import load_image_folder
     from .evaluation import lpips_or_reason, per_image_metrics
     from .images import save_grid, save_image
-    from .training.loop import Progress
+    from .progress import Progress
 
     out = check_output(out, folder=True)
     folder = load_image_folder(images, inverter.generator.resolution)
@@ -643,7 +518,7 @@ def invert_folder(
         "generator": inverter.generator_spec,
         "refine": result.refine,
         "steps": result.steps,
-        "latent_shapes": _shapes(result.latents),
+        "latent_shapes": latent_shapes(result.latents),
         "images": entries,
         "skipped": folder.skipped,
         "seconds_per_image": seconds,
@@ -656,21 +531,6 @@ def invert_folder(
         index["note"] = lpips_note
     write_json(out / INDEX_FILE, index)
     return index
-
-
-def training_settings(path: Path, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings an encoder was trained with: the checkpoint's, else its run's config.json."""
-    stored = payload.get("settings")
-    if isinstance(stored, Mapping):
-        return dict(stored)
-    for folder in (path.parent, path.parent.parent):
-        config = folder / "config.json"
-        if config.is_file():
-            try:
-                return dict(json.loads(config.read_text(encoding="utf-8")))
-            except (ValueError, OSError):
-                return {}
-    return {}
 
 
 def _duplicate_stems(names: list[str]) -> list[list[str]]:
@@ -690,7 +550,3 @@ def _now(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()
-
-
-def _describe(geometry: Mapping[str, Any]) -> str:
-    return f"{geometry['family']} at {geometry['resolution']} px {geometry['encoder_latents']}"

@@ -14,7 +14,11 @@ Where files live:
   defaults to the user's cache folder, e.g. ``~/.cache/ganenc``);
 - feature networks (``cache="torch-hub"``): torch's hub cache,
   ``$TORCH_HOME/hub/checkpoints/<file>``, so weights that torchvision, pytorch-fid
-  or torch-fidelity already fetched are found and vice versa.
+  or torch-fidelity already fetched are found and vice versa;
+- weights shipped inside a distribution (``cache="package"``, e.g. the emoji
+  models): the folder of the importable package ``package``.  They are never
+  downloaded; their full sha256 is known, ``verify`` checks it and never deletes
+  them (a mismatch means a broken install: reinstall the distribution).
 
 Downloads use only the standard library (``urllib``): a socket timeout, retries
 with back-off, ``HTTP Range`` resumption of ``<file>.part``, an atomic rename, a
@@ -55,6 +59,7 @@ from .errors import (
     UnknownComponentError,
     WeightsNotFoundError,
 )
+from .files import atomic_path
 
 if TYPE_CHECKING:
     from .registry import ComponentSpec, Registry
@@ -156,8 +161,10 @@ class WeightsEntry:
     ``folder=True``) the files are stored in one folder and the checkpoint path
     is that folder (e.g. HuggingFace BigGAN: ``config.json`` + ``pytorch_model.bin``).
     ``notes`` are shown in listings and in download errors (e.g. "OneDrive link:
-    may need manual download").  The entry is callable (returns itself) so it can
-    be registered directly as a component factory.
+    may need manual download").  ``cache="package"`` with ``package="dist.assets"``
+    names files shipped in that importable package's folder (never downloaded).
+    The entry is callable (returns itself) so it can be registered directly as a
+    component factory.
     """
 
     tag: str
@@ -169,8 +176,9 @@ class WeightsEntry:
     licence: str = "unknown"
     source: str = ""
     notes: str = ""
-    cache: Literal["ganenc", "torch-hub"] = "ganenc"
+    cache: Literal["ganenc", "torch-hub", "package"] = "ganenc"
     folder: bool | None = None
+    package: str | None = None
 
     def __post_init__(self) -> None:
         if not TAG_RE.match(self.tag):
@@ -183,10 +191,19 @@ class WeightsEntry:
         names = [f.filename for f in self.files]
         if len(set(names)) != len(names):
             raise ConfigError(f"weights {self.tag!r} list a file name twice: {names}")
-        if self.cache not in ("ganenc", "torch-hub"):
-            raise ConfigError(f"weights {self.tag!r}: cache must be 'ganenc' or 'torch-hub'")
+        if self.cache not in ("ganenc", "torch-hub", "package"):
+            raise ConfigError(
+                f"weights {self.tag!r}: cache must be 'ganenc', 'torch-hub' or 'package'"
+            )
         if self.cache == "torch-hub" and self.is_folder:
             raise ConfigError(f"weights {self.tag!r}: the torch hub cache holds single files only")
+        if (self.cache == "package") != (self.package is not None):
+            raise ConfigError(
+                f"weights {self.tag!r}: give package=<importable package> exactly when"
+                " cache='package'"
+            )
+        if self.cache == "package" and not all(f.full_sha256 for f in self.files):
+            raise ConfigError(f"weights {self.tag!r}: packaged files need their full sha256")
 
     def __call__(self) -> WeightsEntry:
         return self
@@ -350,19 +367,37 @@ def torch_hub_checkpoint_dir() -> Path:
     return Path(os.path.expanduser(home)) / "hub" / "checkpoints"
 
 
+def package_dir(package: str) -> Path:
+    """The folder of an importable package (where packaged weights files lie)."""
+    import importlib.resources
+
+    try:
+        return Path(str(importlib.resources.files(package)))
+    except (ModuleNotFoundError, TypeError) as exc:
+        raise WeightsNotFoundError(
+            f"the package {package!r} that ships these weights is not installed ({exc})"
+        ) from None
+
+
+def _folder(entry: WeightsEntry) -> Path:
+    """The folder an entry's files live in (its own folder under ``weights_dir`` by default)."""
+    if entry.cache == "torch-hub":
+        return torch_hub_checkpoint_dir()
+    if entry.cache == "package":
+        return package_dir(str(entry.package))
+    return weights_dir() / entry.family / entry.name
+
+
 def local_path(entry: WeightsEntry) -> Path:
     """The checkpoint path of an entry: its file, or its folder for multi-file entries."""
-    if entry.cache == "torch-hub":
-        return torch_hub_checkpoint_dir() / entry.files[0].filename
-    folder = weights_dir() / entry.family / entry.name
-    return folder if entry.is_folder else folder / entry.files[0].filename
+    if entry.is_folder and entry.cache == "ganenc":
+        return _folder(entry)
+    return _folder(entry) / entry.files[0].filename
 
 
 def file_path(entry: WeightsEntry, weights_file: WeightsFile) -> Path:
     """Where one file of ``entry`` is stored (and where to place it by hand)."""
-    if entry.cache == "torch-hub":
-        return torch_hub_checkpoint_dir() / weights_file.filename
-    return weights_dir() / entry.family / entry.name / weights_file.filename
+    return _folder(entry) / weights_file.filename
 
 
 def find_file(entry: WeightsEntry, weights_file: WeightsFile) -> Path | None:
@@ -383,10 +418,11 @@ def cached_path(entry: WeightsEntry) -> Path | None:
 
 
 def cache_status(entry: WeightsEntry) -> str:
-    """``cached``, ``partial`` (some files, or an interrupted download) or ``missing``."""
+    """``cached`` (``packaged`` for shipped files), ``partial`` (some files, or an
+    interrupted download) or ``missing``."""
     present = [find_file(entry, f) is not None for f in entry.files]
     if all(present):
-        return "cached"
+        return "packaged" if entry.cache == "package" else "cached"
     parts = [_part_path(file_path(entry, f)).exists() for f in entry.files]
     return "partial" if any(present) or any(parts) else "missing"
 
@@ -467,9 +503,9 @@ def _write_record(entry: WeightsEntry, weights_file: WeightsFile, record: dict |
             records.pop(_record_key(entry, weights_file), None)
         else:
             records[_record_key(entry, weights_file)] = record
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        text = json.dumps(records, indent=2, sort_keys=True) + "\n"
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
 
 
 def record_hash(
@@ -841,6 +877,8 @@ def fetch(
     """
     if isinstance(entry, str):
         entry = weights_entry(entry)
+    if entry.cache == "package":
+        return _packaged_path(entry)
     for weights_file in entry.files:
         if not force and find_file(entry, weights_file) is not None:
             continue
@@ -854,6 +892,18 @@ def fetch(
                 f"{exc}. To place the weights by hand, {manual_instructions(entry, missing)}"
             ) from None
     return cached_path(entry) or local_path(entry)
+
+
+def _packaged_path(entry: WeightsEntry) -> Path:
+    """The shipped file(s) of a ``cache="package"`` entry; never downloaded."""
+    missing = [file_path(entry, f) for f in entry.files if find_file(entry, f) is None]
+    if missing:
+        raise WeightsNotFoundError(
+            f"weights {entry.tag} ship with the package {entry.package!r}, but"
+            f" {', '.join(map(str, missing))} is missing: the installation is incomplete;"
+            " reinstall the distribution that provides it"
+        )
+    return local_path(entry)
 
 
 def _fetch_file(
@@ -964,7 +1014,15 @@ def verify(entry: WeightsEntry | str, *, forget: bool = False) -> list[VerifyRes
             weights_file = dataclasses.replace(weights_file, filename=path.name, sha256=None)
         digest = sha256_of(path)
         expected, origin = _expected_digest(entry, weights_file)
-        if weights_file.size is not None and path.stat().st_size != weights_file.size:
+        if entry.cache == "package" and not _matches(digest, str(weights_file.sha256)):
+            detail = (
+                f"expected {weights_file.sha256} (shipped with {entry.package}); the installed"
+                " file differs: reinstall the distribution (the file was kept)"
+            )
+            results.append(
+                VerifyResult(entry.tag, weights_file.filename, path, "mismatch", digest, detail)
+            )
+        elif weights_file.size is not None and path.stat().st_size != weights_file.size:
             path.unlink()
             detail = f"size differs from {weights_file.size} bytes; deleted"
             results.append(

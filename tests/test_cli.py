@@ -153,6 +153,13 @@ def test_sample_writes_a_grid_and_latents(tmp_path):
 
     saved = torch.load(out.with_suffix(".latents.pt"), weights_only=True)
     assert saved["latents"]["z"].shape == (4, 8) and saved["seed"] == 3
+    # one reader for every latent file: a batch counts as one latent per row
+    from ganenc.latents import read_latents
+
+    latent_set = read_latents(out.with_suffix(".latents.pt"))
+    assert latent_set.names == [f"grid.latents-{i}" for i in range(4)]
+    assert torch.equal(latent_set.latents["z"], saved["latents"]["z"])
+    assert latent_set.generator_spec()["gan"] == "toy"
 
 
 def test_config_file_values_and_errors(tmp_path):

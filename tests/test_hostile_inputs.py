@@ -229,10 +229,10 @@ def test_crafted_direction_files_are_checkpoint_errors(tmp_path, vector, reason)
 
 def test_latents_of_another_generator_are_refused_before_editing(tmp_path):
     from ganenc.editing import edit_latents
-    from ganenc.inversion import save_latent_file
+    from ganenc.latents import save_latent_file
 
-    save_latent_file(tmp_path / "z.pt", {"z": torch.randn(1, 512)}, image="z.png")
-    direction = Direction("smile", "z", torch.ones(512))
+    save_latent_file(tmp_path / "z.pt", {"z": torch.randn(1, 120)}, image="z.png")  # BigGAN's
+    direction = Direction("smile", "z", torch.ones(120))
     spec = {"gan": "stylegan2", "checkpoint": "random", "generator_options": {"resolution": 32}}
     with pytest.raises(GanencError, match="made for another generator"):
         edit_latents(tmp_path / "z.pt", direction, "1", tmp_path / "out", generator=spec)

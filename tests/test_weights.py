@@ -302,6 +302,38 @@ def test_torch_hub_entries_use_torch_cache_and_aliases(tmp_path, zoo_env):
     assert weights.fetch(entry, download=False) == hub / "other-name.pth"
 
 
+def test_packaged_entries_are_found_in_their_package_never_downloaded_never_deleted(
+    tmp_path, monkeypatch
+):
+    package = tmp_path / "site" / "toy_assets"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "toy.pt").write_bytes(b"shipped bytes")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    digest = hashlib.sha256(b"shipped bytes").hexdigest()
+    file = WeightsFile("toy.pt", (), sha256=digest)
+    entry = WeightsEntry(
+        tag="toy:shipped", files=(file,), format="toy", cache="package", package="toy_assets"
+    )
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("no download"))
+    assert weights.fetch(entry) == package / "toy.pt"
+    assert weights.cache_status(entry) == "packaged"
+    assert [r.status for r in weights.verify(entry)] == ["ok"]
+    (package / "toy.pt").write_bytes(b"broken install")
+    (result,) = weights.verify(entry)
+    assert result.status == "mismatch" and "reinstall" in result.detail
+    assert (package / "toy.pt").exists(), "a shipped file is never deleted"
+    (package / "toy.pt").unlink()
+    with pytest.raises(ganenc.WeightsNotFoundError, match="reinstall"):
+        weights.fetch(entry)
+    with pytest.raises(ConfigError, match="full sha256"):
+        WeightsEntry(
+            tag="toy:x", files=(WeightsFile("a", ()),), format="t", cache="package", package="p"
+        )
+    with pytest.raises(ConfigError, match="package="):
+        WeightsEntry(tag="toy:x", files=(file,), format="t", cache="package")
+
+
 def test_tags_and_paths():
     assert weights.is_tag("stylegan2:ffhq-1024") and weights.is_tag("features:vgg16")
     for text in ("random", "ffhq.pt", "/a/b:c", "https://x.org/a.pt", "a:b:c", None, 3):
@@ -377,7 +409,10 @@ def test_installed_plugins_register_the_issue_tags():
     assert tags["stylegan2:ffhq-1024"].format == "nvidia-pkl"
     assert tags["features:vgg16"].cache == "torch-hub"
     for entry in tags.values():
-        assert entry.licence and entry.source and all(f.urls for f in entry.files), entry.tag
+        shipped = entry.cache == "package"  # inside a distribution: no URL, full sha256
+        assert entry.licence and entry.source, entry.tag
+        assert shipped or all(f.urls for f in entry.files), entry.tag
+        assert not shipped or all(f.full_sha256 for f in entry.files), entry.tag
         assert all(f.sha256 is None or len(f.sha256) >= 8 for f in entry.files)
 
 

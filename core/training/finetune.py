@@ -29,149 +29,88 @@ from typing import Any
 
 import torch
 
-import ganenc
-
 from ..config import write_run_metadata
 from ..cropping import attention_boxes
 from ..data import load_image_folder
+from ..encoder_runs import EncoderRun, encoder_file, recorded_generator, training_settings
 from ..encoders import read_encoder_checkpoint, save_encoder
 from ..errors import GanencError
+from ..evaluation import reconstruction_metrics
 from ..images import save_grid, save_image
+from ..latents import LATENTS_DIR, save_latent_file
 from ..losses.composite import CompositeLoss, PreparedTarget
-from ..losses.options import LossSettings
+from ..losses.real_images import real_image_loss
+from ..precision import NonFiniteLossError, autocast, grad_scaler, optimizer_step
 from .distributed import DistributedContext
 from .loop import (
-    NonFiniteLossError,
     Progress,
-    autocast,
-    check_finite_loss,
+    StepOutput,
     comparison_grid,
-    grad_scaler,
     interrupt_as_keyboard_interrupt,
-    plain_metrics,
-    reconstruction_metrics,
+    training_loop,
 )
-from .pretrain import build_cropper, training_truncation
-from .runs import RunDirectory, default_run_dir, restore_rng
+from .runs import RunDirectory, default_run_dir
 from .settings import FinetuneSettings, GeneratorSpec
 from .speed import SpeedOptions
 
 
-def real_image_loss(
-    encoder: Any,
-    generator: Any,
-    loss: CompositeLoss,
-    images: torch.Tensor,
-    boxes: list[torch.Tensor],
-    *,
-    cycle_weight: float,
-    latent_l2: float,
-    synthesis_options: dict | None = None,
-    target: PreparedTarget | None = None,
-    speed: SpeedOptions | None = None,
-) -> tuple[torch.Tensor, dict, torch.Tensor]:
-    """The loss on real images: attentions, latent cycle and L2 (fine-tuning and inversion share it).
-
-    ``w1 = E(x)``, ``x1 = G(w1)``, ``w2 = E(x1)``: image loss of ``x1`` against
-    ``x`` + ``cycle_weight`` x latent loss of ``w2`` against ``w1`` (already
-    scaled by ``loss.settings.latent_scale``) + ``latent_l2`` x mean(w1^2).
-    ``target``: ``images`` prepared once by ``loss.prepare_target`` (with the
-    boxes), for a target that stays the same over many steps; ``speed``: the
-    run's layout and checkpointing options.
-    """
-    speed = speed or SpeedOptions()
-    w1 = encoder(speed.images(images))
-    reconstruction = speed.synthesize(generator, w1, synthesis_options)
-    if target is not None:
-        total, parts = loss(reconstruction.float(), target)
-    else:
-        total, parts = loss(reconstruction.float(), images, boxes=boxes)
-    w2 = encoder(speed.images(reconstruction))
-    w1 = {k: v.float() for k, v in w1.items()}
-    cycle, cycle_parts = loss.latent_loss({k: v.float() for k, v in w2.items()}, w1)
-    l2 = sum(value.pow(2).mean() for value in w1.values())
-    total = total + cycle_weight * cycle + latent_l2 * l2
-    parts.update({f"cycle/{k}": v for k, v in cycle_parts.items()})
-    parts["latent_l2"] = l2
-    parts["total"] = total
-    return total, parts, reconstruction
-
-
-def encoder_file(path: str | Path) -> Path:
-    """A run directory's encoder (``encoder.pt``, else its last checkpoint), or the file itself."""
-    path = Path(path)
-    if path.is_dir():
-        for candidate in (path / "encoder.pt", path / "checkpoints" / "last.pt"):
-            if candidate.is_file():
-                return candidate
-        raise GanencError(f"{path} holds no encoder (no encoder.pt or checkpoints/last.pt)")
-    if not path.exists():
-        raise GanencError(f"encoder not found: {path}")
-    return path
-
-
 def pretrained_context(settings: FinetuneSettings) -> tuple[dict, GeneratorSpec, dict]:
     """The encoder checkpoint, the generator it was trained for, and its training settings."""
-    payload = read_encoder_checkpoint(encoder_file(settings.encoder))
-    stored = payload.get("generator") or {}
-    if settings.gan is not None and settings.gan != stored.get("gan"):
-        stored = {}  # another family: the recorded file and options do not apply
-    gan = settings.gan or stored.get("gan")
-    if gan is None:
-        raise GanencError(
-            f"{settings.encoder} does not record its generator; pass --gan and --checkpoint"
-        )
-    spec = GeneratorSpec(
-        gan=gan,
-        checkpoint=settings.checkpoint or stored.get("checkpoint", "random"),
-        generator_options=(
-            settings.generator_options
-            if settings.generator_options is not None
-            else stored.get("generator_options", {})
-        ),
+    path = encoder_file(settings.encoder)
+    payload = read_encoder_checkpoint(path)
+    spec = recorded_generator(
+        payload,
+        settings.encoder,
+        gan=settings.gan,
+        checkpoint=settings.checkpoint,
+        generator_options=settings.generator_options,
     )
-    return payload, spec, payload.get("settings") or {}
+    return payload, spec, training_settings(path, payload)
+
+
+def open_encoder_run(settings: FinetuneSettings) -> EncoderRun:
+    """The encoder run fine-tuning starts from, with the overrides of ``settings``."""
+    return EncoderRun.open(
+        settings.encoder,
+        gan=settings.gan,
+        checkpoint=settings.checkpoint,
+        generator_options=settings.generator_options,
+        loss=settings.loss,
+        attention=settings.attention,
+        cropper_options=settings.cropper_options,
+    )
 
 
 class Finetuner:
     """Fine-tunes on a folder of real images (``dataset`` or ``per-image`` mode)."""
 
     def __init__(self, settings: FinetuneSettings) -> None:
-        self.settings = settings
         self.dist = DistributedContext.from_env(settings.device)
         self.device = self.dist.device
-        payload, self.generator_spec, trained_with = pretrained_context(settings)
-        self.generator = self.generator_spec.load().to(self.device)
-        geometry = self.generator.geometry().to_dict()
-        if payload["geometry"] != geometry:
-            raise GanencError(
-                f"the encoder was trained for {_describe(payload['geometry'])}, but the generator"
-                f" is {_describe(geometry)}; use an encoder trained for this generator"
-            )
+        opened = open_encoder_run(settings)
+        # config.json records the loss actually used (the training run's, with the overrides),
+        # so a resumed run, whose stored settings are complete, uses the same one.
+        settings = settings.model_copy(update={"loss": opened.loss_settings})
+        self.settings = settings
+        self.encoder_run = opened
+        self.generator_spec = opened.generator_spec
+        self.generator = opened.generator.to(self.device)
         torch.manual_seed(settings.seed + self.dist.rank)
-        self.encoder = ganenc.load_encoder(encoder_file(settings.encoder)).to(self.device)
+        self.encoder = opened.encoder.to(self.device)
         self.speed = SpeedOptions.from_settings(settings)
         self.speed.prepare_generator(self.generator)
         self.model = self.speed.compiled(self.speed.prepare_encoder(self.encoder))
         autocast(self.device, settings.precision)  # fp16/bf16 without CUDA: fail now
         self.scaler = grad_scaler(self.device, settings.precision)
         self.encoder.ganenc_meta["generator"] = self.generator_spec.model_dump()
-        truncation = training_truncation(
-            self.generator, trained_with.get("truncation"), trained_with.get("truncation_layers")
-        )
-        self.synthesis_options = self.generator.synthesis_options(**truncation)
+        self.synthesis_options = opened.synthesis_options
         self.initial_state = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
         folder = load_image_folder(settings.images, self.generator.resolution)
         self.images, self.names, self.skipped = folder.images, folder.names, folder.skipped
         out = settings.out or default_run_dir("finetune", self.generator_spec.gan)
         self.run = RunDirectory(out, resume=settings.resume, is_main=self.dist.is_main)
-        loss_settings = settings.loss or LossSettings.model_validate(trained_with.get("loss", {}))
-        self.loss = CompositeLoss(loss_settings).to(self.device).requires_grad_(False)
-        attention = settings.attention or trained_with.get("attention", "center")
-        crop_options = settings.cropper_options
-        if crop_options is None:
-            crop_options = trained_with.get("cropper_options", {})
-        self.cropper = build_cropper(attention, crop_options, loss_settings.feature_weights)
+        self.loss = CompositeLoss(opened.loss_settings).to(self.device).requires_grad_(False)
+        self.cropper = opened.build_cropper()
         if self.skipped and self.dist.is_main:
             self.run.write_json("skipped.json", self.skipped)
         if not settings.resume and self.dist.is_main:
@@ -201,12 +140,8 @@ class Finetuner:
             )
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer, total: torch.Tensor) -> None:
-        """Backward and optimizer step (loss scaling under fp16); never on a NaN/inf loss."""
-        check_finite_loss(total)
-        optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        self.scaler.step(optimizer)
-        self.scaler.update()
+        """Backward and optimizer step (loss scaling under fp16)."""
+        optimizer_step(optimizer, self.scaler, total)
 
     def optimizer(self) -> torch.optim.Optimizer:
         opt = self.settings.optimizer
@@ -241,11 +176,7 @@ class Finetuner:
         optimizer = self.optimizer()
         step = 0
         if settings.resume:
-            state = read_encoder_checkpoint(self.run.last_checkpoint)  # CPU: see restore_rng
-            self.encoder.load_state_dict(state["state_dict"])
-            optimizer.load_state_dict(state["optimizer"])
-            step = int(state["step"])
-            restore_rng(state.get("rng", {}))
+            step = self.run.restore(self.encoder, optimizer, self.scaler)
         evaluated = held_out or train
         before = None
         if not settings.resume:
@@ -257,52 +188,44 @@ class Finetuner:
             settings.iterations, step, settings.progress and self.dist.is_main, "fine-tuning"
         )
 
-        def save():
+        def save(step: int) -> None:
             self.run.save_checkpoint(
                 self.encoder,
                 step,
                 optimizer=optimizer.state_dict(),
+                scaler=self.scaler.state_dict(),
                 settings=settings.model_dump(mode="json"),
             )
 
-        try:
-            with interrupt_as_keyboard_interrupt():
-                while step < settings.iterations:
-                    picks = torch.randint(
-                        len(train),
-                        (min(settings.batch_size, len(train)),),
-                        generator=torch.Generator().manual_seed(settings.seed * 1_000_003 + step),
-                    )
-                    batch = train_images[picks].to(self.device)
-                    self.encoder.train()
-                    total, parts, reconstruction = self.losses(self.model, batch)
-                    self.optimizer_step(optimizer, total)
-                    step += 1
-                    progress.update(step, float(total.detach()))
-                    if step % settings.log_every == 0 or step == settings.iterations:
-                        self.run.log({"step": step, **plain_metrics(parts)})
-                    if step % settings.image_every == 0 and self.dist.is_main:
-                        n = min(4, batch.shape[0])
-                        grid = comparison_grid(batch[:n], reconstruction[:n].detach(), None)
-                        save_grid(grid, self.run.path / "images" / f"step-{step:08d}.png", nrow=n)
-                    if step % settings.checkpoint_every == 0:
-                        save()
-        except NonFiniteLossError as exc:
-            progress.close()
-            save()
-            raise GanencError(
-                f"stopped at step {step + 1}: {exc}. The last good state (step {step}) is saved"
-                f" in {self.run.last_checkpoint}"
-            ) from None
-        except KeyboardInterrupt:
-            progress.close()
-            save()
-            raise GanencError(
-                f"interrupted at step {step}; checkpoint saved. Continue with:"
-                f" ganenc finetune --resume --out {self.run.path}"
-            ) from None
-        progress.close()
-        save()
+        def one_step(step: int) -> StepOutput:
+            picks = torch.randint(
+                len(train),
+                (min(settings.batch_size, len(train)),),
+                generator=torch.Generator().manual_seed(settings.seed * 1_000_003 + step),
+            )
+            batch = train_images[picks].to(self.device)
+            self.encoder.train()
+            total, parts, reconstruction = self.losses(self.model, batch)
+            self.optimizer_step(optimizer, total)
+            return StepOutput(parts, (batch, reconstruction.detach()))
+
+        def save_images(step: int, output: StepOutput) -> None:
+            batch, reconstruction = output.images
+            n = min(4, batch.shape[0])
+            grid = comparison_grid(batch[:n], reconstruction[:n], None)
+            save_grid(grid, self.run.path / "images" / f"step-{step:08d}.png", nrow=n)
+
+        step = training_loop(
+            command="finetune",
+            run=self.run,
+            step=step,
+            settings=settings,
+            train_step=one_step,
+            save=save,
+            save_images=save_images,
+            progress=progress,
+            is_main=self.dist.is_main,
+        )
         save_encoder(
             self.encoder,
             self.run.path / "encoder.pt",
@@ -331,12 +254,40 @@ class Finetuner:
         return self.run.path
 
     # -- per-image mode ---------------------------------------------------------------------------
+    def inverter(self):
+        """The :class:`~ganenc.inversion.Inverter` whose per-image fine-tuning this mode runs.
+
+        One implementation for ``finetune --mode per-image`` and ``invert --refine
+        finetune``: the same image and settings give the same latents.
+        """
+        from ..inversion import Inverter
+
+        opt = self.settings.optimizer
+        return Inverter(
+            self.encoder,
+            self.generator,
+            loss=self.loss,
+            cropper=self.cropper,
+            device=self.device,
+            synthesis_options=self.synthesis_options,
+            finetune_lr=opt.lr,
+            finetune_betas=opt.betas,
+            finetune_eps=opt.eps,
+            cycle_weight=self.settings.cycle_weight,
+            latent_l2=self.settings.latent_l2,
+            generator_spec=self.generator_spec.model_dump(mode="json"),
+            encoder_path=str(self.encoder_run.path),
+            seed=self.settings.seed,
+            speed=self.speed,
+        )
+
     def fit_per_image(self) -> Path:
         settings = self.settings
-        latents_dir = self.run.path / "latents"
+        latents_dir = self.run.path / LATENTS_DIR
         recon_dir = self.run.path / "reconstructions"
         latents_dir.mkdir(parents=True, exist_ok=True)
         recon_dir.mkdir(parents=True, exist_ok=True)
+        inverter = self.inverter()
         progress = Progress(
             settings.iterations * len(self.names),
             0,
@@ -350,34 +301,37 @@ class Finetuner:
                     stem = Path(name).stem
                     if (latents_dir / f"{stem}.pt").is_file():  # done before an interruption
                         continue
-                    self.encoder.load_state_dict(self.initial_state)
-                    image = self.images[index : index + 1].to(self.device)
-                    before, _ = self.reconstruct(image)
-                    optimizer = self.optimizer()
-                    # The image, its crops and their LPIPS features are the same every step.
-                    target = self.loss.prepare_target(image, cropper=self.cropper)
-                    first_loss = None
-                    for step in range(settings.iterations):
-                        self.encoder.train()
-                        total, _, _ = self.losses(self.model, image, target)
-                        self.optimizer_step(optimizer, total)
-                        first_loss = float(total.detach()) if first_loss is None else first_loss
-                        progress.update(
-                            index * settings.iterations + step + 1, float(total.detach())
-                        )
-                    after, latents = self.reconstruct(image)
-                    torch.save(
-                        {"latents": latents, "image": name, "gan": self.generator_spec.gan},
-                        latents_dir / f"{stem}.pt",
+                    image = self.images[index : index + 1]
+                    before = inverter.invert(image)
+                    losses: list[torch.Tensor] = []
+
+                    def report(step, loss, index=index, losses=losses):
+                        if not losses:
+                            losses.append(loss)
+                        progress.update(index * settings.iterations + step, float(loss))
+
+                    after = inverter.invert(
+                        image, refine="finetune", steps=settings.iterations, progress=report
                     )
-                    save_image(after[0], recon_dir / f"{stem}.png")
-                    metrics_before = reconstruction_metrics(before, image.cpu())
-                    metrics_after = reconstruction_metrics(after, image.cpu())
+                    save_latent_file(
+                        latents_dir / f"{stem}.pt",
+                        after.latents,
+                        image=name,
+                        gan=self.generator_spec.gan,
+                        generator=inverter.generator_spec,
+                        encoder=inverter.encoder_path,
+                        refine=after.refine,
+                        steps=after.steps,
+                        synthesis_options=inverter.synthesis_options,
+                    )
+                    save_image(after.reconstructions[0], recon_dir / f"{stem}.png")
+                    metrics_before = reconstruction_metrics(before.reconstructions, image)
+                    metrics_after = reconstruction_metrics(after.reconstructions, image)
                     rows.append(
                         {
                             "image": name,
-                            "first_loss": first_loss,
-                            "final_loss": float(total.detach()),
+                            "first_loss": float(losses[0]),
+                            "final_loss": after.final_losses[0],
                             **{f"{k}_before": v for k, v in metrics_before.items()},
                             **{f"{k}_after": v for k, v in metrics_after.items()},
                         }
@@ -428,10 +382,6 @@ def _read_png(path: Path, resolution: int) -> torch.Tensor:
     from ..data import load_image
 
     return load_image(path, resolution)
-
-
-def _describe(geometry: dict) -> str:
-    return f"{geometry['family']} at {geometry['resolution']} px {geometry['encoder_latents']}"
 
 
 def finetune(settings: FinetuneSettings) -> Path:

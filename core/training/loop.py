@@ -7,17 +7,22 @@ the cropper and the loss terms come from the registry.
 from __future__ import annotations
 
 import contextlib
-import math
 import signal
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..adapters import GeneratorAdapter, Latents
 from ..cropping import crop_and_resize
-from ..errors import ConfigError, GanencError
+from ..errors import GanencError
+from ..evaluation import (  # noqa: F401 - their names here before evaluation.py held them
+    lpips_or_reason as real_lpips_or_reason,
+)
+from ..evaluation import reconstruction_metrics  # noqa: F401
+from ..precision import NonFiniteLossError, autocast, grad_scaler, optimizer_step  # noqa: F401 - old home
+from ..progress import Progress  # noqa: F401 - its old home
 
 
 class SeedSchedule:
@@ -71,39 +76,6 @@ def synthesize_for_seeds(
     return targets, generator.synthesize(targets, **synthesis_options)
 
 
-class NonFiniteLossError(GanencError):
-    """The loss became NaN or infinite; the step that would spoil the weights was not taken."""
-
-
-def check_finite_loss(total: torch.Tensor) -> None:
-    """Raise :class:`NonFiniteLossError` before a NaN/inf loss reaches the weights.
-
-    The caller saves the (still good) weights and stops: training on would only make every
-    later checkpoint NaN.  Costs no extra synchronisation where the loss is logged each step.
-    """
-    if not bool(torch.isfinite(total.detach()).all()):
-        raise NonFiniteLossError(
-            f"the loss became {float(total.detach())}; a smaller --lr or other loss weights"
-            " may help"
-        )
-
-
-def autocast(device: torch.device, precision: str):
-    """Mixed precision on CUDA; fp32 everywhere else (a clear error if asked otherwise)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if device.type != "cuda":
-        raise ConfigError(
-            f"precision {precision!r} needs a CUDA device; use --precision fp32 on {device}"
-        )
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
-
-
-def grad_scaler(device: torch.device, precision: str):
-    return torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and precision == "fp16")
-
-
 @contextlib.contextmanager
 def interrupt_as_keyboard_interrupt() -> Iterator[None]:
     """SIGTERM (a cluster killing the job) behaves like Ctrl-C: checkpoint, then exit."""
@@ -122,45 +94,98 @@ def interrupt_as_keyboard_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-class Progress:
-    """A rich progress bar with loss and it/s; silent when disabled (other ranks, tests)."""
+class StepBoundaryInterrupt:
+    """Ctrl-C and SIGTERM stop a training loop at the next step boundary, not inside a step.
 
-    def __init__(self, total: int, start: int, enabled: bool, description: str) -> None:
-        self.enabled = enabled
-        self.started = time.perf_counter()
-        self.start_step = start
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as RichProgress
+    The first signal only sets :attr:`requested`; the loop finishes its step and
+    checkpoints there, so the checkpoint's weights, optimizer and RNG states
+    are those of a step boundary and resuming equals not stopping, bit for bit.
+    A second Ctrl-C stops at once (``KeyboardInterrupt``).
+    """
 
-        self.bar = RichProgress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[rate]} it/s"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        self.task = self.bar.add_task(description, total=total, completed=start, loss="-", rate="-")
-        self.bar.start()
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
 
-    def update(self, step: int, loss: float) -> None:
-        if not self.enabled:
-            return
-        rate = (step - self.start_step) / max(time.perf_counter() - self.started, 1e-9)
-        self.bar.update(self.task, completed=step, loss=f"{loss:.4f}", rate=f"{rate:.2f}")
+    def _handler(self, signum, frame) -> None:  # noqa: ARG002
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
 
-    def close(self) -> None:
-        if self.enabled:
-            self.bar.stop()
+    def __enter__(self) -> StepBoundaryInterrupt:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handler)
+            except ValueError:  # not the main thread: signals stay as they are
+                break
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+
+@dataclass
+class StepOutput:
+    """What one training step returns to the loop: its loss parts and what its image draws."""
+
+    parts: dict[str, torch.Tensor]  # "total" among them
+    images: Any = None
+
+
+def training_loop(
+    *,
+    command: str,
+    run: Any,
+    step: int,
+    settings: Any,
+    train_step: Callable[[int], StepOutput],
+    save: Callable[[int], Any],
+    save_images: Callable[[int, StepOutput], Any],
+    progress: Progress,
+    is_main: bool = True,
+    log_extra: Callable[[int], dict[str, Any]] | None = None,
+) -> int:
+    """The loop of ``train`` and dataset ``finetune``: steps, intervals, interrupts, last save.
+
+    ``settings`` gives ``iterations``, ``log_every``, ``image_every`` and
+    ``checkpoint_every``; ``save(step)`` writes a checkpoint.  Returns the
+    final step, after its checkpoint; on Ctrl-C or SIGTERM saves at the step
+    boundary and raises a :class:`GanencError` that says how to resume.
+    """
+    with StepBoundaryInterrupt() as interrupt:
+        try:
+            while step < settings.iterations:
+                output = train_step(step)
+                step += 1
+                progress.update(step, float(output.parts["total"].detach()))
+                if step % settings.log_every == 0 or step == settings.iterations:
+                    extra = log_extra(step) if log_extra is not None else {}
+                    run.log({"step": step, **extra, **plain_metrics(output.parts)})
+                if step % settings.image_every == 0 and is_main:
+                    save_images(step, output)
+                if step % settings.checkpoint_every == 0:
+                    save(step)
+                if interrupt.requested:
+                    raise KeyboardInterrupt
+        except NonFiniteLossError as exc:  # the weights are still those of ``step``
+            progress.close()
+            save(step)
+            raise GanencError(
+                f"stopped at step {step + 1}: {exc}. The last good state (step {step}) is saved"
+                f" in {run.last_checkpoint}"
+            ) from None
+        except KeyboardInterrupt:
+            progress.close()
+            save(step)
+            raise GanencError(
+                f"interrupted at step {step}; checkpoint saved in {run.last_checkpoint}."
+                f" Continue with: ganenc {command} --resume --out {run.path}"
+            ) from None
+    progress.close()
+    save(step)
+    return step
 
 
 def comparison_grid(
@@ -176,42 +201,3 @@ def comparison_grid(
 
 def plain_metrics(parts: dict[str, torch.Tensor]) -> dict[str, float]:
     return {f"loss/{k}": float(v.detach()) for k, v in parts.items()}
-
-
-@torch.no_grad()
-def reconstruction_metrics(
-    prediction: torch.Tensor, target: torch.Tensor, lpips_term: Any = None
-) -> dict[str, float]:
-    """Mean PSNR, SSIM, MSE (and LPIPS when a term with real weights is given)."""
-    from .. import metrics
-
-    result = {
-        "psnr": _finite_mean(metrics.psnr(prediction, target)),
-        "ssim": float(metrics.ssim(prediction, target).mean()),
-        "mse": float(metrics.mse(prediction, target).mean()),
-    }
-    if lpips_term is not None:
-        result["lpips"] = float(lpips_term(prediction.float(), target.float()))
-    return result
-
-
-def _finite_mean(values: torch.Tensor) -> float:
-    """The mean PSNR: ``inf`` when some images are identical (their PSNR is), NaN stays NaN."""
-    value = float(values.mean())
-    return float("inf") if math.isinf(value) and value > 0 else value
-
-
-def real_lpips_or_reason(feature_weights: str | None) -> tuple[Any, str | None]:
-    """An LPIPS term with real VGG16 weights, or ``(None, why not)``."""
-    import ganenc
-    from ganenc.errors import GanencError
-    from ganenc.features import resolve_weights_file
-
-    if feature_weights == "random":
-        return None, "LPIPS not reported: feature weights are random (smoke-test opt-in)"
-    try:
-        resolve_weights_file("vgg16", feature_weights, download=False)  # never download here
-        term = ganenc.create("loss", "lpips", feature_weights=feature_weights)
-    except GanencError as exc:
-        return None, f"LPIPS not reported: {exc}"
-    return term, None

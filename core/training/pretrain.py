@@ -24,56 +24,24 @@ import torch
 import ganenc
 
 from ..config import write_run_metadata
-from ..cropping import attention_boxes
-from ..errors import GanencError
+from ..cropping import attention_boxes, build_cropper  # noqa: F401 - build_cropper: old home
+from ..encoder_runs import training_truncation
+from ..evaluation import lpips_or_reason, reconstruction_metrics
 from ..images import save_grid
 from ..losses.composite import CompositeLoss
+from ..precision import autocast, grad_scaler, optimizer_step
 from .distributed import DistributedContext
 from .loop import (
-    NonFiniteLossError,
     Progress,
     SeedSchedule,
-    autocast,
-    check_finite_loss,
+    StepOutput,
     comparison_grid,
-    grad_scaler,
-    interrupt_as_keyboard_interrupt,
-    plain_metrics,
-    real_lpips_or_reason,
-    reconstruction_metrics,
     synthesize_for_seeds,
+    training_loop,
 )
-from .runs import RunDirectory, default_run_dir, restore_rng
+from .runs import RunDirectory, default_run_dir
 from .settings import TrainSettings
 from .speed import SpeedOptions
-
-
-def build_cropper(name: str | None, options: dict[str, Any], feature_weights: str | None):
-    """The registered cropper, or ``None`` for ``none`` (whole image only)."""
-    if name in (None, "none"):
-        return None
-    spec = ganenc.get_registry().get("cropper", name)
-    options = dict(options)
-    model = spec.load_options_model()
-    if (
-        feature_weights is not None
-        and model is not None
-        and "feature_weights" in model.model_fields
-    ):
-        options.setdefault("feature_weights", feature_weights)
-    return ganenc.create("cropper", spec.qualified_name, **options)
-
-
-def training_truncation(
-    generator: Any, truncation: float | None = None, truncation_layers: int | None = None
-) -> dict[str, Any]:
-    """The family's training truncation, with the user's values where given."""
-    chosen = dict(generator.training_truncation())
-    if truncation is not None:
-        chosen["truncation"] = truncation
-    if truncation_layers is not None:
-        chosen["truncation_layers"] = truncation_layers
-    return chosen
 
 
 class Pretrainer:
@@ -121,15 +89,7 @@ class Pretrainer:
         )
 
     def _resume(self) -> None:
-        from ..encoders import read_encoder_checkpoint
-
-        state = read_encoder_checkpoint(self.run.last_checkpoint)  # CPU: see restore_rng
-        self.encoder.load_state_dict(state["state_dict"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.step = int(state["step"])
-        restore_rng(state.get("rng", {}))
+        self.step = self.run.restore(self.encoder, self.optimizer, self.scaler)
 
     # -- one step -------------------------------------------------------------------------------
     def synthesize_batch(self, seeds: list[int]) -> tuple[dict, torch.Tensor]:
@@ -155,11 +115,7 @@ class Pretrainer:
                 predicted_latents={k: v.float() for k, v in predicted.items()},
                 target_latents=targets,
             )
-        check_finite_loss(total)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        optimizer_step(self.optimizer, self.scaler, total)
         return parts, images, reconstruction.detach(), boxes
 
     # -- the run --------------------------------------------------------------------------------
@@ -178,44 +134,36 @@ class Pretrainer:
             settings.iterations, self.step, settings.progress and self.dist.is_main, "pre-training"
         )
         started, first_step = time.perf_counter(), self.step
-        try:
-            with interrupt_as_keyboard_interrupt():
-                while self.step < settings.iterations:
-                    parts, images, reconstruction, boxes = self.train_step(self.step)
-                    self.step += 1
-                    loss_value = float(parts["total"].detach())
-                    progress.update(self.step, loss_value)
-                    if self.step % settings.log_every == 0 or self.step == settings.iterations:
-                        elapsed = time.perf_counter() - started
-                        rate = (self.step - first_step) * settings.batch_size * self.dist.world_size
-                        self.run.log(
-                            {
-                                "step": self.step,
-                                "time": round(elapsed, 3),
-                                "images_per_s": round(rate / max(elapsed, 1e-9), 3),
-                                **plain_metrics(parts),
-                            }
-                        )
-                    if self.step % settings.image_every == 0 and self.dist.is_main:
-                        self.save_images(images, reconstruction, boxes)
-                    if self.step % settings.checkpoint_every == 0:
-                        self.save()
-        except NonFiniteLossError as exc:
-            progress.close()
+
+        def one_step(step: int) -> StepOutput:
+            parts, images, reconstruction, boxes = self.train_step(step)
+            self.step = step + 1
+            return StepOutput(parts, (images, reconstruction, boxes))
+
+        def save(step: int) -> None:
+            self.step = step
             self.save()
-            raise GanencError(
-                f"stopped at step {self.step + 1}: {exc}. The last good state (step {self.step})"
-                f" is saved in {self.run.last_checkpoint}"
-            ) from None
-        except KeyboardInterrupt:
-            progress.close()
-            self.save()
-            raise GanencError(
-                f"interrupted at step {self.step}; checkpoint saved in {self.run.last_checkpoint}."
-                f" Continue with: ganenc train --resume --out {self.run.path}"
-            ) from None
-        progress.close()
-        self.save()
+
+        def throughput(step: int) -> dict[str, float]:
+            elapsed = time.perf_counter() - started
+            rate = (step - first_step) * settings.batch_size * self.dist.world_size
+            return {
+                "time": round(elapsed, 3),
+                "images_per_s": round(rate / max(elapsed, 1e-9), 3),
+            }
+
+        training_loop(
+            command="train",
+            run=self.run,
+            step=self.step,
+            settings=settings,
+            train_step=one_step,
+            save=save,
+            save_images=lambda step, output: self.save_images(*output.images),
+            progress=progress,
+            is_main=self.dist.is_main,
+            log_extra=throughput,
+        )
         if self.dist.is_main:
             from ..encoders import save_encoder
 
@@ -240,7 +188,7 @@ class Pretrainer:
         settings = self.settings
         self.encoder.eval()
         seeds = list(range(settings.val_seed_start, settings.val_seed_start + settings.val_samples))
-        lpips_term, lpips_note = real_lpips_or_reason(settings.loss.feature_weights)
+        lpips_term, lpips_note = lpips_or_reason(settings.loss.feature_weights)
         if lpips_term is not None:
             lpips_term = lpips_term.to(self.device)
         targets_all, encoded_all, baseline_all = [], [], []

@@ -27,10 +27,27 @@ from ..files import atomic_path, check_output, write_json
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
+CONFIG = "config.json"
 
 
 def default_run_dir(command: str, gan: str) -> Path:
     return Path("runs") / f"{command}-{gan}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def stored_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The resolved settings a run recorded (``config.json``), for ``--resume``."""
+    config = Path(path) / CONFIG
+    if not config.is_file():
+        raise GanencError(
+            f"--resume: no run to resume at {path} (missing {config})" + no_checkpoint_hint(path)
+        )
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise GanencError(f"--resume: {config} is not readable ({exc})") from None
+    if not isinstance(data, dict):
+        raise GanencError(f"--resume: {config} does not hold settings")
+    return data
 
 
 #: What a run folder holds before its first checkpoint (settings, logs, image grids).
@@ -43,6 +60,27 @@ STARTED_RUN_ENTRIES = {
     CHECKPOINTS,
     "images",
 }
+
+
+def holds_no_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds only what a run writes before its first checkpoint: not a run."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    entries = {entry.name for entry in path.iterdir()}
+    checkpoints = path / CHECKPOINTS
+    saved = checkpoints.is_dir() and any(checkpoints.glob("*.pt"))
+    return entries <= STARTED_RUN_ENTRIES and not saved
+
+
+def no_checkpoint_hint(path: str | os.PathLike) -> str:
+    """The end of a --resume error about a folder that is not a run yet ('' otherwise)."""
+    if not holds_no_checkpoint(path):
+        return ""
+    return (
+        "; it holds no checkpoint (the run stopped before its first one): start it again"
+        " without --resume, the folder is reused"
+    )
 
 
 class RunDirectory:
@@ -60,16 +98,10 @@ class RunDirectory:
             raise GanencError(f"--out {self.path} is a file, not a folder")
         # Only the main process judges the folder: the others see what it has just written.
         if resume:
-            if not self.last_checkpoint.is_file():
-                why = (
-                    "; it holds no checkpoint (the run stopped before its first one): start it"
-                    " again without --resume, the folder is reused"
-                    if self.holds_no_checkpoint()
-                    else ""
-                )
+            if not (self.path / CONFIG).is_file():
                 raise GanencError(
-                    f"--resume: no run to resume at {self.path} (missing {self.last_checkpoint})"
-                    + why
+                    f"--resume: no run to resume at {self.path} (missing {self.path / CONFIG})"
+                    + no_checkpoint_hint(self.path)
                 )
         elif is_main and self.path.exists() and any(self.path.iterdir()):
             if not self.holds_no_checkpoint():
@@ -83,12 +115,7 @@ class RunDirectory:
 
     def holds_no_checkpoint(self) -> bool:
         """Whether the folder holds only what a run writes before its first checkpoint."""
-        if not self.path.is_dir():
-            return False
-        entries = {entry.name for entry in self.path.iterdir()}
-        checkpoints = self.path / CHECKPOINTS
-        saved = checkpoints.is_dir() and any(checkpoints.glob("*.pt"))
-        return entries <= STARTED_RUN_ENTRIES and not saved
+        return holds_no_checkpoint(self.path)
 
     def _clear_failed_start(self) -> None:
         """Drop the logs of a start that saved no checkpoint, so the new run's are its own."""
@@ -109,11 +136,33 @@ class RunDirectory:
     def last_checkpoint(self) -> Path:
         return self.path / CHECKPOINTS / LAST
 
+    def require_checkpoint(self) -> Path:
+        """The checkpoint a step-based run resumes from, or a clear error."""
+        if not self.last_checkpoint.is_file():
+            raise GanencError(
+                f"--resume: no run to resume at {self.path} (missing {self.last_checkpoint})"
+                + no_checkpoint_hint(self.path)
+            )
+        return self.last_checkpoint
+
     def stored_config(self) -> dict[str, Any]:
-        path = self.path / "config.json"
-        if not path.is_file():
-            raise GanencError(f"--resume: {path} is missing")
-        return json.loads(path.read_text(encoding="utf-8"))
+        return stored_config(self.path)
+
+    def restore(self, encoder: Any, optimizer: Any, scaler: Any = None) -> int:
+        """Load the last checkpoint into encoder, optimizer and scaler and restore the RNG.
+
+        Returns the checkpoint's step.  Read onto the CPU (see :func:`restore_rng`);
+        ``load_state_dict`` moves weights and optimizer state to their device.
+        """
+        from ..encoders import read_encoder_checkpoint
+
+        state = read_encoder_checkpoint(self.require_checkpoint())
+        encoder.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        restore_rng(state.get("rng", {}))
+        return int(state["step"])
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
@@ -144,28 +193,60 @@ class RunDirectory:
 
 
 def resume_settings(
-    model: type, stored: dict[str, Any], given: dict[str, Any], changeable: set[str]
+    model: type,
+    stored: dict[str, Any],
+    given: dict[str, Any],
+    changeable: set[str],
+    config_file: str | os.PathLike | None = None,
 ):
-    """The stored settings of a run, with only ``changeable`` ones overridden."""
-    from ..config import validate_options
+    """The stored settings of a run, with only ``changeable`` ones overridden.
 
-    merged = dict(stored)
+    The options given (and the ``config_file``'s) are resolved as a fresh start
+    would resolve them, merged onto the stored ones (``--feature-weights`` alone
+    is a part of ``loss``), and the RESOLVED settings are compared: repeating
+    the command that started a run, with ``--resume`` added, always works.
+    ``out`` is where the run is now (a relative, absolute or ``./`` path, or a
+    copied or moved run folder), never compared.
+    """
+    import copy
+
+    from ..config import deep_merge, read_config_file, validate_options
+
+    base = copy.deepcopy(stored)
+    base["resume"] = True
+    if given.get("out") is not None:
+        base["out"] = given["out"]
+    reference = validate_options(model, base, f"the stored settings of the run ({base.get('out')})")
+    merged = copy.deepcopy(base)
+    if config_file is not None:
+        deep_merge(merged, read_config_file(config_file))
+    deep_merge(merged, {k: v for k, v in given.items() if k not in ("resume", "out")})
+    resolved = validate_options(model, merged, "resumed settings")
     changed = []
-    for key, value in given.items():
-        if value is None or key == "resume":
+    for key in model.model_fields:
+        if key in changeable or key in ("resume", "out"):
             continue
-        if key in changeable:
-            merged[key] = value
-        elif json.dumps(value, default=str) != json.dumps(stored.get(key), default=str):
-            changed.append(f"{key} ({stored.get(key)!r} -> {value!r})")
+        before, after = getattr(reference, key), getattr(resolved, key)
+        if _comparable(before) != _comparable(after):
+            changed.append(f"{key} ({_plain(before)!r} -> {_plain(after)!r})")
     if changed:
         raise ConfigError(
             "--resume continues a run with its stored settings; these cannot change: "
             + ", ".join(changed)
             + f" (changeable: {', '.join(sorted(changeable))})"
         )
-    merged["resume"] = True
-    return validate_options(model, merged, "resumed settings")
+    return resolved
+
+
+def _plain(value: Any) -> Any:
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+def _comparable(value: Any) -> Any:
+    """A setting as compared on resume: paths made absolute, models as plain data."""
+    if isinstance(value, Path):
+        return os.path.abspath(value)
+    return json.dumps(_plain(value), default=str, sort_keys=True)
 
 
 def capture_rng() -> dict[str, Any]:

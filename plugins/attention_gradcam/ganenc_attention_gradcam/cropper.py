@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 from torch import nn
 
 from ganenc.config import Settings
@@ -54,11 +54,15 @@ class GradCAMCropperOptions(Settings):
     ``nn.Module`` (Python only).  ``feature_weights``: a weights file, ``None``
     (torchvision names: torch's hub cache, then a download; factories and
     modules: as built) or ``"random"`` (smoke tests; warns).  ``target_layer``:
-    a sub-module name; ``None`` is the last ``Conv2d`` (``features.28`` of VGG16).
+    a sub-module name; ``None`` is the classifier's ``gradcam_layer`` attribute
+    when it has one, else its last ``Conv2d`` (``features.28`` of VGG16).
     ``thresholds``: one per attention level on the heat map normalised to
     [0, 1]; ``min_fraction``: minimum box side per level as a fraction of the
     image side (one value or one per level).  ``classifier_size``: side the
-    images are resized to for the classifier (``None``: as they are).
+    images are resized to for the classifier (``None``: as they are; ``"auto"``:
+    the classifier's ``input_size`` attribute, else 224 as for ImageNet networks).
+    ``classifier="emoji-cnn"`` is ganenc's offline emoji classifier
+    (``features:emoji-cnn``, shipped with ganenc: no download).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -69,8 +73,15 @@ class GradCAMCropperOptions(Settings):
     method: Literal["gradcam", "gradcam++"] = "gradcam"
     thresholds: tuple[float, ...] = (0.3, 0.6)
     min_fraction: float | tuple[float, ...] = (0.5, 0.25)
-    classifier_size: int | None = Field(224, ge=8)
+    classifier_size: int | Literal["auto"] | None = "auto"
     normalization: Literal["imagenet", "none"] = "imagenet"
+
+    @field_validator("classifier_size")
+    @classmethod
+    def _size(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 8:
+            raise ValueError("classifier_size must be at least 8 (or 'auto', or None)")
+        return value
 
     @field_validator("thresholds")
     @classmethod
@@ -217,8 +228,11 @@ def build_classifier(classifier: str | nn.Module, feature_weights: str | None = 
 
 
 def find_target_layer(classifier: nn.Module, name: str | None) -> nn.Module:
-    """The named sub-module, or the last ``Conv2d`` (``features.28`` of VGG16) for ``None``."""
+    """The named sub-module; for ``None`` the classifier's ``gradcam_layer``, else its
+    last ``Conv2d`` (``features.28`` of VGG16)."""
     convs = [n for n, m in classifier.named_modules() if isinstance(m, nn.Conv2d)]
+    if name is None:
+        name = getattr(classifier, "gradcam_layer", None)
     if name is None:
         if not convs:
             raise ConfigError("the classifier has no Conv2d layer; set target_layer")
@@ -255,7 +269,7 @@ class GradCAMCropper:
         method: str = "gradcam",
         thresholds: Sequence[float] = (0.3, 0.6),
         min_fraction: float | Sequence[float] = (0.5, 0.25),
-        classifier_size: int | None = 224,
+        classifier_size: int | str | None = "auto",
         normalization: str = "imagenet",
     ) -> None:
         if method not in {"gradcam", "gradcam++"}:
@@ -271,6 +285,8 @@ class GradCAMCropper:
         self.min_fraction = tuple(float(f) for f in min_fraction)
         if len(self.min_fraction) != len(self.thresholds):
             raise ConfigError("give one min_fraction per threshold (or a single value)")
+        if classifier_size == "auto":
+            classifier_size = int(getattr(self.classifier, "input_size", 224))
         self.classifier_size = classifier_size
         self.normalization = normalization
 

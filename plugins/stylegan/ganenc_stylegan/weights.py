@@ -17,6 +17,10 @@ Sources:
 No sha256 is published for any of these files: the digest is recorded at the
 first download (and checked from then on).  NVIDIA pickles need the
 ``ganenc_stylegan.nvidia`` reader.
+
+One tag ships inside this distribution (``assets/``), so it works offline:
+``stylegan2:emoji-64``, a small StyleGAN2 that ganenc trained on the Noto emoji
+images (``examples/train_emoji_gan.py``, ``docs/emoji-models.md``).
 """
 
 from __future__ import annotations
@@ -154,9 +158,43 @@ def _genforce_entry(
     )
 
 
+#: ``stylegan2:emoji-64``: the shipped file and its digest (updated when the file is re-exported).
+EMOJI_64_FILE = "stylegan2-emoji-64.pt"
+EMOJI_64_SHA256 = "0" * 64
+EMOJI_64 = WeightsEntry(
+    tag="stylegan2:emoji-64",
+    files=(WeightsFile(EMOJI_64_FILE, (), sha256=EMOJI_64_SHA256),),
+    format="rosinality-pt",
+    description="StyleGAN2 trained by ganenc on 3,357 Noto emoji, 64 px (shipped, offline)",
+    resolution=64,
+    latents={"z": 128, "w": 128},
+    licence="MIT (ganenc); trained on Noto Color Emoji renders (OFL-1.1 font)",
+    source="examples/train_emoji_gan.py (docs/emoji-models.md)",
+    cache="package",
+    package="ganenc_stylegan.assets",
+)
+
+
+#: The pre-trained encoder of ``stylegan2:emoji-64`` (``--encoder encoder:stylegan2-emoji-64``).
+EMOJI_64_ENCODER_FILE = "encoder-stylegan2-emoji-64.pt"
+EMOJI_64_ENCODER_SHA256 = "0" * 64
+EMOJI_64_ENCODER = WeightsEntry(
+    tag="encoder:stylegan2-emoji-64",
+    files=(WeightsFile(EMOJI_64_ENCODER_FILE, (), sha256=EMOJI_64_ENCODER_SHA256),),
+    format="ganenc-encoder",
+    description="ganenc's encoder for stylegan2:emoji-64, pre-trained with Grad-CAM crops"
+    " of features:emoji-cnn (shipped, offline)",
+    resolution=64,
+    licence="MIT (ganenc)",
+    source="examples/train_emoji_encoder.sh (docs/emoji-models.md)",
+    cache="package",
+    package="ganenc_stylegan.assets",
+)
+
+
 def stylegan2_entries() -> list[WeightsEntry]:
     """Tags of the ``stylegan2`` generator."""
-    entries = [
+    entries = [EMOJI_64] + [
         WeightsEntry(
             tag=f"stylegan2:{name}",
             files=(WeightsFile(filename, (NVIDIA_ADA_BASE + filename,)),),
@@ -221,7 +259,7 @@ def stylegan3_entries() -> list[WeightsEntry]:
 
 def all_entries() -> list[WeightsEntry]:
     """Every tag this plugin registers."""
-    return stylegan2_entries() + stylegan1_entries() + stylegan3_entries()
+    return stylegan2_entries() + stylegan1_entries() + stylegan3_entries() + [EMOJI_64_ENCODER]
 
 
 def register_all(register) -> None:

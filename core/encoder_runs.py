@@ -1,0 +1,237 @@
+"""Opening a trained encoder run: one reader, one set of defaults, for every command.
+
+``finetune``, ``invert``, ``eval`` and the Python API all start from an encoder
+(a run directory or an encoder file) and need the same things: the encoder,
+the generator it was trained for (possibly overridden), the training run's loss
+settings, cropper and truncation.  :meth:`EncoderRun.open` reads the file once
+and resolves all of them with the defaults of the training run:
+
+- the generator: the recorded family, checkpoint and options; ``gan`` naming
+  another family drops what was recorded for the old one;
+- the loss: the training run's, with the fields an override sets replacing
+  its own (``feature_weights`` alone keeps the recorded terms);
+- the cropper: the training run's ``attention`` and options, else
+  ``TrainSettings``' default (``center``); a different ``attention`` drops the
+  recorded cropper options;
+- the truncation: the training run's, else the family's training truncation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import GanencError
+
+#: The weights family of shipped encoders (``--encoder encoder:stylegan2-emoji-64``).
+ENCODER_FAMILY = "encoder"
+
+
+def encoder_file(path: str | os.PathLike) -> Path:
+    """A run directory's encoder (``encoder.pt``, else its last checkpoint), or the file itself.
+
+    An encoder weights tag (``encoder:stylegan2-emoji-64``) names a shipped or
+    downloaded encoder file.
+    """
+    from .weights import fetch, is_tag, weights_entry
+
+    if is_tag(os.fspath(path)):
+        entry = weights_entry(os.fspath(path))
+        if entry.family != ENCODER_FAMILY:
+            raise GanencError(
+                f"{path} names {entry.family} weights, not an encoder; encoder tags are"
+                f" {ENCODER_FAMILY}:NAME (see 'ganenc weights list')"
+            )
+        return fetch(entry)
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "encoder.pt", path / "checkpoints" / "last.pt"):
+            if candidate.is_file():
+                return candidate
+        raise GanencError(f"{path} holds no encoder (no encoder.pt or checkpoints/last.pt)")
+    if not path.exists():
+        raise GanencError(f"encoder not found: {path}")
+    return path
+
+
+def training_settings(path: Path, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings an encoder was trained with: the checkpoint's, else its run's config.json."""
+    stored = payload.get("settings")
+    if isinstance(stored, Mapping):
+        return dict(stored)
+    for folder in (path.parent, path.parent.parent):
+        config = folder / "config.json"
+        if config.is_file():
+            try:
+                return dict(json.loads(config.read_text(encoding="utf-8")))
+            except (ValueError, OSError):
+                return {}
+    return {}
+
+
+def recorded_generator(
+    payload: Mapping[str, Any],
+    path: str | os.PathLike,
+    *,
+    gan: str | None = None,
+    checkpoint: str | None = None,
+    generator_options: Mapping[str, Any] | None = None,
+):
+    """The :class:`~ganenc.training.settings.GeneratorSpec` an encoder records, with overrides."""
+    from .training.settings import GeneratorSpec
+
+    stored = payload.get("generator") or {}
+    if gan is not None and gan != stored.get("gan"):
+        stored = {}  # another family: the recorded file and options do not apply
+    family = gan or stored.get("gan")
+    if family is None:
+        raise GanencError(
+            f"{path} does not record its generator; pass --gan and --checkpoint"
+            " (gan= and checkpoint= in Python)"
+        )
+    return GeneratorSpec(
+        gan=family,
+        checkpoint=checkpoint or stored.get("checkpoint", "random"),
+        generator_options=dict(
+            generator_options
+            if generator_options is not None
+            else stored.get("generator_options", {})
+        ),
+    )
+
+
+def training_truncation(
+    generator: Any, truncation: float | None = None, truncation_layers: int | None = None
+) -> dict[str, Any]:
+    """The family's training truncation, with the given values where not ``None``."""
+    chosen = dict(generator.training_truncation())
+    if truncation is not None:
+        chosen["truncation"] = truncation
+    if truncation_layers is not None:
+        chosen["truncation_layers"] = truncation_layers
+    return chosen
+
+
+def default_attention() -> str:
+    """The cropper of a run that records none: pre-training's default."""
+    from .training.settings import TrainSettings
+
+    return TrainSettings.model_fields["attention"].default
+
+
+def resolve_loss(trained: Mapping[str, Any] | None, override: Any = None):
+    """The training run's :class:`~ganenc.losses.LossSettings` with the override's fields.
+
+    ``override``: ``None``, a mapping of fields, or a ``LossSettings`` whose
+    explicitly set fields replace the recorded ones.
+    """
+    from .config import validate_options
+    from .losses.options import LossSettings
+
+    base = dict(trained or {})
+    if override is None:
+        given: dict[str, Any] = {}
+    elif isinstance(override, LossSettings):
+        given = override.model_dump(mode="json", include=override.model_fields_set)
+    else:
+        given = dict(override)
+    return validate_options(LossSettings, {**base, **given}, "loss settings")
+
+
+@dataclass
+class EncoderRun:
+    """An encoder, its generator and the settings it was trained with (all on the CPU)."""
+
+    path: Path
+    payload: dict[str, Any]
+    trained_with: dict[str, Any]
+    generator_spec: Any  # GeneratorSpec
+    generator: Any  # GeneratorAdapter, frozen
+    encoder: Any  # torch.nn.Module
+    loss_settings: Any  # LossSettings
+    attention: str
+    cropper_options: dict[str, Any]
+    truncation: dict[str, Any]
+
+    @classmethod
+    def open(
+        cls,
+        source: str | os.PathLike,
+        *,
+        gan: str | None = None,
+        checkpoint: str | None = None,
+        generator_options: Mapping[str, Any] | None = None,
+        loss: Any = None,
+        attention: str | None = None,
+        cropper_options: Mapping[str, Any] | None = None,
+        feature_weights: str | None = None,
+    ) -> EncoderRun:
+        """Read an encoder (run directory or file) once and resolve what it was trained with.
+
+        Every argument but ``source`` overrides what the run records (``None``:
+        keep it); ``feature_weights`` goes to LPIPS and Grad-CAM.
+        """
+        from .encoders import encoder_from_checkpoint, read_encoder_checkpoint
+
+        path = encoder_file(source)
+        payload = read_encoder_checkpoint(path)
+        trained_with = training_settings(path, payload)
+        spec = recorded_generator(
+            payload,
+            path,
+            gan=gan,
+            checkpoint=checkpoint,
+            generator_options=generator_options,
+        )
+        generator = spec.load()
+        geometry = generator.geometry().to_dict()
+        if payload["geometry"] != geometry:
+            raise GanencError(
+                f"the encoder was trained for {describe_geometry(payload['geometry'])}, but the"
+                f" generator is {describe_geometry(geometry)}; use an encoder trained for this"
+                f" generator ({path})"
+            )
+        loss_settings = resolve_loss(trained_with.get("loss"), loss)
+        if feature_weights is not None:
+            loss_settings = loss_settings.model_copy(update={"feature_weights": feature_weights})
+        recorded_attention = trained_with.get("attention") or default_attention()
+        chosen_attention = attention or recorded_attention
+        if cropper_options is None:
+            same = chosen_attention == recorded_attention
+            cropper_options = (trained_with.get("cropper_options") or {}) if same else {}
+        return cls(
+            path=path,
+            payload=payload,
+            trained_with=trained_with,
+            generator_spec=spec,
+            generator=generator,
+            encoder=encoder_from_checkpoint(payload),
+            loss_settings=loss_settings,
+            attention=chosen_attention,
+            cropper_options=dict(cropper_options),
+            truncation=training_truncation(
+                generator, trained_with.get("truncation"), trained_with.get("truncation_layers")
+            ),
+        )
+
+    @property
+    def synthesis_options(self) -> dict[str, Any]:
+        """What ``generator.synthesize`` takes to draw images as in training (truncation)."""
+        return self.generator.synthesis_options(**self.truncation)
+
+    def build_cropper(self):
+        """The cropper of the run (``None`` for ``none``)."""
+        from .cropping import build_cropper
+
+        return build_cropper(
+            self.attention, self.cropper_options, self.loss_settings.feature_weights
+        )
+
+
+def describe_geometry(geometry: Mapping[str, Any]) -> str:
+    """``stylegan2 at 32 px {...}``: a geometry in one phrase for messages."""
+    return f"{geometry['family']} at {geometry['resolution']} px {geometry['encoder_latents']}"

@@ -1,0 +1,1 @@
+"""Weights shipped with ganenc-stylegan (``stylegan2:emoji-64``)."""

@@ -1,0 +1,117 @@
+"""Resume is robust (issue 18, item 5): repeated commands, moved runs, per-image, interrupts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+
+import pytest
+import torch
+from click.testing import CliRunner
+from training_helpers import PHOTOS, tiny_train_settings
+
+from ganenc.cli.main import cli
+from ganenc.errors import GanencError
+from ganenc.training.pretrain import Pretrainer, pretrain
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def _weights(run):
+    return torch.load(run / "encoder.pt", weights_only=True)["state_dict"]
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_repeating_the_start_command_with_resume_works_wherever_the_run_is(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.yaml").write_text("loss: {image_terms: {mse: 5.0}}\nval_samples: 2\n")
+    command = [
+        "train", "--config", "train.yaml", "--gan", "stylegan2", "--resolution", 32,
+        "-O", "channel_max=32", "--encoder-option", "max_channels=32", "--batch-size", 2,
+        "--feature-weights", "random", "--no-progress",
+    ]  # fmt: skip
+    first = run_cli(*command, "--iterations", 1, "--out", "run")
+    assert first.exit_code == 0, first.output
+    # the same command, --resume added: partial loss settings compare as resolved settings
+    again = run_cli(*command, "--iterations", 2, "--out", "./run", "--resume")
+    assert again.exit_code == 0, again.output
+    absolute = run_cli(*command, "--iterations", 3, "--out", tmp_path / "run", "--resume")
+    assert absolute.exit_code == 0, absolute.output
+    shutil.copytree(tmp_path / "run", tmp_path / "elsewhere" / "copy")
+    moved = run_cli(
+        "train", "--resume", "--out", "elsewhere/copy", "--iterations", 4, "--no-progress"
+    )
+    assert moved.exit_code == 0, moved.output
+    assert torch.load("elsewhere/copy/encoder.pt", weights_only=True)["step"] == 4
+    # a setting that does change is still refused, with the resolved values
+    changed = run_cli(*command, "--iterations", 5, "--out", "run", "--resume", "--lr", 0.1)
+    assert changed.exit_code == 1 and "cannot change: optimizer" in changed.output
+    other = run_cli("train", "--resume", "--out", "run", "--feature-weights", "vgg.pth")
+    assert other.exit_code == 1 and "cannot change: loss" in other.output
+
+
+def test_per_image_finetuning_resumes_with_the_command_it_prints(tmp_path):
+    images = tmp_path / "two"
+    images.mkdir()
+    for name in ("astronaut.png", "coffee.png"):
+        shutil.copy(PHOTOS / name, images / name)
+    encoder = pretrain(tiny_train_settings(tmp_path / "pre", iterations=2))
+    out = tmp_path / "pi"
+    common = ["--iterations", 2, "--device", "cpu", "--no-progress"]
+    started = run_cli(
+        "finetune", "--encoder", encoder, "--images", images, "--mode", "per-image",
+        "--out", out, *common,
+    )  # fmt: skip
+    assert started.exit_code == 0, started.output
+    finished = torch.load(out / "latents" / "coffee.pt", weights_only=True)["latents"]
+    (out / "latents" / "coffee.pt").unlink()  # as if interrupted during the second image
+    resumed = run_cli("finetune", "--mode", "per-image", "--resume", "--out", out)
+    assert resumed.exit_code == 0, resumed.output
+    again = torch.load(out / "latents" / "coffee.pt", weights_only=True)["latents"]
+    assert all(torch.equal(finished[k], again[k]) for k in finished)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_inside_a_step_checkpoints_at_the_step_boundary(tmp_path, signum):
+    """Interrupted-and-resumed equals uninterrupted, bit for bit (periodic checkpoints do too)."""
+    straight = pretrain(tiny_train_settings(tmp_path / "straight", iterations=5))
+    trainer = Pretrainer(tiny_train_settings(tmp_path / "run", iterations=5, checkpoint_every=100))
+    encoder_forward = trainer.model.forward
+
+    def forward_then_signal(*args, **kwargs):  # the encoder's noise is drawn: mid-step
+        out = encoder_forward(*args, **kwargs)
+        if trainer.step == 2:
+            os.kill(os.getpid(), signum)
+        return out
+
+    trainer.model.forward = forward_then_signal
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(GanencError, match="interrupted at step 3; .*--resume"):
+        trainer.fit()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+    resumed = pretrain(tiny_train_settings(tmp_path / "run", iterations=5, resume=True))
+    assert _same(_weights(straight), _weights(resumed))
+
+
+def test_dataset_finetuning_resumes_exactly(tmp_path):
+    from ganenc.training.finetune import finetune
+    from ganenc.training.settings import FinetuneSettings
+
+    encoder = pretrain(tiny_train_settings(tmp_path / "pre", iterations=2))
+
+    def settings(out, iterations, **more):
+        return FinetuneSettings(
+            encoder=encoder, images=PHOTOS, out=out, iterations=iterations, batch_size=2,
+            held_out=0.0, device="cpu", progress=False, checkpoint_every=100, **more,
+        )  # fmt: skip
+
+    straight = finetune(settings(tmp_path / "straight", 4))
+    finetune(settings(tmp_path / "resumed", 2))
+    resumed = finetune(settings(tmp_path / "resumed", 4, resume=True))
+    assert _same(_weights(straight), _weights(resumed))
