@@ -8,7 +8,7 @@ import click
 
 from ganenc.images import MAX_IMAGE_SIDE
 
-from .options import parse_key_values
+from .options import crop_option, parse_key_values
 
 #: Outline colours of AT1, AT2, AT3 ... boxes.
 BOX_COLOURS = ((255, 200, 0), (255, 40, 40), (40, 160, 255), (60, 220, 60))
@@ -46,13 +46,11 @@ def draw_boxes(image, boxes: list[tuple[int, int, int, int]]):
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for the annotated PNGs.",
 )
-@click.option(
-    "-O",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Cropper option, e.g. --option thresholds=[0.3,0.6] (repeatable).",
+@crop_option(
+    help="Cropper option, e.g. --crop-option thresholds=[0.3,0.6] (repeatable).",
+    aliases=("-O", "--option"),
+    deprecated="crop-preview: -O/--option is deprecated here, use --crop-option"
+    " (-O/--option means generator options in every other command)",
 )
 @click.option(
     "--size",
@@ -66,7 +64,7 @@ def crop_preview_command(
     attention: str,
     images: tuple[Path, ...],
     out_dir: Path,
-    options: tuple[str, ...],
+    crop_options: tuple[str, ...],
     size: int | None,
     device: str,
     force: bool,
@@ -84,7 +82,9 @@ def crop_preview_command(
 
     try:
         check_output(out_dir, folder=True, force=force)
-        cropper = ganenc.create("cropper", attention, **parse_key_values(options))
+        cropper = ganenc.create(
+            "cropper", attention, **parse_key_values(crop_options, "--crop-option")
+        )
         target_device = resolve_device(device)
         read = [(path, open_image(path)) for path in images]  # every image before any output
         out_dir.mkdir(parents=True, exist_ok=True)

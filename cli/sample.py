@@ -9,7 +9,14 @@ from pydantic import Field
 
 from ganenc.config import Seed, Settings
 
-from .options import SEED, FiniteFloat, config_option, parse_key_values, settings_from_cli
+from .options import (
+    SEED,
+    FiniteFloat,
+    config_option,
+    generator_option,
+    parse_key_values,
+    settings_from_cli,
+)
 
 
 class SampleSettings(Settings):
@@ -33,14 +40,7 @@ class SampleSettings(Settings):
     help="Checkpoint file, a weights tag such as stylegan2:ffhq-1024 (downloaded once; see"
     " 'ganenc weights list'), or 'random' for random weights.",
 )
-@click.option(
-    "-O",
-    "--gen-option",
-    "gen_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Generator option, e.g. -O resolution=64 (repeatable).",
-)
+@generator_option(help="Generator option, e.g. -O resolution=64 (repeatable).")
 @click.option("-n", "n", type=int, help="Number of images (default 16).")
 @click.option("--seed", type=SEED, help="Seed of the latents (default 0).")
 @click.option("--truncation", type=FiniteFloat(), help="Truncation psi (default 1: none).")
@@ -63,7 +63,7 @@ def sample_command(config_file, gen_options, force, **given):
     from ganenc.latents import save_latent_file
 
     if gen_options:
-        given["generator_options"] = parse_key_values(gen_options, "-O/--gen-option")
+        given["generator_options"] = parse_key_values(gen_options, "-O/--option")
     settings = settings_from_cli(SampleSettings, config_file, "sample settings", **given)
     check_output(settings.out, force=force)
     latents_path = Path(settings.out).with_suffix(".latents.pt")

@@ -139,8 +139,12 @@ def _payload_problem(payload: dict) -> str | None:
 
 def load_encoder(path: str | os.PathLike, map_location: Any = "cpu"):
     """Rebuild an encoder saved by :func:`save_encoder` and load its weights."""
+    from .encoder_runs import install_hint
+
+    payload = read_encoder_checkpoint(path, map_location)
     try:
-        return encoder_from_checkpoint(read_encoder_checkpoint(path, map_location))
+        with install_hint(path, payload):
+            return encoder_from_checkpoint(payload)
     except CheckpointError as exc:
         if str(path) in str(exc):
             raise
