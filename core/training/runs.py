@@ -7,6 +7,7 @@ Layout of a run::
     checkpoints/last.pt             the newest of them (what --resume reads)
     encoder.pt                      the final encoder (ganenc.load_encoder reads any of these)
     metrics.jsonl                   one JSON object per logged step
+    curves.png, tensorboard/        its curves (see ganenc.training.curves)
     images/step-00000500.png        target | reconstruction | crops
     val.json                        held-out metrics next to the average-latent baseline
 
@@ -24,6 +25,7 @@ from typing import Any
 
 from ..errors import ConfigError, GanencError
 from ..files import atomic_path, check_output, write_json
+from .curves import RunCurves
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
@@ -55,6 +57,8 @@ STARTED_RUN_ENTRIES = {
     "config.json",
     "versions.json",
     "metrics.jsonl",
+    "curves.png",
+    "tensorboard",
     "skipped.json",
     "val_before.json",
     CHECKPOINTS,
@@ -112,6 +116,7 @@ class RunDirectory:
             self._clear_failed_start()
         if is_main:
             check_output(self.path, folder=True, force=True)
+        self.curves = RunCurves(self.path) if is_main else None
 
     def holds_no_checkpoint(self) -> bool:
         """Whether the folder holds only what a run writes before its first checkpoint."""
@@ -127,7 +132,7 @@ class RunDirectory:
             file=sys.stderr,
             flush=True,
         )
-        for name in ("metrics.jsonl", "skipped.json", "val_before.json"):
+        for name in ("metrics.jsonl", "skipped.json", "val_before.json", "curves.png"):
             (self.path / name).unlink(missing_ok=True)
         for partial in (self.path / CHECKPOINTS).glob("*.tmp"):  # a kill while saving
             partial.unlink(missing_ok=True)
@@ -170,6 +175,7 @@ class RunDirectory:
         self.path.mkdir(parents=True, exist_ok=True)
         with (self.path / "metrics.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+        self.curves.log(record)
 
     def write_json(self, name: str, data: Any) -> Path:
         path = self.path / name
@@ -189,7 +195,13 @@ class RunDirectory:
         save_encoder(encoder, path, step=step, rng=capture_rng(), **state)
         with atomic_path(self.last_checkpoint) as tmp:
             shutil.copyfile(path, tmp)
+        self.curves.refresh_if_due()
         return path
+
+    def close(self) -> None:
+        """The end of the run (finished, interrupted or failed): final curves, events closed."""
+        if self.curves is not None:
+            self.curves.close()
 
 
 def resume_settings(
