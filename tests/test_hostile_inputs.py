@@ -490,6 +490,11 @@ BAD_INPUTS = {
         ["{h}/junk.pt", "{h}/out.pt", "--to", "rosinality"],
         ["{h}/stranger.pt", "{h}/out.pt", "--to", "genforce"],
     ],
+    "studio": [
+        ["--encoder", "{h}/junk.pt", "--port", "7999"],
+        ["--encoder", "{h}/nothing-here", "--port", "7999"],
+        ["--encoder", "{h}/junk.pt", "--port", "-3"],
+    ],
 }
 
 
