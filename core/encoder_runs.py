@@ -27,7 +27,6 @@ from typing import Any
 
 from .errors import GanencError
 
-
 #: The weights family of shipped encoders (``--encoder encoder:stylegan2-emoji-64``).
 ENCODER_FAMILY = "encoder"
 

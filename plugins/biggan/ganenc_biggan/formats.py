@@ -18,11 +18,11 @@ import torch
 from ganenc.checkpoints import describe_checkpoint, read_checkpoint
 from ganenc.errors import CheckpointError, WeightsNotFoundError
 
+from .identify import HF_STATE_DICT
 from .model import BigGAN, BigGANConfig
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "pytorch_model.bin"
-HF_STATE_DICT = "a HuggingFace BigGAN state dict"
 
 
 class BigGANFileNotFoundError(CheckpointError, WeightsNotFoundError):
