@@ -6,7 +6,7 @@ import click
 
 from ganenc.training.settings import FinetuneSettings
 
-from .options import config_option, parse_key_values, run_settings, speed_options
+from .options import config_option, default_of, parse_key_values, run_settings, speed_options
 
 
 @click.command("finetune")
@@ -26,14 +26,30 @@ from .options import config_option, parse_key_values, run_settings, speed_option
 @click.option(
     "--feature-weights", help="VGG16 weights file for LPIPS/Grad-CAM, or 'random' (warns)."
 )
-@click.option("--iterations", type=int, help="Steps (per image in per-image mode; default 1500).")
-@click.option("--batch-size", type=int, help="Images per step in dataset mode (default 4).")
-@click.option("--lr", type=float, help="Adam learning rate (default 0.005, the reference's).")
 @click.option(
-    "--held-out", type=float, help="Fraction of images held out in dataset mode (default 0.2)."
+    "--iterations",
+    type=int,
+    help=f"Steps (per image in per-image mode; default {default_of(FinetuneSettings, 'iterations')}).",
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    help=f"Images per step in dataset mode (default {default_of(FinetuneSettings, 'batch_size')}).",
+)
+@click.option(
+    "--lr",
+    type=float,
+    help=f"Adam learning rate (default {default_of(FinetuneSettings, 'optimizer.lr')}, the reference's).",
+)
+@click.option(
+    "--held-out",
+    type=float,
+    help=f"Fraction of images held out in dataset mode (default {default_of(FinetuneSettings, 'held_out')}).",
 )
 @click.option("--seed", type=int, help="Seed of the split and the batch order.")
-@click.option("--device", help="auto, cpu or cuda (default auto).")
+@click.option(
+    "--device", help=f"auto, cpu or cuda (default {default_of(FinetuneSettings, 'device')})."
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False),

@@ -10,6 +10,20 @@ from ganenc.config import resolve_settings
 from ganenc.errors import ConfigError
 
 
+def default_of(model: type, field: str) -> Any:
+    """The default of a settings field, for help texts (``"optimizer.lr"`` follows nested models).
+
+    Help texts quote the pydantic models instead of restating their numbers, so
+    a changed default cannot leave ``--help`` behind.
+    """
+    value: Any = None
+    for name in field.split("."):
+        info = model.model_fields[name]
+        value = info.get_default(call_default_factory=True)
+        model = type(value)
+    return value
+
+
 def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str, Any]:
     """``("channel_max=32", "blur=true")`` -> ``{"channel_max": 32, "blur": True}`` (YAML scalars)."""
     import yaml

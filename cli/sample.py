@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ganenc.config import Settings
 
-from .options import config_option, parse_key_values, settings_from_cli
+from .options import config_option, default_of, parse_key_values, settings_from_cli
 
 
 class SampleSettings(Settings):
@@ -41,15 +41,27 @@ class SampleSettings(Settings):
     metavar="KEY=VALUE",
     help="Generator option, e.g. -O resolution=64 (repeatable).",
 )
-@click.option("-n", "n", type=int, help="Number of images (default 16).")
-@click.option("--seed", type=int, help="Seed of the latents (default 0).")
-@click.option("--truncation", type=float, help="Truncation psi (default 1: none).")
+@click.option(
+    "-n", "n", type=int, help=f"Number of images (default {default_of(SampleSettings, 'n')})."
+)
+@click.option(
+    "--seed", type=int, help=f"Seed of the latents (default {default_of(SampleSettings, 'seed')})."
+)
+@click.option(
+    "--truncation",
+    type=float,
+    help=f"Truncation psi (default {default_of(SampleSettings, 'truncation'):g}: none).",
+)
 @click.option("--truncation-layers", type=int, help="Truncate only the first N layers.")
 @click.option(
-    "--out", type=click.Path(dir_okay=False), help="Output PNG grid (default samples.png)."
+    "--out",
+    type=click.Path(dir_okay=False),
+    help=f"Output PNG grid (default {default_of(SampleSettings, 'out')}).",
 )
 @click.option("--save-latents", is_flag=True, default=None, help="Also save the latents (.pt).")
-@click.option("--device", help="auto, cpu or cuda (default auto).")
+@click.option(
+    "--device", help=f"auto, cpu or cuda (default {default_of(SampleSettings, 'device')})."
+)
 @config_option
 def sample_command(config_file, gen_options, **given):
     """Write a grid of samples from a generator (and optionally their latents)."""
