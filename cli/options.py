@@ -16,11 +16,10 @@ def default_of(model: type, field: str) -> Any:
     Help texts quote the pydantic models instead of restating their numbers, so
     a changed default cannot leave ``--help`` behind.
     """
-    value: Any = None
-    for name in field.split("."):
-        info = model.model_fields[name]
-        value = info.get_default(call_default_factory=True)
-        model = type(value)
+    head, *rest = field.split(".")
+    value = model.model_fields[head].get_default(call_default_factory=True)
+    for name in rest:  # the nested model's own default may differ from its class's
+        value = getattr(value, name)
     return value
 
 
