@@ -212,7 +212,7 @@ register_feature_weights(
         filename="emoji-cnn.pt",
         url="",
         package="ganenc.emoji",
-        sha256="0" * 64,
+        sha256="3404b30a61e7241f60a0f45c1aaac8214804f18fa1d8c03574e8fdf3c96d8d1a",
         build="ganenc.emoji.classifier:EmojiCNN",
         load="ganenc.emoji.classifier:load_emoji_cnn",
         description="ganenc's emoji classifier (Unicode group of a 64 px Noto emoji):"
