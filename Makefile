@@ -3,19 +3,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PLUGINS := plugins/stylegan plugins/pggan plugins/biggan plugins/attention_center plugins/attention_gradcam
-EXAMPLE_PLUGIN := docs/example_plugin
+EXAMPLE_PLUGINS := docs/example_plugin docs/example_gan
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
+EMOJI := core/emoji
+DEMO_ENV := GANENC_OFFLINE=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2}
 
 .PHONY: install test test-all demo lint clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) $(EXAMPLE_PLUGIN)/pyproject.toml
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) $(addsuffix /pyproject.toml,$(EXAMPLE_PLUGINS))
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ganenc needs Python 3.11 or newer (set PYTHON=...)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.1"
-	$(BIN)/python -m pip install --quiet -e ".[test]" $(addprefix -e ,$(PLUGINS)) -e $(EXAMPLE_PLUGIN)
+	$(BIN)/python -m pip install --quiet -e ".[test]" $(addprefix -e ,$(PLUGINS) $(EXAMPLE_PLUGINS))
 	touch $(STAMP)
 
 test: install
@@ -31,16 +33,23 @@ lint: install
 demo: install
 	rm -rf $(DEMO_OUT)
 	$(BIN)/ganenc list
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/ganenc train --gan stylegan2 --attention gradcam \
-		--checkpoint random --resolution 64 -O channel_max=64 --encoder-option max_channels=64 \
-		--feature-weights random --iterations 40 --batch-size 4 --val-samples 16 \
-		--image-every 20 --checkpoint-every 20 --out $(DEMO_OUT)/train
-	@echo
-	@echo "Demo finished. Results in $(DEMO_OUT)/train:"
-	@echo "  images/step-*.png   target | reconstruction | AT1 and AT2 crops (Grad-CAM boxes)"
-	@echo "  val.png, val.json   held-out reconstructions vs. decoding the average latent"
-	@echo "  metrics.jsonl, config.json, versions.json, checkpoints/, encoder.pt"
-	@echo "This is a RANDOM 64 px StyleGAN2 with RANDOM VGG16 features: it shows the pipeline runs, not quality."
+	@echo; echo "== the headline command: pre-train an encoder for the shipped emoji StyleGAN2 (short run)"
+	$(DEMO_ENV) $(BIN)/ganenc train --gan stylegan2 --checkpoint stylegan2:emoji-64 --attention gradcam \
+		--crop-option classifier=emoji-cnn --config examples/emoji-loss.yaml \
+		--encoder-option start_channels=32 --encoder-option max_channels=256 \
+		--iterations 60 --batch-size 8 --val-samples 16 --image-every 30 --checkpoint-every 30 \
+		--no-progress --out $(DEMO_OUT)/train
+	@echo; echo "== invert 16 held-out real emoji with the shipped pre-trained encoder, then hybrid refinement"
+	$(DEMO_ENV) $(BIN)/ganenc invert --encoder encoder:stylegan2-emoji-64 --images $(EMOJI)/heldout --out $(DEMO_OUT)/invert
+	$(DEMO_ENV) $(BIN)/ganenc invert --encoder encoder:stylegan2-emoji-64 --images $(EMOJI)/heldout \
+		--refine optimize --steps 50 --out $(DEMO_OUT)/refined
+	@echo; echo "== a label direction (has_skin_tone) from 60 labelled emoji, and edit strips along it"
+	$(DEMO_ENV) $(BIN)/ganenc invert --encoder encoder:stylegan2-emoji-64 --images $(EMOJI)/skin-tones --out $(DEMO_OUT)/tones
+	$(DEMO_ENV) $(BIN)/ganenc directions --latents $(DEMO_OUT)/tones --labels $(EMOJI)/skin-tones.csv \
+		--attribute has_skin_tone --space w_plus --out $(DEMO_OUT)/directions
+	$(DEMO_ENV) $(BIN)/ganenc edit --latents $(DEMO_OUT)/invert --direction $(DEMO_OUT)/directions/has_skin_tone.pt \
+		--strengths=-2,0,2,4 --out $(DEMO_OUT)/edits
+	$(DEMO_ENV) $(BIN)/python examples/demo_summary.py $(DEMO_OUT)
 
 clean:
-	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info $(EXAMPLE_PLUGIN)/*.egg-info
+	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info $(addsuffix /*.egg-info,$(EXAMPLE_PLUGINS))

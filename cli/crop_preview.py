@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import parse_key_values
+from .options import crop_option, parse_key_values
 
 #: Outline colours of AT1, AT2, AT3 ... boxes.
 BOX_COLOURS = ((255, 200, 0), (255, 40, 40), (40, 160, 255), (60, 220, 60))
@@ -44,13 +44,11 @@ def draw_boxes(image, boxes: list[tuple[int, int, int, int]]):
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for the annotated PNGs.",
 )
-@click.option(
-    "-O",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Cropper option, e.g. --option thresholds=[0.3,0.6] (repeatable).",
+@crop_option(
+    help="Cropper option, e.g. --crop-option thresholds=[0.3,0.6] (repeatable).",
+    aliases=("-O", "--option"),
+    deprecated="crop-preview: -O/--option is deprecated here, use --crop-option"
+    " (-O/--option means generator options in every other command)",
 )
 @click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE first.")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
@@ -58,7 +56,7 @@ def crop_preview_command(
     attention: str,
     images: tuple[Path, ...],
     out_dir: Path,
-    options: tuple[str, ...],
+    crop_options: tuple[str, ...],
     size: int | None,
     device: str,
 ) -> None:
@@ -72,7 +70,9 @@ def crop_preview_command(
     from ganenc.errors import GanencError
 
     try:
-        cropper = ganenc.create("cropper", attention, **parse_key_values(options))
+        cropper = ganenc.create(
+            "cropper", attention, **parse_key_values(crop_options, "--crop-option")
+        )
         target_device = resolve_device(device)
         out_dir.mkdir(parents=True, exist_ok=True)
         used: set[str] = set()

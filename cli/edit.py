@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import parse_key_values
+from .options import generator_option, parse_key_values
 
 
 @click.command("edit")
@@ -32,14 +32,7 @@ from .options import parse_key_values
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New output folder.")
 @click.option("--gan", help="Generator family (default: the one the latent files record).")
 @click.option("--checkpoint", help="Generator checkpoint (default: the recorded one).")
-@click.option(
-    "-O",
-    "--gen-option",
-    "gen_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Generator option (repeatable; with --gan).",
-)
+@generator_option(help="Generator option (repeatable; with --gan).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 def edit_command(latents, direction, strengths, layers, out, gan, checkpoint, gen_options, device):
     """Write edited latents and an edit strip (one image per strength) per latent file.
@@ -70,7 +63,7 @@ def edit_command(latents, direction, strengths, layers, out, gan, checkpoint, ge
             "checkpoint": checkpoint or recorded.get("checkpoint") or "random",
             "generator_options": {
                 **(recorded.get("generator_options") or {}),
-                **parse_key_values(gen_options, "-O/--gen-option"),
+                **parse_key_values(gen_options, "-O/--option"),
             },
         }
     summary = edit_latents(

@@ -6,7 +6,17 @@ import click
 
 from ganenc.training.settings import FinetuneSettings
 
-from .options import config_option, default_of, parse_key_values, run_settings, speed_options
+from .options import (
+    config_option,
+    crop_option,
+    default_of,
+    generator_option,
+    loss_option,
+    loss_settings,
+    parse_key_values,
+    run_settings,
+    speed_options,
+)
 
 
 @click.command("finetune")
@@ -60,19 +70,17 @@ from .options import config_option, default_of, parse_key_values, run_settings, 
 @click.option("--log-every", type=int)
 @click.option("--resume", is_flag=True, default=None, help="Continue the run in --out.")
 @click.option("--no-progress", "progress", flag_value=False, default=None, help="No progress bar.")
-@click.option(
-    "--crop-option",
-    "crop_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Cropper option (repeatable).",
-)
+@generator_option(help="Generator option overriding the ones the encoder records (repeatable).")
+@crop_option(help="Cropper option (repeatable).")
+@loss_option()
 @speed_options
 @click.option(
     "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision (CUDA)."
 )
 @config_option
-def finetune_command(config_file, crop_options, lr, feature_weights, **given):
+def finetune_command(
+    config_file, gen_options, crop_options, loss_options, lr, feature_weights, **given
+):
     """Fine-tune an encoder on real images (latent cycle and L2 regularisation).
 
     \b
@@ -82,9 +90,9 @@ def finetune_command(config_file, crop_options, lr, feature_weights, **given):
     from ganenc.training.finetune import finetune
 
     given["cropper_options"] = parse_key_values(crop_options, "--crop-option") or None
+    given["generator_options"] = parse_key_values(gen_options, "-O/--option") or None
     given["optimizer"] = {"lr": lr} if lr is not None else None
-    if feature_weights is not None:
-        given["loss"] = {"feature_weights": feature_weights}
+    given["loss"] = loss_settings(loss_options, feature_weights)
     settings = run_settings(FinetuneSettings, config_file, "finetune settings", given)
     run = finetune(settings)
     click.echo(f"run directory: {run}")

@@ -6,19 +6,14 @@ from typing import Any
 
 import click
 
-from .options import parse_key_values
+from .options import crop_option, generator_option, loss_option, parse_key_values
 
 
 def generator_override_options(function):
     """``--gan``, ``--checkpoint`` and ``-O`` options that replace what the encoder records."""
-    function = click.option(
-        "-O",
-        "--gen-option",
-        "gen_options",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Generator option overriding the recorded ones (repeatable).",
-    )(function)
+    function = generator_option(help="Generator option overriding the recorded ones (repeatable).")(
+        function
+    )
     function = click.option(
         "--checkpoint", help="Generator checkpoint overriding the one the encoder records."
     )(function)
@@ -66,6 +61,8 @@ def refinement_options(function):
         click.option(
             "--attention", help="Cropper of the refinement (default: the training run's)."
         ),
+        crop_option(help="Cropper option of the refinement, replacing the run's (repeatable)."),
+        loss_option(),
         click.option(
             "--batch-size",
             type=click.IntRange(min=1),
@@ -97,7 +94,9 @@ def build_inverter(
     lr: float | None,
     anchor_weight: float,
     loss_terms: tuple[str, ...],
+    loss_options: tuple[str, ...],
     attention: str | None,
+    crop_options: tuple[str, ...],
     feature_weights: str | None,
     device: str,
 ) -> Any:
@@ -111,19 +110,23 @@ def build_inverter(
         encoder,
         gan=gan,
         checkpoint=checkpoint,
-        generator_options=parse_key_values(gen_options, "-O/--gen-option") or None,
+        generator_options=parse_key_values(gen_options, "-O/--option") or None,
         attention=attention,
+        cropper_options=parse_key_values(crop_options, "--crop-option") or None,
         feature_weights=feature_weights,
     )
-    if loss_terms:
+    if loss_terms or loss_options:
         trained = run.loss_settings.model_dump(mode="json")
-        terms = parse_key_values(loss_terms, "--loss-term")
-        kept = set(terms) | set(trained.get("latent_terms") or {})
+        given = parse_key_values(loss_options, "--loss-option")
+        if loss_terms:
+            given["image_terms"] = parse_key_values(loss_terms, "--loss-term")
+        terms = given.get("image_terms") or trained.get("image_terms") or {}
+        kept = set(terms) | set(given.get("latent_terms") or trained.get("latent_terms") or {})
         options = {k: v for k, v in (trained.get("term_options") or {}).items() if k in kept}
         run.loss_settings = validate_options(
             LossSettings,
-            {**trained, "image_terms": terms, "term_options": options},
-            "--loss-term",
+            {**trained, "term_options": options, **given},
+            "--loss-term/--loss-option",
         )
     options: dict[str, Any] = {"anchor_weight": anchor_weight}
     if lr is not None:

@@ -11,13 +11,21 @@ from __future__ import annotations
 import json
 import os
 import traceback
+import warnings
 from typing import Any
 
 import click
 
 from ganenc import __version__
-from ganenc.errors import GanencError
-from ganenc.registry import ENTRY_POINT_GROUP, KINDS, get_registry
+from ganenc.errors import GanencError, PluginLoadError, PluginRegistrationError
+from ganenc.registry import (
+    ENTRY_POINT_GROUP,
+    KINDS,
+    get_registry,
+    preferred,
+    short_error,
+    strict_plugins,
+)
 
 
 class GanencGroup(click.Group):
@@ -42,7 +50,22 @@ class GanencGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GanencError as exc:
+            if wants_traceback(ctx):
+                click.echo(traceback.format_exc().rstrip(), err=True)
             raise click.ClickException(str(exc)) from None
+
+
+def wants_traceback(ctx: click.Context | None = None) -> bool:
+    """``ganenc --traceback`` or ``GANENC_TRACEBACK=1``: show where an error came from."""
+    if os.environ.get("GANENC_TRACEBACK", "").lower() in {"1", "true", "yes"}:
+        return True
+    root = ctx.find_root() if ctx is not None else click.get_current_context(silent=True)
+    return bool(root is not None and root.find_root().meta.get("ganenc.traceback"))
+
+
+def _remember_traceback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["ganenc.traceback"] = True
 
 
 def _collect_plugin_commands(registry: Any, builtin: set[str]) -> dict[str, click.Command]:
@@ -52,7 +75,12 @@ def _collect_plugin_commands(registry: Any, builtin: set[str]) -> dict[str, clic
         collector = click.Group()
         info = registry.plugins.get(impl.plugin_name)
         try:
-            impl.function(cli=collector)
+            returned = impl.function(cli=collector)
+            if returned is not None:
+                raise PluginRegistrationError(
+                    f"register_commands returned a {type(returned).__name__} instead of"
+                    " adding commands to cli; nothing it returned is registered"
+                )
             clashes = (set(collector.commands) & builtin) | (
                 set(collector.commands) & set(commands)
             )
@@ -61,10 +89,12 @@ def _collect_plugin_commands(registry: Any, builtin: set[str]) -> dict[str, clic
         except Exception as exc:  # noqa: BLE001 - the plugin's fault, reported by 'list'
             if info is not None:
                 info.status = "failed"
-                info.error = f"register_commands: {type(exc).__name__}: {exc}"
+                info.error = f"register_commands: {short_error(exc)}"
                 info.traceback = "".join(traceback.format_exception(exc))
-            if os.environ.get("GANENC_STRICT_PLUGINS", "").lower() in {"1", "true", "yes"}:
-                raise
+            if strict_plugins():
+                raise PluginLoadError(
+                    f"plugin {impl.plugin_name!r} failed: {short_error(exc)}"
+                ) from exc
             continue
         commands.update(collector.commands)
     return commands
@@ -98,6 +128,14 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     callback=_print_version,
     help="Show the versions of ganenc and its plugins and exit.",
 )
+@click.option(
+    "--traceback",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_remember_traceback,
+    help="On an error, print its traceback too (or set GANENC_TRACEBACK=1).",
+)
 def cli() -> None:
     """ganenc: train encoders that invert pretrained GAN generators."""
 
@@ -119,6 +157,7 @@ def list_command(kind: str | None, as_json: bool) -> None:
         conflicts = registry.conflicts(spec)
         if conflicts:
             row["conflicts_with"] = [other.qualified_name for other in conflicts]
+            row["bare_name"] = preferred([spec, *conflicts]) is spec
         rows.append(row)
     for info in registry.plugins.values():
         if info.status == "failed":
@@ -150,7 +189,11 @@ def list_command(kind: str | None, as_json: bool) -> None:
         if row["status"] == "failed":
             status = f"[red]failed[/red]: {row['error']}"
         elif "conflicts_with" in row:
-            status = f"[yellow]ok, name shared with {', '.join(row['conflicts_with'])}[/yellow]"
+            shared = ", ".join(row["conflicts_with"])
+            if row["bare_name"]:
+                status = f"[yellow]ok, the bare name is this one (also {shared})[/yellow]"
+            else:
+                status = f"[yellow]ok as {row['plugin']}:{row['name']} (name shared with {shared})[/yellow]"
         else:
             status = "[green]ok[/green]"
         table.add_row(name, row["kind"] or "-", row["plugin"], dist, row["description"], status)
@@ -160,10 +203,19 @@ def list_command(kind: str | None, as_json: bool) -> None:
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Show tracebacks of failures.")
-def plugins_command(as_json: bool, show_traceback: bool) -> None:
+@click.option(
+    "--check",
+    "check",
+    metavar="NAME",
+    help="Import every component of plugin NAME (or distribution) and run its contract checks.",
+)
+def plugins_command(as_json: bool, show_traceback: bool, check: str | None) -> None:
     """List installed plugins with their distribution, version and status."""
     registry = get_registry()
     cli.plugin_commands()
+    if check is not None:
+        _check_plugin(registry, check, show_traceback)
+        return
     infos = list(registry.plugins.values())
     if as_json:
         click.echo(json.dumps([info.as_dict() for info in infos], indent=2))
@@ -184,6 +236,34 @@ def plugins_command(as_json: bool, show_traceback: bool) -> None:
         for info in infos:
             if info.traceback:
                 console.print(f"[bold]{info.name}[/bold]\n{info.traceback}")
+
+
+def _check_plugin(registry: Any, plugin: str, show_traceback: bool) -> None:
+    """One line per component: its contract check passed, or why not; exit 1 on a failure."""
+    from ganenc.features import RandomFeatureWeightsWarning
+    from ganenc.testing import check_component, plugin_components
+
+    specs = plugin_components(plugin, registry)
+    if not specs:
+        raise click.ClickException(f"plugin {plugin!r} registers no components")
+    failed = 0
+    for spec in specs:
+        label = f"{spec.kind} {spec.qualified_name}"
+        try:
+            with warnings.catch_warnings():  # each warning is logged already; say it once
+                warnings.simplefilter("ignore", RandomFeatureWeightsWarning)
+                checked = check_component(spec, registry)
+        except Exception as exc:  # noqa: BLE001 - a broken component is the report, not a crash
+            failed += 1
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            click.echo(f"FAIL  {label}: {type(exc).__name__}: {reason}".rstrip(": "))
+            if show_traceback:
+                click.echo("".join(traceback.format_exception(exc)), err=True)
+            continue
+        click.echo(f"ok    {label}: {checked}")
+    click.echo(f"{len(specs) - failed} of {len(specs)} component(s) passed")
+    if failed:
+        raise SystemExit(1)
 
 
 def _console():

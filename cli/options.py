@@ -1,7 +1,15 @@
-"""Shared command-line plumbing: ``--config`` files, ``-O key=value`` options, settings."""
+"""Shared command-line plumbing: ``--config`` files, ``KEY=VALUE`` options, settings.
+
+One spelling per idea in every command: ``-O/--option`` generator options,
+``--encoder-option``, ``--crop-option`` and ``--loss-option`` the encoder's,
+cropper's and composite loss's.  Older spellings stay accepted as hidden aliases.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -37,6 +45,67 @@ def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str
         except yaml.YAMLError:
             result[key.strip().replace("-", "_")] = value
     return result
+
+
+logger = logging.getLogger("ganenc.cli")
+
+
+def key_value_option(
+    *flags: str,
+    dest: str,
+    help: str,
+    aliases: tuple[str, ...] = (),
+    deprecated: str | None = None,
+) -> Callable:
+    """A repeatable ``KEY=VALUE`` option; ``aliases`` are hidden old spellings of it.
+
+    The values of the aliases join the option's own (``dest`` receives them all).
+    With ``deprecated``, using an alias logs that message once.
+    """
+
+    def decorate(function: Callable) -> Callable:
+        alias_dest = f"{dest}__aliases"
+
+        @functools.wraps(function)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            old = tuple(kwargs.pop(alias_dest, ()) or ())
+            if old and deprecated:
+                logger.warning(deprecated)
+            kwargs[dest] = tuple(kwargs.get(dest) or ()) + old
+            return function(*args, **kwargs)
+
+        if aliases:
+            command = click.option(*aliases, alias_dest, multiple=True, hidden=True)(command)
+        return click.option(*flags, dest, multiple=True, metavar="KEY=VALUE", help=help)(command)
+
+    return decorate
+
+
+#: The four kinds of component options, spelt the same in every command.
+generator_option = functools.partial(
+    key_value_option,
+    "-O",
+    "--option",
+    dest="gen_options",
+    aliases=("--gen-option",),
+)
+encoder_option = functools.partial(key_value_option, "--encoder-option", dest="encoder_options")
+crop_option = functools.partial(key_value_option, "--crop-option", dest="crop_options")
+loss_option = functools.partial(
+    key_value_option,
+    "--loss-option",
+    dest="loss_options",
+    help="Composite loss setting, e.g. --loss-option attention_strategy=1 or"
+    " --loss-option 'image_terms={mse: 1, lpips: 1}' (repeatable; see docs/hooks.md).",
+)
+
+
+def loss_settings(loss_options: tuple[str, ...], feature_weights: str | None) -> dict | None:
+    """The ``loss`` settings given on the command line (``None``: none given)."""
+    loss = parse_key_values(loss_options, "--loss-option")
+    if feature_weights is not None:
+        loss["feature_weights"] = feature_weights
+    return loss or None
 
 
 def speed_options(command):

@@ -9,7 +9,13 @@ from pydantic import Field
 
 from ganenc.config import Settings
 
-from .options import config_option, default_of, parse_key_values, settings_from_cli
+from .options import (
+    config_option,
+    default_of,
+    generator_option,
+    parse_key_values,
+    settings_from_cli,
+)
 
 
 class SampleSettings(Settings):
@@ -33,14 +39,7 @@ class SampleSettings(Settings):
     help="Checkpoint file, a weights tag such as stylegan2:ffhq-1024 (downloaded once; see"
     " 'ganenc weights list'), or 'random' for random weights.",
 )
-@click.option(
-    "-O",
-    "--gen-option",
-    "gen_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Generator option, e.g. -O resolution=64 (repeatable).",
-)
+@generator_option(help="Generator option, e.g. -O resolution=64 (repeatable).")
 @click.option(
     "-n", "n", type=int, help=f"Number of images (default {default_of(SampleSettings, 'n')})."
 )
@@ -73,7 +72,7 @@ def sample_command(config_file, gen_options, **given):
     from ganenc.latents import save_latent_file
 
     if gen_options:
-        given["generator_options"] = parse_key_values(gen_options, "-O/--gen-option")
+        given["generator_options"] = parse_key_values(gen_options, "-O/--option")
     settings = settings_from_cli(SampleSettings, config_file, "sample settings", **given)
     checkpoint = None if settings.checkpoint == "random" else settings.checkpoint
     device = resolve_device(settings.device)

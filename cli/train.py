@@ -6,7 +6,18 @@ import click
 
 from ganenc.training.settings import TrainSettings
 
-from .options import config_option, default_of, parse_key_values, run_settings, speed_options
+from .options import (
+    config_option,
+    crop_option,
+    default_of,
+    encoder_option,
+    generator_option,
+    loss_option,
+    loss_settings,
+    parse_key_values,
+    run_settings,
+    speed_options,
+)
 
 
 @click.command("train")
@@ -19,28 +30,10 @@ from .options import config_option, default_of, parse_key_values, run_settings, 
     help="Generator checkpoint file, weights tag (e.g. stylegan2:ffhq-1024), or 'random'.",
 )
 @click.option("--resolution", type=int, help="Resolution of a random generator.")
-@click.option(
-    "-O",
-    "--gen-option",
-    "gen_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Generator option (repeatable).",
-)
-@click.option(
-    "--encoder-option",
-    "encoder_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Encoder option (repeatable).",
-)
-@click.option(
-    "--crop-option",
-    "crop_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Cropper option (repeatable).",
-)
+@generator_option(help="Generator option, e.g. -O channel_max=64 (repeatable).")
+@encoder_option(help="Encoder option (repeatable).")
+@crop_option(help="Cropper option (repeatable).")
+@loss_option()
 @click.option(
     "--feature-weights", help="VGG16 weights file for LPIPS/Grad-CAM, or 'random' (warns)."
 )
@@ -95,6 +88,7 @@ def train_command(
     gen_options,
     encoder_options,
     crop_options,
+    loss_options,
     resolution,
     lr,
     feature_weights,
@@ -108,7 +102,7 @@ def train_command(
     """
     from ganenc.training.pretrain import pretrain
 
-    given["generator_options"] = parse_key_values(gen_options, "-O/--gen-option") or None
+    given["generator_options"] = parse_key_values(gen_options, "-O/--option") or None
     if resolution is not None:
         given["generator_options"] = {
             **(given["generator_options"] or {}),
@@ -117,7 +111,7 @@ def train_command(
     given["encoder_options"] = parse_key_values(encoder_options, "--encoder-option") or None
     given["cropper_options"] = parse_key_values(crop_options, "--crop-option") or None
     given["optimizer"] = {"lr": lr} if lr is not None else None
-    given["loss"] = {"feature_weights": feature_weights} if feature_weights is not None else None
+    given["loss"] = loss_settings(loss_options, feature_weights)
     settings = run_settings(TrainSettings, config_file, "train settings", given)
     run = pretrain(settings)
     click.echo(f"run directory: {run}")

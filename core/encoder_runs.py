@@ -18,14 +18,15 @@ and resolves all of them with the defaults of the training run:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import GanencError
+from .errors import GanencError, UnknownComponentError
 
 #: The weights family of shipped encoders (``--encoder encoder:stylegan2-emoji-64``).
 ENCODER_FAMILY = "encoder"
@@ -187,7 +188,9 @@ class EncoderRun:
             checkpoint=checkpoint,
             generator_options=generator_options,
         )
-        generator = spec.load()
+        with install_hint(path, payload):
+            generator = spec.load()
+            encoder = encoder_from_checkpoint(payload)
         geometry = generator.geometry().to_dict()
         if payload["geometry"] != geometry:
             raise GanencError(
@@ -209,7 +212,7 @@ class EncoderRun:
             trained_with=trained_with,
             generator_spec=spec,
             generator=generator,
-            encoder=encoder_from_checkpoint(payload),
+            encoder=encoder,
             loss_settings=loss_settings,
             attention=chosen_attention,
             cropper_options=dict(cropper_options),
@@ -230,6 +233,43 @@ class EncoderRun:
         return build_cropper(
             self.attention, self.cropper_options, self.loss_settings.feature_weights
         )
+
+
+@contextlib.contextmanager
+def install_hint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Iterator[None]:
+    """A component missing while a saved encoder is opened: say which distribution to install."""
+    try:
+        yield
+    except UnknownComponentError as exc:
+        hint = missing_plugin_hint(Path(path), payload)
+        if hint is None:
+            raise
+        raise UnknownComponentError(f"{exc}. {hint}") from None
+
+
+def missing_plugin_hint(encoder_path: Path, payload: Mapping[str, Any]) -> str | None:
+    """Which distribution made the run, read from the run's ``versions.json``."""
+    plugin = payload.get("plugin")
+    for folder in (encoder_path.parent, encoder_path.parent.parent):
+        versions = folder / "versions.json"
+        if not versions.is_file():
+            continue
+        try:
+            recorded = json.loads(versions.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            return None
+        for info in recorded.get("plugins") or []:
+            if isinstance(info, dict) and info.get("name") == plugin and info.get("distribution"):
+                distribution, version = info["distribution"], info.get("version")
+                made = f" {version}" if version else ""
+                return (
+                    f"This run was made with plugin {plugin!r} of the distribution"
+                    f" {distribution}{made} ({versions}): install it (pip install {distribution})"
+                )
+        return None
+    if plugin:
+        return f"This encoder was built by plugin {plugin!r}: install the distribution providing it"
+    return None
 
 
 def describe_geometry(geometry: Mapping[str, Any]) -> str:

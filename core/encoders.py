@@ -114,7 +114,11 @@ def read_encoder_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") 
 
 def load_encoder(path: str | os.PathLike, map_location: Any = "cpu"):
     """Rebuild an encoder saved by :func:`save_encoder` and load its weights."""
-    return encoder_from_checkpoint(read_encoder_checkpoint(path, map_location))
+    from .encoder_runs import install_hint
+
+    payload = read_encoder_checkpoint(path, map_location)
+    with install_hint(path, payload):
+        return encoder_from_checkpoint(payload)
 
 
 def encoder_from_checkpoint(payload: dict):

@@ -53,6 +53,12 @@ def lpips_or_reason(feature_weights: str | None) -> tuple[Any, str | None]:
         resolve_weights_file("vgg16", feature_weights, download=False)  # never download here
         term = create("loss", "lpips", feature_weights=feature_weights)
     except GanencError as exc:
+        missing = getattr(exc, "missing_path", None)
+        if missing is not None:  # the real reason, not how the search for it was configured
+            return None, (
+                f"LPIPS not reported: VGG16 weights file missing at {missing}"
+                " (put the file there or pass --feature-weights PATH)"
+            )
         return None, f"LPIPS not reported: {exc}"
     return term, None
 

@@ -296,6 +296,13 @@ def download_weights(entry: FeatureWeights, destination: Path, timeout: float) -
     _weights.remember_download(entry.weights_entry(), weights_file, digest, url)
 
 
+def _missing(message: str, path: Path) -> WeightsNotFoundError:
+    """The error of a missing weights file; ``missing_path`` says where it was looked for."""
+    error = WeightsNotFoundError(message)
+    error.missing_path = path
+    return error
+
+
 def _missing_message(entry: FeatureWeights, cached: Path, reason: str) -> str:
     return (
         f"pretrained {entry.name} weights not found: expected the file {entry.filename} at"
@@ -325,9 +332,10 @@ def resolve_weights_file(
         explicit = Path(path).expanduser()
         if explicit.is_file():
             return explicit
-        raise WeightsNotFoundError(
+        raise _missing(
             f"pretrained {name} weights not found at {explicit} (given as feature_weights)."
-            f" The expected file is {entry.filename}, from {entry.url}."
+            f" The expected file is {entry.filename}, from {entry.url}.",
+            explicit,
         )
     cached = hub_checkpoint_dir() / entry.filename
     for candidate in (cached, *(cached.with_name(alias) for alias in entry.aliases)):
@@ -336,9 +344,8 @@ def resolve_weights_file(
     if download is None:
         download = not offline()
     if not download:
-        raise WeightsNotFoundError(
-            _missing_message(entry, cached, f"download skipped: {OFFLINE_ENV}=1")
-        )
+        reason = f"download skipped: {OFFLINE_ENV}=1" if offline() else "not downloaded here"
+        raise _missing(_missing_message(entry, cached, reason), cached)
     try:
         download_weights(entry, cached, download_timeout() if timeout is None else timeout)
     except Exception as exc:  # noqa: BLE001 - network, disk and hash errors all end the same way

@@ -37,7 +37,8 @@ def register_generators(register):
 
     ``factory(checkpoint=None, **options)`` returns a
     :class:`ganenc.adapters.GeneratorAdapter`.  ``checkpoint`` is a path (or
-    ``None`` for a randomly initialised generator built from the options).
+    ``None`` for a randomly initialised generator built from the options); the
+    options model must declare it.
     Example: ``register("stylegan2", "ganenc_stylegan.adapter:load_stylegan2")``.
     """
 
@@ -47,7 +48,7 @@ def register_encoders(register):
     """Register encoder builders.
 
     ``factory(geometry, **options)`` returns a :class:`torch.nn.Module` whose
-    ``forward(images)`` returns the dict of latents described by
+    ``forward(images, condition=None)`` returns the dict of latents described by
     ``geometry.encoder_latents``.  Pass ``generators=("stylegan1", ...)`` to
     ``register`` to declare which generator families the builder serves; the
     engine picks the builder from the generator's family with no list of GAN
@@ -98,7 +99,8 @@ def register_commands(cli):
 
     ``cli`` is the root :class:`click.Group`; add commands with
     ``cli.add_command(...)`` or ``@cli.command()``.  Import heavy modules
-    inside the command functions, not at module level.
+    inside the command functions, not at module level.  The core's own
+    commands are added directly, not through this hook.
     """
 
 

@@ -161,6 +161,7 @@ class Inverter:
         loss: Any = None,
         attention: str | None = None,
         feature_weights: str | None = None,
+        cropper_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Inverter:
         """Load an encoder (run directory or file) and the generator it records.
@@ -179,6 +180,7 @@ class Inverter:
             generator_options=generator_options,
             loss=loss,
             attention=attention,
+            cropper_options=cropper_options,
             feature_weights=feature_weights,
         )
         return cls.from_run(run, device=device, **options)

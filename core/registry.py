@@ -20,9 +20,16 @@ Environment variables:
 
 from __future__ import annotations
 
+import ast
+import difflib
+import functools
 import importlib
+import importlib.util
+import inspect
+import logging
 import os
 import re
+import sys
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -41,6 +48,8 @@ from .errors import (
 
 ENTRY_POINT_GROUP = "ganenc"
 BUILTIN_PLUGIN = "ganenc"
+
+logger = logging.getLogger(__name__)
 
 #: Component kind -> the hook that registers it.  New kinds come with new hookspecs.
 KINDS: dict[str, str] = {
@@ -133,7 +142,7 @@ def _import_object(reference: str, what: str) -> Any:
             obj = getattr(obj, part)
     except Exception as exc:  # noqa: BLE001 - whatever the plugin's module raises
         raise PluginLoadError(
-            f"cannot import {reference!r} for {what}: {_short_error(exc)}"
+            f"cannot import {reference!r} for {what}: {short_error(exc)}"
         ) from exc
     return obj
 
@@ -145,11 +154,11 @@ def _env_list(variable: str) -> set[str] | None:
     return {item.strip() for item in value.split(",") if item.strip()}
 
 
-def _strict() -> bool:
+def strict_plugins() -> bool:
     return os.environ.get("GANENC_STRICT_PLUGINS", "").lower() in {"1", "true", "yes"}
 
 
-def _short_error(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -166,6 +175,7 @@ class Registry:
         self.plugin_manager.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self._components: dict[str, dict[str, list[ComponentSpec]]] | None = None
+        self._warned: set[tuple[str, str]] = set()
         if builtins:
             from . import builtins as builtin_plugin
             from ._version import __version__
@@ -202,7 +212,7 @@ class Registry:
                     f" and {dist}"
                 )
                 self.plugins[f"{ep.name} ({dist})"] = info
-                if _strict():
+                if strict_plugins():
                     raise PluginLoadError(info.error)
                 continue
             try:
@@ -232,6 +242,11 @@ class Registry:
         except Exception as exc:  # noqa: BLE001 - pluggy validation errors
             self._record_failure(info, exc)
             return info
+        problems = hook_problems(self.plugin_manager, plugin)
+        if problems:
+            self.plugin_manager.unregister(plugin, name=name)
+            self._record_failure(info, PluginRegistrationError("; ".join(problems)))
+            return info
         self.plugins[name] = info
         self._components = None
         return info
@@ -246,10 +261,10 @@ class Registry:
 
     def _record_failure(self, info: PluginInfo, exc: BaseException) -> None:
         info.status = "failed"
-        info.error = _short_error(exc)
+        info.error = short_error(exc)
         info.traceback = "".join(traceback.format_exception(exc))
         self.plugins[info.name] = info
-        if _strict():
+        if strict_plugins():
             raise PluginLoadError(f"plugin {info.name!r} failed: {info.error}") from exc
 
     # -- components ----------------------------------------------------------------
@@ -315,7 +330,9 @@ class Registry:
                         own_keys.add((_kind, key))
                     collected.append(spec)
 
-                impl.function(register=register)
+                returned = impl.function(register=register)
+                if returned is not None:
+                    raise PluginRegistrationError(returned_value_message(hook_name, returned))
         return collected
 
     def components(self, kind: str | None = None) -> list[ComponentSpec]:
@@ -356,6 +373,10 @@ class Registry:
             return candidates[0]
         if not candidates:
             raise UnknownComponentError(self._unknown_message(kind, name))
+        chosen = preferred(candidates)
+        if chosen is not None:  # a third-party plugin never takes a name from the project
+            self._warn_shadowed(kind, name, chosen, [s for s in candidates if s is not chosen])
+            return chosen
         owners = " and ".join(
             f"plugin {spec.plugin!r} ({spec.distribution} {spec.version})" for spec in candidates
         )
@@ -363,6 +384,26 @@ class Registry:
         raise ComponentConflictError(
             f"{kind} {name!r} is registered by both {owners}; choose one with {choices}"
         )
+
+    def _warn_shadowed(
+        self, kind: str, name: str, chosen: ComponentSpec, others: list[ComponentSpec]
+    ) -> None:
+        """Say once per name that another plugin's component of that name was passed over."""
+        key = (kind, name)
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        for other in others:
+            logger.warning(
+                "%s %r is %s's (%s); plugin %r (%s) registers it too: select that one as %r",
+                kind,
+                name,
+                chosen.plugin,
+                chosen.distribution,
+                other.plugin,
+                other.distribution,
+                other.qualified_name,
+            )
 
     def _unknown_message(self, kind: str, name: str) -> str:
         known = sorted({spec.name for spec in self.components(kind)})
@@ -435,6 +476,10 @@ def _validate_spec(spec: ComponentSpec) -> None:
             f"{spec.kind} {spec.name!r}: options must be a pydantic model or a"
             f" 'module:attribute' string, got {options!r}"
         )
+    for what, value in (("factory", spec.factory), ("options", options)):
+        problem = reference_problem(value) if _is_reference(value) else None
+        if problem:
+            raise PluginRegistrationError(f"{spec.kind} {spec.name!r}: {what} {problem}")
     if isinstance(options, type):
         from pydantic import BaseModel
 
@@ -448,6 +493,143 @@ def _validate_spec(spec: ComponentSpec) -> None:
 
 def _is_reference(value: object) -> bool:
     return isinstance(value, str) and re.match(r"^[\w.]+:[\w.]+$", value) is not None
+
+
+def preferred(candidates: list[ComponentSpec]) -> ComponentSpec | None:
+    """The one of several same-named components a bare name means: the project's, if only one is."""
+    own = [spec for spec in candidates if is_project_distribution(spec.distribution)]
+    return own[0] if len(own) == 1 else None
+
+
+def is_project_distribution(distribution: str | None) -> bool:
+    """The project's own distributions (``ganenc`` and ``ganenc-*``) keep their bare names."""
+    if not distribution:
+        return False
+    normalized = re.sub(r"[-_.]+", "-", distribution).lower()
+    return normalized == "ganenc" or normalized.startswith("ganenc-")
+
+
+def reference_problem(reference: str) -> str | None:
+    """Why the lazy ``"module:attribute"`` cannot work, found without importing the module.
+
+    An imported module is asked directly; otherwise the module is located with
+    :func:`importlib.util.find_spec` and its source read for top-level names, so
+    listing components still imports no torch.  ``None`` when nothing is wrong (or
+    the module builds its names dynamically and cannot be judged).
+    """
+    module_name, _, attribute = reference.partition(":")
+    first = attribute.split(".")[0]
+    module = sys.modules.get(module_name)
+    if module is not None:
+        if not hasattr(module, first):
+            return f"{reference!r}: module {module_name!r} has no attribute {first!r}"
+        return None
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError) as exc:
+        return f"{reference!r}: module {module_name!r} cannot be found ({short_error(exc)})"
+    if found is None:
+        return f"{reference!r}: no module named {module_name!r}"
+    names = _top_level_names(found.origin) if found.origin else None
+    if names is not None and first not in names:
+        return f"{reference!r}: module {module_name!r} defines no {first!r}"
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _top_level_names(origin: str) -> frozenset[str] | None:
+    """Names a Python source file binds at module level; ``None`` when that cannot be told."""
+    if not origin.endswith(".py"):
+        return None
+    try:
+        with open(origin, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read(), filename=origin)
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None  # importing it will give the real error
+    names: set[str] = set()
+    body = list(tree.body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
+            for field_name in ("body", "orelse", "finalbody", "handlers"):
+                body.extend(getattr(node, field_name, []) or [])
+        elif isinstance(node, ast.ExceptHandler):
+            body.extend(node.body)
+    if "__getattr__" in names:
+        return None
+    return frozenset(names)
+
+
+def hook_problems(plugin_manager: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Hook implementations that pluggy would silently ignore or accept.
+
+    A ``@hookimpl`` whose name is no ganenc hook (``register_cropers``) and a
+    function named like a hook but not decorated with ``@hookimpl``.
+    """
+    hook_names = set(_hook_spec_names())
+    problems = []
+    module_name = getattr(plugin, "__name__", None) if inspect.ismodule(plugin) else None
+    for name in dir(plugin):
+        if name.startswith("_"):
+            continue
+        value = inspect.getattr_static(plugin, name, None)
+        function = getattr(value, "__func__", value)
+        if not inspect.isfunction(function):
+            continue
+        decorated = plugin_manager.parse_hookimpl_opts(plugin, name) is not None
+        close = difflib.get_close_matches(name, sorted(hook_names), n=1, cutoff=0.8)
+        if decorated and name not in hook_names:
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(
+                f"{name} is not a ganenc hook{hint}; hooks are: {', '.join(sorted(hook_names))}"
+            )
+        elif not decorated and close:
+            own = module_name is None or function.__module__ == module_name
+            if not own or not _takes_hook_arguments(function):
+                continue  # helpers, such as an imported ganenc.weights.register_entries
+            if name in hook_names:
+                problems.append(f"{name} is not decorated with @ganenc.hookimpl, so it never runs")
+            else:
+                problems.append(
+                    f"{name} looks like the hook {close[0]} but is neither spelt like it nor"
+                    " decorated with @ganenc.hookimpl"
+                )
+    return problems
+
+
+def _takes_hook_arguments(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` has a hook's signature: ``(register)``, ``(cli)`` or ``(checkpoint)``."""
+    try:
+        names = list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return False
+    return names in (["register"], ["cli"], ["checkpoint"]) or (
+        names[:1] == ["self"] and names[1:] in (["register"], ["cli"], ["checkpoint"])
+    )
+
+
+def _hook_spec_names() -> list[str]:
+    """Every function of ``ganenc.hookspecs`` marked ``@hookspec`` (``identify_checkpoint`` too)."""
+    return [name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "ganenc_spec")]
+
+
+def returned_value_message(hook_name: str, returned: object) -> str:
+    """The error of a hook that returned something instead of calling ``register``."""
+    return (
+        f"{hook_name} returned a {type(returned).__name__} instead of calling"
+        f" register(...) for each component; nothing it returned is registered"
+    )
 
 
 _registry: Registry | None = None

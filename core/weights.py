@@ -591,7 +591,8 @@ class _PermanentHTTPError(Exception):
 def _transient(exc: BaseException) -> bool:
     """Worth another attempt at the same URL: timeouts, resets, short reads, 5xx, 408, 429.
 
-    A refused connection or an unknown host name (offline) fails at once.
+    A refused connection, an unknown host name (offline) and a missing or
+    unreadable local ``file://`` file fail at once.
     """
     import http.client  # network modules load only when a download happens
     import socket
@@ -600,7 +601,9 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code >= 500 or exc.code in (408, 429)
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    if isinstance(reason, ConnectionRefusedError | socket.gaierror):
+    if isinstance(
+        reason, ConnectionRefusedError | socket.gaierror | FileNotFoundError | PermissionError
+    ):
         return False
     return isinstance(exc, urllib.error.URLError | OSError | http.client.HTTPException)
 

@@ -23,7 +23,12 @@ def _fresh_global_registry(monkeypatch):
     """Each test sees the registry as installed, unaffected by plugin env vars of the caller."""
     from ganenc.registry import set_registry
 
-    for variable in ("GANENC_PLUGINS", "GANENC_DISABLE_PLUGINS", "GANENC_STRICT_PLUGINS"):
+    for variable in (
+        "GANENC_PLUGINS",
+        "GANENC_DISABLE_PLUGINS",
+        "GANENC_STRICT_PLUGINS",
+        "GANENC_TRACEBACK",
+    ):
         monkeypatch.delenv(variable, raising=False)
     previous = set_registry(None)
     yield

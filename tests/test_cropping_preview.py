@@ -37,7 +37,8 @@ def test_center_boxes_are_drawn_and_saved(images, tmp_path):
     assert tuple(pixels[32, 32]) == (20, 20, 20)  # inside: untouched
 
 
-def test_options_reach_the_cropper(images, tmp_path):
+@pytest.mark.parametrize("spelling", ["--crop-option", "-O", "--option"])
+def test_options_reach_the_cropper(images, tmp_path, spelling, caplog):
     result = CliRunner().invoke(
         crop_preview_command,
         [
@@ -46,22 +47,30 @@ def test_options_reach_the_cropper(images, tmp_path):
             str(images[0]),
             "--out",
             str(tmp_path / "out"),
-            "--option",
+            "--crop-option",
             "at1_margin_x=0.25",
-            "-O",
+            spelling,
             "at2_margin_y=0",
         ],
     )
     assert result.exit_code == 0, result.output
     assert "AT1 (16, 0, 48, 64)" in result.output and "AT2 (10, 0, 54, 64)" in result.output
+    deprecated = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    if spelling == "--crop-option":
+        assert not deprecated
+    else:  # the old spelling still works, with a warning
+        assert deprecated == [
+            "crop-preview: -O/--option is deprecated here, use --crop-option"
+            " (-O/--option means generator options in every other command)"
+        ]
 
 
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
         (["--attention", "nope"], "no cropper named 'nope'"),
-        (["--attention", "center", "--option", "wrong=1"], "unknown setting 'wrong'"),
-        (["--attention", "center", "--option", "at1_margin_x=0.7"], "at1_margin_x"),
+        (["--attention", "center", "--crop-option", "wrong=1"], "unknown setting 'wrong'"),
+        (["--attention", "center", "--crop-option", "at1_margin_x=0.7"], "at1_margin_x"),
     ],
 )
 def test_errors_are_one_line_messages(images, tmp_path, arguments, expected):

@@ -193,7 +193,9 @@ def test_listing_imports_no_factory_module(fake_distribution):
         "def register_losses(register):\n"
         "    register('lazy', 'ganenc_lazy_heavy:Loss', domain='image')\n"
     )
-    (root / "ganenc_lazy_heavy.py").write_text("raise RuntimeError('imported too early')\n")
+    (root / "ganenc_lazy_heavy.py").write_text(
+        "raise RuntimeError('imported too early')\nclass Loss:\n    pass\n"
+    )
     registry = Registry()
     assert registry.get("loss", "lazy").metadata == {"domain": "image"}
     assert "ganenc_lazy_heavy" not in sys.modules

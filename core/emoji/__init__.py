@@ -8,6 +8,22 @@ encoder for it.  This package holds the data-set reader, the classifier and a
 few held-out images for tests and the demo; see ``docs/emoji-models.md``.
 """
 
-from .data import ATTRIBUTES, GROUPS, EmojiSplit, heldout_examples, load_split, read_labels
+from .data import (
+    ATTRIBUTES,
+    GROUPS,
+    EmojiSplit,
+    heldout_examples,
+    load_split,
+    read_labels,
+    skin_tone_examples,
+)
 
-__all__ = ["ATTRIBUTES", "GROUPS", "EmojiSplit", "heldout_examples", "load_split", "read_labels"]
+__all__ = [
+    "ATTRIBUTES",
+    "GROUPS",
+    "EmojiSplit",
+    "heldout_examples",
+    "load_split",
+    "read_labels",
+    "skin_tone_examples",
+]

@@ -85,5 +85,12 @@ def load_split(root: str | os.PathLike, split: str = "train", resolution: int = 
 
 
 def heldout_examples() -> Path:
-    """The folder of the shipped held-out emoji (PNG, 64 px) and their ``labels.csv`` rows."""
+    """The folder of the 16 shipped held-out emoji (PNG, 64 px); their rows of
+    ``labels.csv`` are in ``heldout.csv`` beside it."""
     return Path(__file__).with_name("heldout")
+
+
+def skin_tone_examples() -> Path:
+    """60 shipped *train* emoji: 10 people and hands, each without and with the 5 skin
+    tones; ``skin-tones.csv`` beside the folder labels ``has_skin_tone`` (demo directions)."""
+    return Path(__file__).with_name("skin-tones")

@@ -37,6 +37,7 @@ def register_builtin_losses(register) -> None:
         description="LPIPS perceptual distance (VGG16 trunk by default, AlexNet option)",
         domain="image",
         pool=True,
+        check_options={"feature_weights": "random"},  # contract checks run offline (warned)
     )
     register(
         "latent_mse",

@@ -6,7 +6,9 @@
 - ``check_generator`` / ``check_encoder`` / ``check_cropper`` / ``check_loss``:
   contract checks for each component kind (a tiny CPU forward pass, output
   shapes, determinism in eval mode).  They raise ``AssertionError`` with a
-  message that says which part of the contract is broken.
+  message that says which part of the contract is broken;
+- :func:`contract_tests`: a pytest test running the right check on every
+  component a plugin registers (``ganenc plugins --check NAME`` runs the same).
 
 Example (pytest)::
 
@@ -33,11 +35,14 @@ from typing import Any
 from ..registry import Registry, get_registry, set_registry
 
 __all__ = [
+    "check_component",
     "check_cropper",
     "check_encoder",
     "check_generator",
     "check_loss",
+    "contract_tests",
     "isolated_registry",
+    "plugin_components",
     "register_plugin",
 ]
 
@@ -88,7 +93,14 @@ def _assert_close(a: Any, b: Any, what: str) -> None:
 
 
 def check_generator(generator: Any, batch: int = 2) -> None:
-    """A generator adapter: latents from the prior, shapes, targets round trip, determinism."""
+    """A generator adapter: what training depends on.
+
+    Latents reproducible from a seed; ``synthesize`` deterministic in eval mode
+    with fixed noise, whatever the global random state; images whose size and
+    channels are those of ``geometry()``; ``encoder_targets`` in the shapes of
+    ``geometry().encoder_latents`` that synthesise the same images, also with
+    truncation (psi < 1, and ``truncation_layers`` where the family has layers).
+    """
     torch = _torch()
     from ..adapters import GeneratorAdapter
 
@@ -96,28 +108,67 @@ def check_generator(generator: Any, batch: int = 2) -> None:
     assert generator.family, "generator.family must be set to its registered name"
     geometry = generator.geometry()
     assert geometry.family == generator.family, "geometry().family differs from family"
+    assert geometry.resolution == generator.resolution, (
+        f"geometry().resolution is {geometry.resolution}, the adapter's resolution is"
+        f" {generator.resolution}"
+    )
     generator.eval()
     latents = generator.sample_latents(batch, seed=0)
     again = generator.sample_latents(batch, seed=0)
     for key in latents:
         assert torch.equal(latents[key], again[key]), f"sample_latents({key!r}) ignores its seed"
     with torch.no_grad():
-        images = generator.synthesize(latents)
-        r = generator.resolution
-        assert tuple(images.shape) == (batch, 3, r, r), (
-            f"synthesize returned {tuple(images.shape)}, expected {(batch, 3, r, r)}"
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1)
+            images = generator.synthesize(latents, noise_mode="const")
+            torch.manual_seed(2)  # fixed noise must not come from the global random state
+            repeated = generator.synthesize(latents, noise_mode="const")
+        r, c = geometry.resolution, geometry.image_channels
+        assert tuple(images.shape) == (batch, c, r, r), (
+            f"synthesize returned {tuple(images.shape)}; geometry() says {(batch, c, r, r)}"
         )
         assert images.dtype == torch.float32, f"synthesize returned {images.dtype}"
         assert torch.isfinite(images).all(), "synthesize returned non-finite values"
-        _assert_close(images, generator.synthesize(latents), "synthesize")
+        _assert_close(images, repeated, "synthesize with noise_mode='const'")
         targets = generator.encoder_targets(latents)
+        assert set(targets) == set(geometry.encoder_latents), (
+            f"encoder_targets returned keys {sorted(targets)}; geometry().encoder_latents names"
+            f" {sorted(geometry.encoder_latents)}"
+        )
         for key, shape in geometry.encoder_latents.items():
-            assert key in targets, f"encoder_targets lacks {key!r} named in geometry"
             assert tuple(targets[key].shape) == (batch, *shape), (
                 f"encoder_targets[{key!r}] has shape {tuple(targets[key].shape)},"
                 f" geometry says {(batch, *shape)}"
             )
         _assert_close(generator.synthesize(targets), images, "synthesize(encoder_targets(...))")
+        _check_truncation(generator, latents, images)
+
+
+def _check_truncation(generator: Any, latents: Any, untruncated: Any) -> None:
+    """Targets made with truncation synthesise the truncated images (what pre-training uses)."""
+    torch = _torch()
+    settings: list[dict[str, Any]] = [{"truncation": 0.5}]
+    try:
+        generator.synthesize(latents, truncation=0.5, truncation_layers=1)
+    except (ValueError, NotImplementedError):
+        pass  # a family without per-layer truncation (BigGAN) refuses it, which is fine
+    else:
+        settings.append({"truncation": 0.5, "truncation_layers": 1})
+    for truncation in settings:
+        images = generator.synthesize(latents, **truncation)
+        # (one truncated layer may change nothing: StyleGAN3's first w only moves its input grid)
+        assert "truncation_layers" in truncation or not torch.allclose(
+            images, untruncated, atol=1e-6
+        ), f"synthesize ignores truncation: {truncation} gives the untruncated images"
+        targets = generator.encoder_targets(latents, **truncation)
+        options = generator.synthesis_options(**truncation)
+        recon = generator.synthesize(targets, **options)
+        difference = (recon - images).abs().max().item()
+        assert torch.allclose(recon, images, atol=1e-5, rtol=1e-4), (
+            f"encoder_targets ignores truncation: synthesize(encoder_targets(latents, {truncation}),"
+            f" **synthesis_options(...)) differs from synthesize(latents, {truncation}) by up to"
+            f" {difference:.3g}"
+        )
 
 
 def check_encoder(encoder: Any, generator: Any, batch: int = 2) -> None:
@@ -189,6 +240,115 @@ def check_loss(loss: Any, shape: tuple[int, ...] = (2, 3, 32, 32)) -> None:
         "no gradient reaches the prediction (detached loss?)"
     )
     same = loss(target.clone(), target)
-    assert float(same) <= float(value) + 1e-6, (
+    assert float(same.detach()) <= float(value.detach()) + 1e-6, (
         "loss of identical inputs exceeds that of different ones"
     )
+
+
+# -- every component of a plugin -------------------------------------------------------------
+def plugin_components(plugin: str, registry: Registry | None = None) -> list[Any]:
+    """The components registered by ``plugin`` (an entry-point or a distribution name)."""
+    from ..errors import GanencError
+
+    registry = registry or get_registry()
+    info = registry.plugins.get(plugin)
+    if info is None:
+        matches = [p for p in registry.plugins.values() if p.distribution == plugin]
+        info = matches[0] if len(matches) == 1 else None
+    if info is None:
+        known = ", ".join(sorted(registry.plugins)) or "none"
+        raise GanencError(f"no plugin or distribution named {plugin!r}; plugins: {known}")
+    if info.status != "ok":
+        raise GanencError(f"plugin {info.name!r} is {info.status}: {info.error or 'not loaded'}")
+    return [spec for spec in registry.components() if spec.plugin == info.name]
+
+
+def check_component(spec: Any, registry: Registry | None = None) -> str:
+    """Import a registered component's factory and options model, build it small, check it.
+
+    A component is built with its default options updated by the
+    ``check_options`` it registered (``register(..., check_options={...})``:
+    a small, fast configuration); generators are built without a checkpoint
+    (random weights).  Encoders are checked against a generator they serve.
+    Returns what was checked; raises ``AssertionError`` (or the component's
+    own error) when something is wrong.
+    """
+    registry = registry or get_registry()
+    spec.load_factory()
+    spec.load_options_model()
+    options = dict(spec.metadata.get("check_options") or {})
+    name = spec.qualified_name
+    if spec.kind == "generator":
+        check_generator(registry.create("generator", name, checkpoint=None, **options))
+        return "generator contract"
+    if spec.kind == "encoder":
+        generator = _generator_for(spec, registry)
+        from ..encoders import build_encoder
+
+        check_encoder(build_encoder(generator, name=name, **options), generator)
+        return f"encoder contract with generator {generator.family!r}"
+    if spec.kind == "cropper":
+        check_cropper(registry.create("cropper", name, **options))
+        return "cropper contract"
+    if spec.kind == "loss":
+        check_loss(registry.create("loss", name, **options))
+        return "loss contract"
+    if spec.kind == "weights":
+        from ..weights import WeightsEntry
+
+        entry = spec.load_factory()
+        assert isinstance(entry, WeightsEntry), (
+            f"weights {spec.name!r}: factory is a {type(entry).__name__}, not a WeightsEntry"
+        )
+        assert entry.tag == spec.name, f"weights entry tag {entry.tag!r} differs from {spec.name!r}"
+        return "weights entry"
+    return "imports"
+
+
+def _generator_for(spec: Any, registry: Registry) -> Any:
+    """A small generator of a family the encoder builder serves."""
+    families = spec.metadata.get("generators") or ()
+    families = (families,) if isinstance(families, str) else tuple(families)
+    for family in families:
+        try:
+            generator_spec = registry.get("generator", family)
+        except Exception:  # noqa: BLE001 - not installed, or ambiguous: try the next
+            continue
+        options = dict(generator_spec.metadata.get("check_options") or {})
+        generator = registry.create(
+            "generator", generator_spec.qualified_name, checkpoint=None, **options
+        )
+        return generator.eval()
+    raise AssertionError(
+        f"encoder {spec.name!r}: none of the generators it serves ({', '.join(families) or 'none'})"
+        " is installed; declare register(..., generators=(...))"
+    )
+
+
+def contract_tests(plugin: str) -> Any:
+    """A pytest test that checks every component ``plugin`` registers, one test per component.
+
+    ``plugin`` is an entry-point or a distribution name.  A plugin's whole test::
+
+        from ganenc.testing import contract_tests
+        test_contracts = contract_tests("my-ganenc-plugin")
+    """
+    import pytest
+
+    registry = get_registry()
+    try:
+        specs = plugin_components(plugin, registry)
+    except Exception as exc:  # noqa: BLE001 - reported as the test's failure
+        error = exc
+
+        def test_plugin_loads() -> None:
+            raise AssertionError(str(error))
+
+        return test_plugin_loads
+    assert specs, f"plugin {plugin!r} registers no components"
+
+    @pytest.mark.parametrize("spec", specs, ids=[f"{s.kind}:{s.name}" for s in specs])
+    def test_component_contract(spec: Any) -> None:
+        check_component(spec)
+
+    return test_component_contract

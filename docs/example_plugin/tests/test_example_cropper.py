@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import ganenc
 from ganenc.cli.main import cli
-from ganenc.testing import check_cropper
+from ganenc.testing import contract_tests
 
 
 def test_it_is_found_through_its_entry_point():
@@ -20,8 +20,7 @@ def test_it_is_found_through_its_entry_point():
     assert "fractions" in {row["name"] for row in rows}
 
 
-def test_it_keeps_the_cropper_contract():
-    check_cropper(ganenc.create("cropper", "fractions"))
+test_contracts = contract_tests("ganenc-example-cropper")  # every component, its contract check
 
 
 def test_boxes_follow_the_fractions():

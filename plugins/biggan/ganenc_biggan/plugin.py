@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from ganenc import hookimpl
 
+#: A small configuration for the contract checks (ganenc plugins --check, ganenc.testing).
+CHECK_OPTIONS = {"resolution": 32, "channel_width": 4, "z_dim": 16, "num_classes": 10}
+ENCODER_CHECK_OPTIONS = {
+    "start_channels": 8,
+    "max_channels": 16,
+    "embedding_dim": 8,
+    "hidden_features": 16,
+}
+
 
 @hookimpl
 def register_generators(register):
@@ -13,6 +22,7 @@ def register_generators(register):
         options="ganenc_biggan.adapter:BigGANOptions",
         aliases=("biggan-deep",),
         description="BigGAN-deep generator (HuggingFace pytorch-pretrained-biggan files)",
+        check_options=CHECK_OPTIONS,
     )
 
 
@@ -24,6 +34,7 @@ def register_encoders(register):
         options="ganenc_biggan.encoder:BigGANEncoderOptions",
         generators=("biggan",),
         description="Adaptive-block encoder with conditional batch norm to z and class (Table 10)",
+        check_options=ENCODER_CHECK_OPTIONS,
     )
 
 

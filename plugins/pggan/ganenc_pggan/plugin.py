@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from ganenc import hookimpl
 
+#: A small configuration for the contract checks (ganenc plugins --check, ganenc.testing).
+CHECK_OPTIONS = {"resolution": 16, "z_dim": 16, "fmaps_base": 64, "fmaps_max": 8}
+ENCODER_CHECK_OPTIONS = {"start_channels": 8, "max_channels": 16}
+
 
 @hookimpl
 def register_generators(register):
@@ -12,6 +16,7 @@ def register_generators(register):
         "ganenc_pggan.adapter:load_pggan",
         options="ganenc_pggan.adapter:PGGANOptions",
         description="PGGAN generator (pytorch_GAN_zoo .pth, genforce .pth)",
+        check_options=CHECK_OPTIONS,
     )
 
 
@@ -23,6 +28,7 @@ def register_encoders(register):
         options="ganenc_pggan.encoder:PGGANEncoderOptions",
         generators=("pggan",),
         description="Adaptive-block encoder to z, no style heads (paper Table 9)",
+        check_options=ENCODER_CHECK_OPTIONS,
     )
 
 

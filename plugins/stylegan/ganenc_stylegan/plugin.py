@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from ganenc import hookimpl
 
+#: A small configuration for the contract checks (ganenc plugins --check, ganenc.testing).
+CHECK_OPTIONS = {"resolution": 32, "channel_base": 256, "channel_max": 16, "z_dim": 16, "w_dim": 16}
+ENCODER_CHECK_OPTIONS = {"start_channels": 8, "max_channels": 16}
+
 
 @hookimpl
 def register_generators(register):
@@ -12,6 +16,7 @@ def register_generators(register):
         "ganenc_stylegan.adapter:load_stylegan2",
         options="ganenc_stylegan.adapter:StyleGAN2Options",
         description="StyleGAN2 config-F generator (rosinality .pt, genforce .pth, NVIDIA .pkl)",
+        check_options=CHECK_OPTIONS,
     )
     register(
         "stylegan1",
@@ -19,12 +24,14 @@ def register_generators(register):
         options="ganenc_stylegan.adapter:StyleGAN1Options",
         aliases=("stylegan",),
         description="StyleGAN1 generator (genforce .pth)",
+        check_options=CHECK_OPTIONS,
     )
     register(
         "stylegan3",
         "ganenc_stylegan.adapter:load_stylegan3",
         options="ganenc_stylegan.adapter:StyleGAN3Options",
         description="StyleGAN3 config T/R generator (NVIDIA .pkl)",
+        check_options=CHECK_OPTIONS,
     )
 
 
@@ -36,6 +43,7 @@ def register_encoders(register):
         options="ganenc_stylegan.encoder:StyleGANEncoderOptions",
         generators=("stylegan1", "stylegan2", "stylegan3"),
         description="Adaptive-block encoder to w+ (and the 4x4 constant) (paper Table 9)",
+        check_options=ENCODER_CHECK_OPTIONS,
     )
 
 
