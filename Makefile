@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PLUGINS := plugins/stylegan plugins/pggan plugins/biggan plugins/attention_center plugins/attention_gradcam
+PLUGINS := plugins/stylegan plugins/pggan plugins/biggan plugins/attention_center plugins/attention_gradcam plugins/studio
+# plugins whose tests need packages of their own: installed with their [test] extra
+PLUGINS_WITH_TEST_EXTRA := plugins/studio
 EXAMPLE_PLUGINS := docs/example_plugin docs/example_gan
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
@@ -17,7 +19,9 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) $(addsuffix /py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ganenc needs Python 3.11 or newer (set PYTHON=...)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.1"
-	$(BIN)/python -m pip install --quiet -e ".[test]" $(addprefix -e ,$(PLUGINS) $(EXAMPLE_PLUGINS))
+	$(BIN)/python -m pip install --quiet -e ".[test]" \
+		$(foreach p,$(PLUGINS),-e "$(p)$(if $(filter $(p),$(PLUGINS_WITH_TEST_EXTRA)),[test])") \
+		$(addprefix -e ,$(EXAMPLE_PLUGINS))
 	touch $(STAMP)
 
 test: install

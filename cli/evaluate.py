@@ -29,8 +29,9 @@ from .invert import build_inverter, refinement_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the folds.")
 @click.option(
     "--metrics",
-    help="Comma-separated subset of psnr,ssim,mse,lpips,fid (default: all; FID is then"
-    " skipped with a note below --fid-min-images).",
+    help="Comma-separated subset of psnr,ssim,mse,lpips,fid, each required (an error if it"
+    " cannot be computed). Default: every metric computable offline; the others are reported"
+    " as not computed, with the missing file and where to put it.",
 )
 @click.option(
     "--fid-weights", type=click.Path(dir_okay=False), help="FID InceptionV3 weights file."

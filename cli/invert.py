@@ -158,6 +158,7 @@ def invert_command(
       reconstructions/<name>.png
       grid.png                   original | reconstruction pairs
       metrics.csv                PSNR, SSIM, MSE (LPIPS with VGG16 weights), seconds
+      (a metric not computed is null in index.json, its reason under not_computed)
     \b
     Example:
       ganenc invert --encoder runs/train-stylegan2-... --images photos/ --out inverted/ \\
@@ -185,11 +186,13 @@ def invert_command(
         f" refinement {index['refine_seconds_per_image']:.4f} s)"
     )
     means = ", ".join(
-        f"{name.upper()} {stats['mean']:.4f}" for name, stats in index["metrics"].items()
+        f"{name.upper()} {stats['mean']:.4f}"
+        for name, stats in index["metrics"].items()
+        if stats is not None
     )
     click.echo(f"mean {means}")
-    if index.get("note"):
-        click.echo(index["note"])
+    for reason in index["not_computed"].values():
+        click.echo(f"note: {reason}")
     if index["skipped"]:
         click.echo(f"skipped {len(index['skipped'])} unreadable file(s): see {out}/index.json")
     click.echo(f"output: {out}")

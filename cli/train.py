@@ -116,3 +116,4 @@ def train_command(
     run = pretrain(settings)
     click.echo(f"run directory: {run}")
     click.echo(f"  encoder: {run / 'encoder.pt'}   held-out metrics: {run / 'val.json'}")
+    click.echo(f"  training curves: {run / 'curves.png'}")

@@ -21,6 +21,7 @@ never a silent mismatch.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -39,48 +40,177 @@ DEFAULT_FID_MIN_IMAGES = 50
 FID_WEIGHTS = "inception-fid"
 
 
+# -- which metrics a job computes -----------------------------------------------------------
+
+
+@dataclass
+class MetricPlan:
+    """The metrics a job computes and, for each one it leaves out, why.
+
+    ``not_computed`` maps a metric to a one-line reason (for instance the
+    missing weights file and where to put it); JSON outputs write such a
+    metric as ``null`` next to that reason, never as NaN.  ``lpips_term`` is
+    the LPIPS metric when LPIPS is computed.
+    """
+
+    computed: tuple[str, ...]
+    not_computed: dict[str, str] = field(default_factory=dict)
+    lpips_term: Any = None
+
+    def fill(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with ``None`` for every metric left out (the JSON ``null``)."""
+        return {**values, **{name: None for name in self.not_computed if name not in values}}
+
+
+def plan_metrics(
+    metrics: Iterable[str] | None = None,
+    *,
+    offered: Sequence[str] = METRICS,
+    feature_weights: str | os.PathLike | None = None,
+    fid_weights: str | os.PathLike | None = None,
+    image_count: int | None = None,
+    fid_min_images: int = DEFAULT_FID_MIN_IMAGES,
+) -> MetricPlan:
+    """Decide which metrics to compute: the one rule of every command that reports metrics.
+
+    ``metrics=None`` asks for every ``offered`` metric as *optional*: each is
+    computed when it can be, offline (no download is attempted), else left
+    out with its reason.  An explicit list makes each named metric
+    *required*: what cannot be computed is an error (a :class:`GanencError`
+    naming the missing file; weights may be downloaded unless
+    ``GANENC_OFFLINE=1``).  PSNR, SSIM and MSE need nothing; LPIPS needs
+    VGG16 weights (random ones only when asked for explicitly: they make the
+    number meaningless); FID needs the FID Inception weights, torch-fidelity
+    and at least ``fid_min_images`` images (``image_count``).
+    """
+    explicit = metrics is not None
+    if metrics is None:
+        wanted = list(offered)
+    else:
+        wanted = [m.strip().lower() for m in metrics if m.strip()]
+        unknown = sorted(set(wanted) - set(offered))
+        if unknown or not wanted:
+            raise ConfigError(f"unknown metric(s) {unknown}; choose from {list(offered)}")
+    plan = MetricPlan(computed=())
+    computed = []
+    for name in dict.fromkeys(wanted):
+        reason = None
+        if name == "lpips":
+            plan.lpips_term, reason = _lpips_or_reason(feature_weights, explicit)
+        elif name == "fid":
+            reason = _fid_reason(fid_weights, image_count, fid_min_images, explicit)
+        if reason is None:
+            computed.append(name)
+        else:
+            plan.not_computed[name] = reason
+    plan.computed = tuple(computed)
+    return plan
+
+
+def _lpips_or_reason(
+    feature_weights: str | os.PathLike | None, required: bool
+) -> tuple[Any, str | None]:
+    from .features import is_random
+
+    if required:  # errors propagate; random weights were asked for twice, so they warn only
+        return lpips_metric(feature_weights), None
+    if is_random(feature_weights):
+        return None, (
+            "LPIPS not computed: the feature weights are random (the smoke-test opt-in), so"
+            " LPIPS would mean nothing; give the real VGG16 file with --feature-weights PATH"
+        )
+    missing = _missing_weights("vgg16", feature_weights, "--feature-weights")
+    if missing:
+        return None, f"LPIPS not computed: {missing}"
+    try:
+        return lpips_metric(feature_weights), None
+    except GanencError as exc:  # a file that is there but does not load
+        return None, f"LPIPS not computed: {exc}"
+
+
+def _missing_weights(network: str, path: str | os.PathLike | None, option: str) -> str | None:
+    """What is missing for ``network``'s weights (found offline: ``None``), and where it goes."""
+    from .features import feature_weights_entry, hub_checkpoint_dir, resolve_weights_file
+
+    try:
+        resolve_weights_file(network, path, download=False)
+        return None
+    except GanencError as exc:
+        if path is not None:  # the file given is not there: that message says so
+            return str(exc)
+    entry = feature_weights_entry(network)
+    return (
+        f"needs the file {entry.filename} in {hub_checkpoint_dir()} (torch's hub cache): run"
+        f" 'ganenc weights download features:{entry.name}' or save {entry.url} there,"
+        f" or give the file with {option} PATH"
+    )
+
+
+def _fid_reason(
+    weights: str | os.PathLike | None, count: int | None, min_images: int, required: bool
+) -> str | None:
+    """Why FID cannot be computed (``None`` when it can); raised instead when ``required``."""
+    from .features import is_random
+
+    too_few = _fid_count_problem(count, min_images) if count is not None else None
+    if required:  # the first problem is the error; the weights may be downloaded
+        if too_few:
+            raise ConfigError(too_few)
+        fid_weights_file(weights)
+        return None
+    problems = []
+    if is_random(weights):
+        problems.append("random Inception weights make FID meaningless; give the real file")
+    elif missing := _missing_weights(FID_WEIGHTS, weights, "--fid-weights"):
+        problems.append(missing)
+    if importlib.util.find_spec("torch_fidelity") is None:
+        problems.append("needs torch-fidelity (pip install torch-fidelity)")
+    if too_few:
+        problems.append(f"needs >= {max(min_images, 2)} images, got {count} (--fid-min-images)")
+    return "FID not computed: " + "; ".join(problems) if problems else None
+
+
+def _fid_count_problem(count: int, min_images: int) -> str | None:
+    """Why ``count`` images are too few for FID, or ``None``."""
+    if count >= max(min_images, 2):
+        return None
+    return (
+        f"FID refused: {count} image(s), fewer than the minimum of {max(min_images, 2)}."
+        " FID from few images is dominated by its bias (thousands are usual; the paper's"
+        " folds have 150); evaluate more images or lower --fid-min-images knowingly"
+    )
+
+
 # -- per-image metrics -----------------------------------------------------------------------
 
 
-def lpips_or_reason(feature_weights: str | None) -> tuple[Any, str | None]:
-    """An LPIPS metric with real VGG16 weights (never downloaded here), or ``(None, why not)``."""
-    from .features import resolve_weights_file
-    from .registry import create
-
-    if feature_weights == "random":
-        return None, "LPIPS not reported: feature weights are random (smoke-test opt-in)"
-    try:
-        resolve_weights_file("vgg16", feature_weights, download=False)  # never download here
-        term = create("loss", "lpips", feature_weights=feature_weights)
-    except GanencError as exc:
-        missing = getattr(exc, "missing_path", None)
-        if missing is not None:  # the real reason, not how the search for it was configured
-            return None, (
-                f"LPIPS not reported: VGG16 weights file missing at {missing}"
-                " (put the file there or pass --feature-weights PATH)"
-            )
-        return None, f"LPIPS not reported: {exc}"
-    return term, None
-
-
 def reconstruction_metrics(
-    prediction: Any, target: Any, lpips_term: Any = None
-) -> dict[str, float]:
-    """Mean PSNR, SSIM, MSE (and LPIPS when a term with real weights is given) of a batch."""
+    prediction: Any, target: Any, plan: MetricPlan | None = None
+) -> dict[str, float | None]:
+    """Mean metrics of a batch as ``plan`` decides (default PSNR, SSIM, MSE); left out: ``None``.
+
+    ``plan``: see :func:`validation_metric_plan` (training's held-out metrics).
+    """
     import torch
 
-    from . import metrics
-
     with torch.no_grad():
-        psnr = float(metrics.psnr(prediction, target).mean())
-        result = {
-            "psnr": psnr if math.isfinite(psnr) else float("inf"),
-            "ssim": float(metrics.ssim(prediction, target).mean()),
-            "mse": float(metrics.mse(prediction, target).mean()),
-        }
-        if lpips_term is not None:
-            result["lpips"] = float(lpips_term(prediction.float(), target.float()))
-    return result
+        rows = per_image_metrics(prediction, target, plan.lpips_term if plan else None)
+    means = {name: stats["mean"] for name, stats in summarize(rows).items()}
+    return plan.fill(means) if plan is not None else means
+
+
+def validation_metric_plan(feature_weights: str | None) -> MetricPlan:
+    """Which held-out metrics a training run reports: all it can offline, the rest with why not."""
+    return plan_metrics(offered=PER_IMAGE_METRICS, feature_weights=feature_weights)
+
+
+def lpips_or_reason(feature_weights: str | None) -> tuple[Any, str | None]:
+    """An LPIPS metric with real VGG16 weights (never downloaded here), or ``(None, why not)``.
+
+    Kept for callers of the old name; :func:`plan_metrics` decides it.
+    """
+    plan = validation_metric_plan(feature_weights)
+    return plan.lpips_term, plan.not_computed.get("lpips")
 
 
 def lpips_metric(feature_weights: str | None = None) -> Any:
@@ -228,13 +358,9 @@ def fid(
 
     Refused (``ConfigError``) when either set has fewer than ``min_images``.
     """
-    count = min(real.shape[0], fake.shape[0])
-    if count < max(min_images, 2):
-        raise ConfigError(
-            f"FID refused: {count} image(s), fewer than the minimum of {max(min_images, 2)}."
-            " FID from few images is dominated by its bias (thousands are usual; the paper's"
-            " folds have 150); evaluate more images or lower --fid-min-images knowingly"
-        )
+    too_few = _fid_count_problem(min(real.shape[0], fake.shape[0]), min_images)
+    if too_few:
+        raise ConfigError(too_few)
     from .images import to_uint8
 
     metric = fid_metric(weights, device)
@@ -332,16 +458,22 @@ def load_pairs(
 
 @dataclass
 class EvaluationReport:
-    """Per-image rows, their summary, FID, and (with folds) one summary per fold."""
+    """Per-image rows, their summary, FID, and (with folds) one summary per fold.
+
+    ``not_computed`` maps each metric left out to its reason (see
+    :func:`plan_metrics`); such a metric is ``None`` in ``summary`` (``fid``:
+    ``None``) and JSON ``null``.
+    """
 
     names: list[str]
     rows: list[dict[str, float]]
-    summary: dict[str, dict[str, float]]
+    summary: dict[str, dict[str, float] | None]
     fid: float | None = None
     notes: list[str] = field(default_factory=list)
     folds: list[dict[str, Any]] | None = None
     fold_summary: dict[str, dict[str, float]] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    not_computed: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (non-finite numbers as strings such as ``"inf"``)."""
@@ -351,6 +483,7 @@ class EvaluationReport:
             **self.details,
             "summary": self.summary,
             "fid": self.fid,
+            "not_computed": self.not_computed,
             "notes": self.notes,
             "images": [{"image": n, **row} for n, row in zip(self.names, self.rows, strict=True)],
         }
@@ -358,16 +491,6 @@ class EvaluationReport:
             data["folds"] = self.folds
             data["fold_summary"] = self.fold_summary
         return jsonable(data)
-
-
-def _wanted(metrics: Iterable[str] | None) -> tuple[set[str], bool]:
-    if metrics is None:
-        return set(METRICS), False
-    chosen = {m.strip().lower() for m in metrics if m.strip()}
-    unknown = chosen - set(METRICS)
-    if unknown or not chosen:
-        raise ConfigError(f"unknown metric(s) {sorted(unknown)}; choose from {list(METRICS)}")
-    return chosen, True
 
 
 def evaluate_images(
@@ -381,53 +504,59 @@ def evaluate_images(
     fid_min_images: int = DEFAULT_FID_MIN_IMAGES,
     device: Any = "cpu",
     folds: Sequence[Sequence[int]] | None = None,
+    plan: MetricPlan | None = None,
 ) -> EvaluationReport:
     """Metrics of ``recon`` against ``real`` (``[N, 3, R, R]`` in [-1, 1]), optionally per fold.
 
-    ``metrics=None`` means all; then FID below ``fid_min_images`` is skipped
-    with a note, while an explicit ``fid`` is refused with an error.  Missing
-    LPIPS or FID weights are an error either way.
+    ``metrics=None`` computes every metric that can be computed offline and
+    records the others as not computed with the reason (missing weights, too
+    few images for FID); metrics named explicitly are computed or an error
+    (:func:`plan_metrics`).  ``plan``: one decided already (before a slow step).
     """
-    wanted, explicit = _wanted(metrics)
-    lpips_term = lpips_metric(feature_weights) if "lpips" in wanted else None
-    rows = per_image_metrics(recon, real, lpips_term, device)
-    rows = [{k: v for k, v in row.items() if k in wanted} for row in rows]
-    notes: list[str] = []
-    report = EvaluationReport(list(names), rows, summarize(rows), notes=notes)
+    if plan is None:
+        plan = plan_metrics(
+            metrics,
+            feature_weights=feature_weights,
+            fid_weights=fid_weights,
+            image_count=min(real.shape[0], recon.shape[0]),
+            fid_min_images=fid_min_images,
+        )
+    rows = per_image_metrics(recon, real, plan.lpips_term, device)
+    rows = [{k: v for k, v in row.items() if k in plan.computed} for row in rows]
+    summary: dict[str, dict[str, float] | None] = dict(summarize(rows))
+    summary.update({m: None for m in plan.not_computed if m in PER_IMAGE_METRICS})
+    report = EvaluationReport(
+        list(names), rows, summary, notes=[], not_computed=dict(plan.not_computed)
+    )
 
-    def fid_of(indices: Sequence[int] | None, what: str) -> float | None:
+    def fid_of(indices: Sequence[int] | None) -> float:
         selected_real = real if indices is None else real[list(indices)]
         selected_recon = recon if indices is None else recon[list(indices)]
-        try:
-            return fid(
-                selected_real,
-                selected_recon,
-                weights=fid_weights,
-                device=device,
-                min_images=fid_min_images,
-            )
-        except ConfigError as exc:
-            if explicit or not str(exc).startswith("FID refused"):
-                raise
-            notes.append(f"{what}: {exc}")
-            return None
+        return fid(
+            selected_real,
+            selected_recon,
+            weights=fid_weights,
+            device=device,
+            min_images=fid_min_images,
+        )
 
-    if "fid" in wanted:
-        report.fid = fid_of(None, "FID")
+    computes_fid = "fid" in plan.computed
+    if computes_fid:
+        report.fid = fid_of(None)
     if folds is not None:
         report.folds = []
-        fid_per_fold = "fid" in wanted and min(len(m) for m in folds) >= max(fid_min_images, 2)
+        fid_per_fold = computes_fid and min(len(m) for m in folds) >= max(fid_min_images, 2)
         for index, members in enumerate(folds):
             fold_rows = [rows[i] for i in members]
             entry: dict[str, Any] = {"fold": index, "images": len(members)}
             entry.update({k: v["mean"] for k, v in summarize(fold_rows).items()})
             if fid_per_fold:
-                entry["fid"] = fid_of(members, f"FID of fold {index}")
+                entry["fid"] = fid_of(members)
             report.folds.append(entry)
         keys = [k for k in report.folds[0] if k not in {"fold", "images"}]
         report.fold_summary = {k: mean_std(f[k] for f in report.folds) for k in keys}
-        if "fid" in wanted and not fid_per_fold:
-            notes.append(
+        if computes_fid and not fid_per_fold:
+            report.notes.append(
                 f"FID per fold needs folds of >= {max(fid_min_images, 2)} images; FID is given"
                 " over all images instead"
             )
@@ -490,6 +619,13 @@ def evaluate_encoder(
 
     folder = load_image_folder(images, inverter.generator.resolution)
     fold_indices = kfold_indices(len(folder.names), folds, seed) if folds else None
+    plan = plan_metrics(  # before inverting: a metric asked for but impossible fails now
+        options.pop("metrics", None),
+        feature_weights=options.pop("feature_weights", None),
+        fid_weights=options.get("fid_weights"),
+        image_count=len(folder.names),
+        fid_min_images=options.get("fid_min_images", DEFAULT_FID_MIN_IMAGES),
+    )
     from .inversion import DEFAULT_STEPS
 
     steps = DEFAULT_STEPS.get(refine, 0) if steps is None else steps
@@ -507,6 +643,7 @@ def evaluate_encoder(
         folder.names,
         device=inverter.device,
         folds=fold_indices,
+        plan=plan,
         **options,
     )
     report.details = {
@@ -540,6 +677,7 @@ def _format(value: Any, digits: int = 4) -> str:
 def render_report(report: EvaluationReport, console: Any = None) -> None:
     """Print the report as rich tables (summary, then folds when there are any)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -549,11 +687,16 @@ def render_report(report: EvaluationReport, console: Any = None) -> None:
     table.add_column("n", justify="right")
     source = report.fold_summary if report.fold_summary else report.summary
     for key, stats in source.items():
+        if stats is None:
+            continue
         arrow = "↑" if key in HIGHER_IS_BETTER else "↓"
         spread = f"{_format(stats['mean'])} ± {_format(stats['std'])}"
         table.add_row(f"{key.upper()} {arrow}", spread, str(int(stats["n"])))
     if report.fid is not None and not (report.fold_summary and "fid" in report.fold_summary):
         table.add_row("FID ↓ (all images)", _format(report.fid), str(len(report.names)))
+    for key in report.not_computed:
+        arrow = "↑" if key in HIGHER_IS_BETTER else "↓"
+        table.add_row(f"{key.upper()} {arrow}", "not computed (see below)", "-")
     if report.fold_summary:
         table.caption = f"mean ± std over {len(report.folds or [])} folds"
     console.print(table)
@@ -569,5 +712,5 @@ def render_report(report: EvaluationReport, console: Any = None) -> None:
                 *[str(entry[k]) if k == "images" else _format(entry.get(k)) for k in keys],
             )
         console.print(folds)
-    for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+    for note in [*report.not_computed.values(), *report.notes]:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")

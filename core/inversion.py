@@ -453,10 +453,11 @@ def invert_folder(
     Writes ``latents/<stem>.pt`` (one per image), ``index.json``,
     ``reconstructions/<stem>.png``, ``grid.png`` (original | reconstruction
     pairs, the first ``grid_limit`` images) and ``metrics.csv`` (PSNR, SSIM,
-    MSE, and LPIPS when VGG16 weights are found).  Returns the index.
+    MSE, and LPIPS when VGG16 weights are found; else ``index.json`` says why
+    not, under ``not_computed``).  Returns the index.
     """
     from .data import load_image_folder
-    from .evaluation import lpips_or_reason, per_image_metrics
+    from .evaluation import PER_IMAGE_METRICS, per_image_metrics, plan_metrics
     from .images import save_grid, save_image
     from .progress import Progress
 
@@ -464,6 +465,7 @@ def invert_folder(
     if out.exists() and any(out.iterdir()):
         raise GanencError(f"{out} already holds files; choose another --out (nothing overwritten)")
     folder = load_image_folder(images, inverter.generator.resolution)
+    plan = plan_metrics(offered=PER_IMAGE_METRICS, feature_weights=feature_weights)
     duplicates = _duplicate_stems(folder.names)
     if duplicates:
         raise GanencError(
@@ -479,8 +481,9 @@ def invert_folder(
         )
     finally:
         bar.close()
-    lpips_term, lpips_note = lpips_or_reason(feature_weights)
-    rows = per_image_metrics(result.reconstructions, folder.images, lpips_term, inverter.device)
+    rows = per_image_metrics(
+        result.reconstructions, folder.images, plan.lpips_term, inverter.device
+    )
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for index, name in enumerate(folder.names):
@@ -530,10 +533,9 @@ def invert_folder(
         "encoder_seconds_per_image": result.encoder_seconds / max(result.count, 1),
         "refine_seconds_per_image": result.refine_seconds / max(result.count, 1),
         "device": str(inverter.device),
-        "metrics": summarize(rows),
+        "metrics": plan.fill(summarize(rows)),
+        "not_computed": plan.not_computed,
     }
-    if lpips_note:
-        index["note"] = lpips_note
     (out / INDEX_FILE).write_text(json.dumps(jsonable(index), indent=2) + "\n", encoding="utf-8")
     return index
 

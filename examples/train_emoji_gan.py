@@ -11,8 +11,9 @@ fp16 storage.
     python examples/train_emoji_gan.py --data ../shared/data/emoji --out runs/emoji-gan \
         --minutes 60 --threads 2
 
-It is seeded and resumable (``--out`` holds ``state.pt``; run the same command
-again to continue).  Every ``--sample-every`` steps it writes a grid of the EMA
+It is seeded and resumable (``--out`` holds ``state.pt``, written every
+``--save-every`` steps; run the same command again to continue; a run stopped
+early is exported with ``--export-only``).  Every ``--sample-every`` steps it writes a grid of the EMA
 generator's samples (fixed latents) to ``samples/``.
 """
 
@@ -170,6 +171,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample-every", type=int, default=200)
     parser.add_argument("--save-every", type=int, default=200)
+    parser.add_argument(
+        "--export-only",
+        action="store_true",
+        help="write the EMA generator of --out/state.pt as stylegan2-emoji-64.pt and stop",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -202,11 +208,15 @@ def main() -> None:
         generator.load_state_dict(state["generator"])
         ema.load_state_dict(state["ema"])
         discriminator.load_state_dict(state["discriminator"])
-        g_opt.load_state_dict(state["g_opt"])
-        d_opt.load_state_dict(state["d_opt"])
+        if "g_opt" in state:  # a slim state (examples/emoji-gan-state) starts fresh Adam moments
+            g_opt.load_state_dict(state["g_opt"])
+            d_opt.load_state_dict(state["d_opt"])
         step = state["step"]
         torch.set_rng_state(state["rng"].cpu())
         print(f"resumed at step {step}")
+    if args.export_only:
+        export(ema.cpu(), args.out / "stylegan2-emoji-64.pt")
+        return
 
     def save() -> None:
         torch.save(

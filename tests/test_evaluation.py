@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 
 import pytest
 import torch
 from click.testing import CliRunner
 
 from ganenc.cli.evaluate import eval_command
+from ganenc.cli.main import cli
 from ganenc.errors import ConfigError, GanencError, WeightsNotFoundError
 from ganenc.evaluation import (
+    PER_IMAGE_METRICS,
     evaluate_encoder,
     evaluate_images,
     fid,
@@ -22,6 +23,7 @@ from ganenc.evaluation import (
     mean_std,
     pair_folders,
     per_image_metrics,
+    plan_metrics,
 )
 from ganenc.features import RandomFeatureWeightsWarning
 from ganenc.images import save_image, to_uint8
@@ -84,6 +86,86 @@ def test_eval_pairs_folders_by_name_and_lists_every_unmatched_name(tmp_path):
         pair_folders(tmp_path / "clash", recon)
 
 
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    """No weights in torch's hub cache, and any download attempt fails the test."""
+    import ganenc.features as features
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    monkeypatch.delenv("GANENC_OFFLINE", raising=False)
+    monkeypatch.setattr(
+        features, "download_weights", lambda *a, **k: pytest.fail("an optional metric downloaded")
+    )
+    return tmp_path / "empty-hub" / "hub" / "checkpoints"
+
+
+def _strict_json(text: str):
+    """JSON that is standard: NaN and Infinity are refused."""
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+
+
+def test_eval_without_metrics_computes_what_it_can_offline_and_says_why_not_the_rest(
+    tmp_path, empty_hub
+):
+    images = _random_images(3)
+    real = _folder(tmp_path / "real", ["a.png", "b.png", "c.png"], images)
+    recon = _folder(tmp_path / "recon", ["a.png", "b.png", "c.png"], images * 0.5)
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        cli, ["eval", "--real", str(real), "--recon", str(recon), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "PSNR" in result.output and "SSIM" in result.output and "MSE" in result.output
+    assert "LPIPS" in result.output and "not computed" in result.output
+    flat = " ".join(result.output.split())  # rich wraps long notes
+    assert "vgg16-397923af.pth" in flat and "pt_inception-2015-12-05-6726825d.pth" in flat
+    report = _strict_json(out.read_text())
+    assert set(report["summary"]) == {"psnr", "ssim", "mse", "lpips"}
+    assert report["summary"]["lpips"] is None and report["fid"] is None
+    assert report["summary"]["psnr"]["mean"] > 0
+    lpips_reason, fid_reason = report["not_computed"]["lpips"], report["not_computed"]["fid"]
+    # the missing file and where to put it: torch's hub cache
+    assert "vgg16-397923af.pth" in lpips_reason and str(empty_hub) in lpips_reason
+    assert "pt_inception-2015-12-05-6726825d.pth" in fid_reason and str(empty_hub) in fid_reason
+    assert not empty_hub.exists() or not any(empty_hub.iterdir())  # nothing fetched
+
+
+@pytest.mark.parametrize("metric", ["lpips", "fid"])
+def test_eval_asked_for_a_metric_without_its_weights_is_one_clear_line(
+    tmp_path, monkeypatch, empty_hub, metric
+):
+    monkeypatch.setenv("GANENC_OFFLINE", "1")
+    images = _random_images(2)
+    real = _folder(tmp_path / "real", ["a.png", "b.png"], images)
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        cli,
+        ["eval", "--real", str(real), "--recon", str(real), "--metrics", f"psnr,{metric}"]
+        + ["--fid-min-images", "2", "--json", str(out)],
+    )
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output and result.output.startswith("Error: ")
+    expected = "vgg16-397923af.pth" if metric == "lpips" else "pt_inception-2015-12-05"
+    assert expected in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_one_rule_decides_which_metrics_are_computed(tmp_path, empty_hub):
+    plan = plan_metrics()
+    assert plan.computed == ("psnr", "ssim", "mse")
+    assert set(plan.not_computed) == {"lpips", "fid"}
+    assert plan.fill({"psnr": 1.0}) == {"psnr": 1.0, "lpips": None, "fid": None}
+    plan = plan_metrics(offered=PER_IMAGE_METRICS, feature_weights="random")
+    assert set(plan.not_computed) == {"lpips"} and plan.lpips_term is None
+    with pytest.warns(RandomFeatureWeightsWarning):  # asked for by name, with random weights
+        plan = plan_metrics(["lpips"], feature_weights="random")
+    assert plan.computed == ("lpips",) and plan.lpips_term is not None
+    with pytest.raises(ConfigError, match="unknown metric"):
+        plan_metrics(["psnr", "sharpness"])
+    with pytest.raises(ConfigError, match="FID refused: 3 image"):
+        plan_metrics(["fid"], image_count=3)
+
+
 def test_eval_pairs_command_reports_a_table_and_json(tmp_path):
     images = _random_images(3)
     real = _folder(tmp_path / "real", ["x.png", "y.png", "z.png"], images)
@@ -122,12 +204,11 @@ def test_fid_is_refused_below_the_minimum_and_missing_weights_are_a_clear_error(
         fid(images, images, weights=tmp_path / "nowhere.pth", min_images=2)
     with pytest.raises(ConfigError, match="random"):
         fid_metric("random")
-    # with every metric asked for implicitly, too few images skip FID with a note
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomFeatureWeightsWarning)
-        report = evaluate_images(images, images, list("abcde"), feature_weights="random")
-    assert report.fid is None
-    assert any("FID refused" in note for note in report.notes)
+    # with every metric asked for implicitly, too few images skip FID with the reason
+    report = evaluate_images(images, images, list("abcde"), feature_weights="random")
+    assert report.fid is None and "needs >= 50 images, got 5" in report.not_computed["fid"]
+    # random feature weights make LPIPS meaningless: optional, so left out (no warning)
+    assert "random" in report.not_computed["lpips"] and report.summary["lpips"] is None
     # asked for explicitly, it is an error
     with pytest.raises(ConfigError, match="FID refused"):
         evaluate_images(images, images, list("abcde"), metrics=["psnr", "fid"])
@@ -185,7 +266,16 @@ def test_kfold_indices_partition_the_images():
     assert mean_std([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(math.sqrt(2)), "n": 2}
 
 
-def test_eval_encoder_with_folds(tiny_run, tiny_inverter, photos, tmp_path):
+def test_eval_encoder_with_folds(tiny_run, tiny_inverter, photos, tmp_path, empty_hub, monkeypatch):
+    default = evaluate_encoder(tiny_inverter, photos, folds=2)  # no weights: LPIPS, FID left out
+    assert set(default.not_computed) == {"lpips", "fid"}
+    assert set(default.fold_summary) == {"psnr", "ssim", "mse"}
+    assert "fid" not in default.folds[0] and default.summary["lpips"] is None
+    with monkeypatch.context() as patch:  # asked for by name: an error, before inverting
+        patch.setenv("GANENC_OFFLINE", "1")
+        patch.setattr(tiny_inverter, "invert", lambda *a, **k: pytest.fail("inverted first"))
+        with pytest.raises(WeightsNotFoundError, match="vgg16-397923af.pth"):
+            evaluate_encoder(tiny_inverter, photos, metrics=["lpips"])
     report = evaluate_encoder(tiny_inverter, photos, folds=2, metrics=["psnr", "ssim", "mse"])
     assert len(report.folds) == 2 and sum(f["images"] for f in report.folds) == PHOTOS
     fold_means = [f["psnr"] for f in report.folds]

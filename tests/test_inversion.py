@@ -23,7 +23,10 @@ def _images(folder):
     return load_image_folder(folder, RESOLUTION).images
 
 
-def test_invert_command_writes_latents_reconstructions_grid_and_metrics(tiny_run, photos, tmp_path):
+def test_invert_command_writes_latents_reconstructions_grid_and_metrics(
+    tiny_run, photos, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))  # no VGG16: LPIPS left out
     out = tmp_path / "inverted"
     result = CliRunner().invoke(
         invert_command,
@@ -39,6 +42,9 @@ def test_invert_command_writes_latents_reconstructions_grid_and_metrics(tiny_run
     index = json.loads((out / "index.json").read_text())
     assert [entry["image"] for entry in index["images"]] == [f"{n}.png" for n in names]
     assert index["refine"] == "none" and index["seconds_per_image"] > 0
+    assert index["metrics"]["lpips"] is None and index["metrics"]["psnr"]["n"] == len(names)
+    assert "vgg16-397923af.pth" in index["not_computed"]["lpips"]
+    assert "note: LPIPS not computed" in result.output
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [row["image"] for row in rows] == [f"{n}.png" for n in names]
     assert {"psnr", "ssim", "mse", "seconds"} <= set(rows[0])

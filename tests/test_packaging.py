@@ -20,6 +20,7 @@ PLUGINS = {
     "biggan": "ganenc-biggan",
     "attention_center": "ganenc-attention-center",
     "attention_gradcam": "ganenc-attention-gradcam",
+    "studio": "ganenc-studio",
 }
 
 

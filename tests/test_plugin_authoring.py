@@ -232,10 +232,10 @@ def test_the_lpips_note_names_the_missing_file(monkeypatch, tmp_path):
     monkeypatch.delenv("GANENC_OFFLINE", raising=False)
     term, note = lpips_or_reason(None)
     assert term is None
-    assert note.startswith("LPIPS not reported: VGG16 weights file missing at ")
+    assert note.startswith("LPIPS not computed: needs the file vgg16-397923af.pth in ")
     assert str(tmp_path / "torch") in note and "GANENC_OFFLINE" not in note
     term, note = lpips_or_reason(str(tmp_path / "vgg.pth"))
-    assert f"missing at {tmp_path / 'vgg.pth'}" in note
+    assert f"not found at {tmp_path / 'vgg.pth'}" in note
 
 
 def test_an_unimported_module_is_judged_from_its_source(tmp_path, monkeypatch):

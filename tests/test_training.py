@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -36,6 +37,7 @@ def test_a_run_directory_holds_everything_people_look_at(pretrained_run):
         "encoder.pt",
         "val.json",
         "val.png",
+        "curves.png",
     ):
         assert (run / name).is_file(), name
     assert (run / "checkpoints" / "last.pt").is_file()
@@ -52,8 +54,10 @@ def test_a_run_directory_holds_everything_people_look_at(pretrained_run):
         records[0]
     )
     val = json.loads((run / "val.json").read_text())
-    assert set(val["encoder"]) == {"psnr", "ssim", "mse"}
-    assert set(val["average_latent_baseline"]) == {"psnr", "ssim", "mse"}
+    assert set(val["encoder"]) == {"psnr", "ssim", "mse", "lpips"}
+    assert set(val["average_latent_baseline"]) == {"psnr", "ssim", "mse", "lpips"}
+    # no LPIPS in the loss and no VGG16 weights asked for: LPIPS only when they are cached
+    assert (val["encoder"]["lpips"] is None) == ("lpips" in val["not_computed"])
     assert val["val_seeds"] == [30000, 30007]
     checkpoint = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert checkpoint["step"] == 40 and "optimizer" in checkpoint and "rng" in checkpoint
@@ -258,6 +262,8 @@ def test_finetune_dataset_mode_lowers_the_loss_on_real_photographs(tmp_path, pre
     )
     val = json.loads((run / "val.json").read_text())
     assert val["after"]["mse"] < val["before"]["mse"]
+    assert (val["after"]["lpips"] is None) == ("lpips" in val["not_computed"])
+    assert (run / "curves.png").stat().st_size > 5_000
     assert "broken.png" in json.loads((run / "skipped.json").read_text())
     losses = [
         json.loads(line)["loss/total"] for line in (run / "metrics.jsonl").read_text().splitlines()
@@ -265,7 +271,10 @@ def test_finetune_dataset_mode_lowers_the_loss_on_real_photographs(tmp_path, pre
     assert sum(losses[-5:]) < sum(losses[:5])
 
 
-def test_finetune_per_image_saves_latents_and_reconstructions(tmp_path, pretrained_run):
+def test_finetune_per_image_saves_latents_and_reconstructions(
+    tmp_path, pretrained_run, monkeypatch
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))  # no VGG16: LPIPS left out
     images = tmp_path / "two"
     images.mkdir()
     for name in ("astronaut.png", "coffee.png"):
@@ -289,6 +298,10 @@ def test_finetune_per_image_saves_latents_and_reconstructions(tmp_path, pretrain
     assert saved["latents"]["w_plus"].shape == (1, 8, 512)
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("image,first_loss,final_loss") and len(rows) == 3
+    table = list(csv.DictReader(rows))
+    assert table[0]["lpips_after"] == "" and float(table[0]["psnr_after"]) > 0
+    reasons = json.loads((run / "not_computed.json").read_text())
+    assert "vgg16-397923af.pth" in reasons["lpips"]
     assert (run / "grid.png").is_file()
 
 

@@ -35,7 +35,7 @@ from ..data import load_image_folder
 from ..encoder_runs import EncoderRun, encoder_file, recorded_generator, training_settings
 from ..encoders import read_encoder_checkpoint, save_encoder
 from ..errors import GanencError
-from ..evaluation import reconstruction_metrics
+from ..evaluation import reconstruction_metrics, validation_metric_plan
 from ..images import save_grid, save_image
 from ..latents import LATENTS_DIR, save_latent_file
 from ..losses.composite import CompositeLoss, PreparedTarget
@@ -111,6 +111,7 @@ class Finetuner:
         self.run = RunDirectory(out, resume=settings.resume, is_main=self.dist.is_main)
         self.loss = CompositeLoss(opened.loss_settings).to(self.device).requires_grad_(False)
         self.cropper = opened.build_cropper()
+        self.metric_plan = validation_metric_plan(opened.loss_settings.feature_weights)
         if self.skipped and self.dist.is_main:
             self.run.write_json("skipped.json", self.skipped)
         if not settings.resume and self.dist.is_main:
@@ -181,7 +182,7 @@ class Finetuner:
         before = None
         if not settings.resume:
             recon, _ = self.reconstruct(self.images[evaluated])
-            before = reconstruction_metrics(recon, self.images[evaluated])
+            before = reconstruction_metrics(recon, self.images[evaluated], self.metric_plan)
             self.run.write_json("val_before.json", before)
         train_images = self.images[train]
         progress = Progress(
@@ -233,7 +234,7 @@ class Finetuner:
             settings=settings.model_dump(mode="json"),
         )
         recon, _ = self.reconstruct(self.images[evaluated])
-        after = reconstruction_metrics(recon, self.images[evaluated])
+        after = reconstruction_metrics(recon, self.images[evaluated], self.metric_plan)
         if before is None and (self.run.path / "val_before.json").is_file():
             before = json.loads((self.run.path / "val_before.json").read_text())
         self.run.write_json(
@@ -245,6 +246,7 @@ class Finetuner:
                 else "training images (no held-out split)",
                 "before": before,
                 "after": after,
+                "not_computed": self.metric_plan.not_computed,
             },
         )
         n = min(8, len(evaluated))
@@ -325,8 +327,12 @@ class Finetuner:
                         synthesis_options=inverter.synthesis_options,
                     )
                     save_image(after.reconstructions[0], recon_dir / f"{stem}.png")
-                    metrics_before = reconstruction_metrics(before.reconstructions, image)
-                    metrics_after = reconstruction_metrics(after.reconstructions, image)
+                    metrics_before = reconstruction_metrics(
+                        before.reconstructions, image, self.metric_plan
+                    )
+                    metrics_after = reconstruction_metrics(
+                        after.reconstructions, image, self.metric_plan
+                    )
                     rows.append(
                         {
                             "image": name,
@@ -345,6 +351,8 @@ class Finetuner:
             ) from None
         progress.close()
         self._write_rows(rows)
+        if self.metric_plan.not_computed:  # the empty metrics.csv columns, explained
+            self.run.write_json("not_computed.json", self.metric_plan.not_computed)
         recon = torch.stack(
             [
                 _read_png(recon_dir / f"{Path(n).stem}.png", self.generator.resolution)
@@ -384,4 +392,5 @@ def finetune(settings: FinetuneSettings) -> Path:
     try:
         return tuner.fit()
     finally:
+        tuner.run.close()
         tuner.dist.close()

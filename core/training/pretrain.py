@@ -26,7 +26,7 @@ import ganenc
 from ..config import write_run_metadata
 from ..cropping import attention_boxes, build_cropper  # noqa: F401 - build_cropper: old home
 from ..encoder_runs import training_truncation
-from ..evaluation import lpips_or_reason, reconstruction_metrics
+from ..evaluation import reconstruction_metrics, validation_metric_plan
 from ..images import save_grid
 from ..losses.composite import CompositeLoss
 from ..precision import autocast, grad_scaler, optimizer_step
@@ -188,9 +188,7 @@ class Pretrainer:
         settings = self.settings
         self.encoder.eval()
         seeds = list(range(settings.val_seed_start, settings.val_seed_start + settings.val_samples))
-        lpips_term, lpips_note = lpips_or_reason(settings.loss.feature_weights)
-        if lpips_term is not None:
-            lpips_term = lpips_term.to(self.device)
+        plan = validation_metric_plan(settings.loss.feature_weights)
         targets_all, encoded_all, baseline_all = [], [], []
         average = self.generator.average_latents(1)
         for start in range(0, len(seeds), batch_size):
@@ -203,15 +201,13 @@ class Pretrainer:
             baseline_all.append(baseline.cpu())
         target = torch.cat(targets_all)
         encoded, baseline = torch.cat(encoded_all), torch.cat(baseline_all)
-        lpips_cpu = lpips_term.cpu() if lpips_term is not None else None
         result = {
             "step": self.step,
             "val_seeds": [seeds[0], seeds[-1]],
-            "encoder": reconstruction_metrics(encoded, target, lpips_cpu),
-            "average_latent_baseline": reconstruction_metrics(baseline, target, lpips_cpu),
+            "encoder": reconstruction_metrics(encoded, target, plan),
+            "average_latent_baseline": reconstruction_metrics(baseline, target, plan),
+            "not_computed": plan.not_computed,
         }
-        if lpips_note:
-            result["note"] = lpips_note
         self.run.write_json("val.json", result)
         n = min(8, target.shape[0])
         save_grid(
@@ -226,4 +222,5 @@ def pretrain(settings: TrainSettings) -> Path:
     try:
         return trainer.fit()
     finally:
+        trainer.run.close()
         trainer.dist.close()

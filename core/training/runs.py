@@ -7,6 +7,7 @@ Layout of a run::
     checkpoints/last.pt             the newest of them (what --resume reads)
     encoder.pt                      the final encoder (ganenc.load_encoder reads any of these)
     metrics.jsonl                   one JSON object per logged step
+    curves.png, tensorboard/        its curves (see ganenc.training.curves)
     images/step-00000500.png        target | reconstruction | crops
     val.json                        held-out metrics next to the average-latent baseline
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, GanencError
+from .curves import RunCurves
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
@@ -67,6 +69,7 @@ class RunDirectory:
         if is_main:
             (self.path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
             (self.path / "images").mkdir(exist_ok=True)
+        self.curves = RunCurves(self.path) if is_main else None
 
     @property
     def last_checkpoint(self) -> Path:
@@ -104,12 +107,15 @@ class RunDirectory:
             return
         with (self.path / "metrics.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+        self.curves.log(record)
 
     def write_json(self, name: str, data: Any) -> Path:
+        from ..config import jsonable  # standard JSON: infinite PSNR as "inf"
+
         path = self.path / name
         if self.is_main:
             tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+            tmp.write_text(json.dumps(jsonable(data), indent=2) + "\n", encoding="utf-8")
             os.replace(tmp, path)
         return path
 
@@ -126,7 +132,13 @@ class RunDirectory:
         tmp = self.last_checkpoint.with_name(LAST + ".tmp")
         shutil.copyfile(path, tmp)
         os.replace(tmp, self.last_checkpoint)
+        self.curves.refresh_if_due()
         return path
+
+    def close(self) -> None:
+        """The end of the run (finished, interrupted or failed): final curves, events closed."""
+        if self.curves is not None:
+            self.curves.close()
 
 
 def resume_settings(

@@ -111,14 +111,12 @@ def trained_net() -> SquareNet:
     preprocess = GradCAMCropper(classifier=nn.Conv2d(3, 1, 1), classifier_size=None).preprocess
     optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
     generator = torch.Generator().manual_seed(0)
-    start = time.monotonic()
     for _ in range(150):
         images, labels = square_images(32, generator)
         loss = F.cross_entropy(net(preprocess(images)), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert time.monotonic() - start < 20
     test_images, test_labels = square_images(64, torch.Generator().manual_seed(123))
     with torch.no_grad():
         accuracy = (net(preprocess(test_images)).argmax(1) == test_labels).float().mean()

@@ -1,0 +1,73 @@
+"""Running the studio: uvicorn in the foreground (the command) or in a thread (tests, notebooks)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import click
+
+
+def _allowed_hosts(host: str) -> list[str]:
+    hosts = ["127.0.0.1", "localhost", "[::1]"]
+    if host not in {"0.0.0.0", "::"}:
+        return [*hosts, host]
+    return ["*"]  # every interface: any name this machine is reached by
+
+
+def serve(
+    *,
+    encoder: str | None,
+    directions: str | None,
+    host: str,
+    port: int,
+    device: str = "auto",
+) -> None:
+    """Load the encoder and directions, then serve the page until Ctrl+C."""
+    import uvicorn
+
+    from .app import create_app, discover_panels
+    from .session import Studio
+
+    studio = Studio.open(encoder, directions, device=device)  # the workspace comes last
+    try:
+        app = create_app(studio, discover_panels(studio), allowed_hosts=_allowed_hosts(host))
+        info = studio.info()
+        click.echo(
+            f"encoder {info['encoder']} ({info['gan']}, {info['resolution']} px) on"
+            f" {info['device']}; {len(info['directions'])} direction(s)"
+        )
+        click.echo(f"workspace (uploads and downloads, removed at exit): {studio.workspace}")
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"studio at http://{shown}:{port}/  (Ctrl+C to stop)")
+        uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning")
+    finally:
+        studio.close()
+
+
+@contextlib.contextmanager
+def running(
+    app: Any, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0
+) -> Iterator[str]:
+    """Serve ``app`` in a thread; yields its base URL (``port=0``: a free port)."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True, name="studio-server")
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the studio server did not start")
+        time.sleep(0.05)
+    sockets: Sequence[Any] = [s for srv in server.servers for s in srv.sockets]
+    bound_port = sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)

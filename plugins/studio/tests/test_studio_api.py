@@ -1,0 +1,378 @@
+"""The studio's command, session and HTTP API, without a browser (see test_studio_browser.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import ganenc
+from ganenc.cli.main import cli
+from ganenc_studio.session import EXAMPLES_DIR as EXAMPLES
+
+STATIC = Path(__file__).resolve().parents[1] / "ganenc_studio" / "static"
+
+
+@pytest.fixture(scope="module")
+def client(studio):
+    from starlette.testclient import TestClient
+
+    from ganenc_studio.app import create_app
+
+    with TestClient(create_app(studio)) as test_client:
+        yield test_client
+
+
+def _png(data: bytes) -> torch.Tensor:
+    return torch.tensor(np.array(Image.open(io.BytesIO(data))), dtype=torch.float32)
+
+
+def _decode(data_url: str) -> torch.Tensor:
+    import base64
+
+    assert data_url.startswith("data:image/png;base64,")
+    return _png(base64.b64decode(data_url.split(",", 1)[1]))
+
+
+def _example(client) -> str:
+    response = client.post("/api/subjects?example=1f607.png", json={})
+    assert response.status_code == 200, response.text
+    return response.json()["subject"]
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def test_the_plugin_adds_the_studio_command():
+    info = ganenc.get_registry().plugins["studio"]
+    assert (info.status, info.distribution) == ("ok", "ganenc-studio")
+    result = CliRunner().invoke(cli, ["studio", "--help"])
+    assert result.exit_code == 0, result.output
+    for option in ("--encoder", "--directions", "--port", "--host"):
+        assert option in result.output
+
+
+def test_the_default_encoder_is_the_packaged_emoji_tag():
+    from ganenc.weights import cached_path, weights_entry
+    from ganenc_studio import DEFAULT_ENCODER
+    from ganenc_studio.session import Studio
+
+    assert DEFAULT_ENCODER == "encoder:stylegan2-emoji-64"
+    entry = weights_entry(DEFAULT_ENCODER)  # registered by the stylegan plugin
+    if cached_path(entry) is None:
+        pytest.skip(f"{DEFAULT_ENCODER} is registered but its file is not shipped here yet")
+    studio = Studio.open(device="cpu")
+    try:
+        assert (studio.info()["gan"], studio.resolution) == ("stylegan2", 64)
+    finally:
+        studio.close()
+
+
+def test_without_the_default_encoder_one_line_says_to_pass_encoder(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setattr("ganenc_studio.session.DEFAULT_ENCODER", "encoder:not-shipped-here")
+    result = CliRunner().invoke(cli, ["studio", "--port", "0"])
+    assert result.exit_code == 1
+    assert "encoder:not-shipped-here" in result.output and "pass --encoder" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # a failed start leaves nothing behind
+
+
+def test_a_non_loopback_host_is_warned_about(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    missing = tmp_path / "no-run"
+    result = CliRunner().invoke(
+        cli, ["studio", "--encoder", str(missing), "--host", "0.0.0.0", "--port", "0"]
+    )
+    assert "warning: listening on 0.0.0.0" in result.output
+    assert result.exit_code == 1 and "encoder not found" in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_busy_port_is_one_line_before_loading_anything(tiny_run):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            cli, ["studio", "--encoder", str(tiny_run), "--port", str(port)]
+        )
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
+
+
+def test_loopback_hosts():
+    from ganenc_studio.plugin import is_loopback
+
+    assert all(map(is_loopback, ["127.0.0.1", "localhost", "::1", "[::1]", "127.1.2.3"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.4", "example.org"]))
+
+
+def test_bad_directions_are_refused_at_start(tiny_run, tmp_path):
+    from ganenc.editing import Direction
+    from ganenc_studio.session import Studio
+
+    Direction("wide", "w", torch.ones(7), {}).save(tmp_path / "wide.pt")
+    with pytest.raises(ganenc.GanencError, match="direction 'wide' does not fit"):
+        Studio.open(str(tiny_run), tmp_path, device="cpu", workspace=tmp_path / "ws")
+    assert not (tmp_path / "ws").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ganenc.GanencError, match="no direction files"):
+        Studio.open(str(tiny_run), tmp_path / "empty", device="cpu")
+
+
+# -- the page and its safety -----------------------------------------------------------------
+
+
+def test_the_page_loads_nothing_from_outside(client):
+    response = client.get("/")
+    assert response.status_code == 200 and "ganenc studio" in response.text
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    for path in STATIC.iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), path.name
+    for asset in ("/static/studio.js", "/static/studio.css"):
+        assert client.get(asset).status_code == 200
+
+
+def test_only_known_host_headers_are_answered(client):
+    assert client.get("/api/info", headers={"host": "evil.example"}).status_code == 400
+    assert client.get("/api/info", headers={"host": "localhost:7860"}).status_code == 200
+
+
+def test_info_lists_model_examples_and_directions(client, studio):
+    info = client.get("/api/info").json()
+    assert info["gan"] == "stylegan2" and info["resolution"] == 32
+    assert info["examples"] == sorted(p.name for p in EXAMPLES.glob("*.png"))
+    assert [d["name"] for d in info["directions"]] == ["age", "smile"]
+    assert info["layers"] == studio.inverter.encode(torch.zeros(1, 3, 32, 32))["w_plus"].shape[1]
+    assert info["workspace"] == str(studio.workspace)
+
+
+def test_uploads_are_capped_checked_and_kept_in_the_workspace(client, studio, monkeypatch):
+    import ganenc_studio.app as app_module
+
+    png = (EXAMPLES / "1f49b.png").read_bytes()
+    ok = client.post("/api/subjects", content=png, headers={"x-filename": "../../heart.png"})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["name"] == "heart.png"
+    stored = list((studio.workspace / "uploads").iterdir())
+    assert stored and all(p.read_bytes() == png for p in stored[-1:])
+
+    not_image = client.post("/api/subjects", content=b"hello", headers={"x-filename": "a.png"})
+    assert not_image.status_code == 400 and "not an image" in not_image.json()["error"]
+    wrong_kind = client.post("/api/subjects", content=png, headers={"x-filename": "a.svg"})
+    assert wrong_kind.status_code == 400 and "upload one of" in wrong_kind.json()["error"]
+
+    buffer = io.BytesIO()
+    Image.new("L", (4200, 4200)).save(buffer, format="PNG")
+    huge = client.post("/api/subjects", content=buffer.getvalue(), headers={"x-filename": "b.png"})
+    assert huge.status_code == 400 and "4200x4200 pixels" in huge.json()["error"]
+
+    monkeypatch.setattr(app_module, "MAX_UPLOAD_BYTES", 1000)
+    too_big = client.post("/api/subjects", content=png, headers={"x-filename": "c.png"})
+    assert too_big.status_code == 413 and "limited to 1000 bytes" in too_big.json()["error"]
+
+
+# -- inversion, refinement, editing, downloads -----------------------------------------------
+
+
+def test_invert_shows_the_encoder_reconstruction_with_metrics(client):
+    subject = _example(client)
+    result = client.post(f"/api/subjects/{subject}/invert", json={"refine": "none"}).json()
+    assert set(result) == {"subject", "encoder"}
+    panel = result["encoder"]
+    assert _decode(panel["image"]).shape == (32, 32, 3)
+    assert 0 < panel["psnr"] < 100 and -1 <= panel["ssim"] <= 1 and panel["seconds"] > 0
+
+
+def test_refinement_runs_as_a_job_with_progress_and_improves_the_loss(client, studio):
+    subject = _example(client)
+    bad = client.post(f"/api/subjects/{subject}/invert", json={"refine": "optimize", "steps": 0})
+    assert bad.status_code == 400 and "between 1 and" in bad.json()["error"]
+    job = client.post(
+        f"/api/subjects/{subject}/invert", json={"refine": "optimize", "steps": 8}
+    ).json()["job"]
+    deadline = time.monotonic() + 60
+    while (state := client.get(f"/api/jobs/{job}").json())["status"] not in {"done", "error"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert state["status"] == "done", state
+    assert (state["done"], state["total"]) == (8, 8)
+    refined, encoder = state["result"]["refined"], state["result"]["encoder"]
+    assert (refined["refine"], refined["steps"]) == ("optimize", 8)
+    assert refined["psnr"] > encoder["psnr"]  # latent optimisation on the image's own loss
+    assert studio.subject(subject).record["refine"] == "optimize"
+
+
+def test_sliders_edit_the_image_and_zero_gives_back_the_inversion(client, studio):
+    subject = _example(client)
+    client.post(f"/api/subjects/{subject}/invert", json={"refine": "none"})
+    layers = studio.layer_count
+    zero = client.post(f"/api/subjects/{subject}/edit", json={"strengths": {"smile": 0}}).json()
+    moved = client.post(
+        f"/api/subjects/{subject}/edit",
+        json={"strengths": {"smile": 3, "age": -1}, "layers": [0, layers - 1]},
+    ).json()
+    assert (_decode(zero["image"]) - _decode(moved["image"])).abs().max() > 0
+    reconstruction = studio.render(studio.subject(subject), studio.subject(subject).latents)
+    from ganenc_studio.session import png_data_url
+
+    assert zero["image"] == png_data_url(reconstruction)
+    for body, message in (
+        ({"strengths": {"nose": 1}}, "no direction 'nose'"),
+        ({"strengths": {"smile": "x"}}, "must be a number"),
+        ({"strengths": {"smile": 1}, "layers": [3, 99]}, "layers must lie within"),
+    ):
+        response = client.post(f"/api/subjects/{subject}/edit", json=body)
+        assert response.status_code == 400 and message in response.json()["error"]
+    assert client.post("/api/subjects/s999/edit", json={}).status_code == 400
+
+
+def test_downloads_are_the_edited_png_and_a_latent_file_of_ganenc_invert(client, studio):
+    from ganenc.editing import apply_direction
+    from ganenc.latents import read_latent_file
+
+    subject = _example(client)
+    client.post(f"/api/subjects/{subject}/invert", json={"refine": "none"})
+    edit = {"strengths": {"smile": 2.5}, "layers": [1, 3]}
+    query = {"edit": json.dumps(edit)}
+    png = client.get(f"/api/subjects/{subject}/download/png", params=query)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert 'filename="1f607-edited.png"' in png.headers["content-disposition"]
+    shown = client.post(f"/api/subjects/{subject}/edit", json=edit).json()["image"]
+    assert torch.equal(_decode(shown), _png(png.content))
+
+    latents = client.get(f"/api/subjects/{subject}/download/latents", params=query)
+    assert latents.status_code == 200
+    path = studio.workspace / "check.pt"
+    path.write_bytes(latents.content)
+    payload = read_latent_file(path)
+    assert payload["format"] == "ganenc-latents/1" and payload["gan"] == "stylegan2"
+    assert payload["image"] == "1f607.png" and payload["refine"] == "none"
+    assert payload["edit"] == {"strengths": {"smile": 2.5}, "layers": "1-3"}
+    expected = apply_direction(
+        studio.subject(subject).latents, studio.directions["smile"], 2.5, "1-3"
+    )
+    assert torch.equal(payload["latents"]["w_plus"], expected["w_plus"])
+    bad = client.get(f"/api/subjects/{subject}/download/zip")
+    assert bad.status_code == 400
+
+
+def test_samples_follow_seed_and_truncation_and_can_be_edited(client):
+    def draw(seed, truncation):
+        response = client.post("/api/samples", json={"seed": seed, "truncation": truncation})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    a, b = draw(1, 0.0), draw(2, 0.0)
+    assert a["image"] == b["image"]  # truncation 0: every sample is the average image
+    c, d = draw(1, 1.0), draw(2, 1.0)
+    assert c["image"] != d["image"] and draw(1, 1.0)["image"] == c["image"]
+    edited = client.post(f"/api/subjects/{c['subject']}/edit", json={"strengths": {"age": 4}})
+    assert edited.json()["image"] != c["image"]
+    assert client.post("/api/samples", json={"truncation": 5}).status_code == 400
+    no_image = client.post(f"/api/subjects/{c['subject']}/invert", json={"refine": "none"})
+    assert no_image.status_code == 400 and "no image" in no_image.json()["error"]
+
+
+# -- plugin panels and the workspace ----------------------------------------------------------
+
+
+def test_a_plugin_panel_adds_html_a_script_and_routes(studio):
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from ganenc_studio.app import Panel, create_app
+
+    async def count(request):
+        return JSONResponse({"directions": len(studio.directions)})
+
+    panel = Panel(
+        "counter",
+        "Direction count",
+        '<p id="count"></p>',
+        script="studio.api('/plugins/counter/count').then(r => {})",
+        routes=[Route("/count", count)],
+    )
+    with TestClient(create_app(studio, [panel])) as test_client:
+        page = test_client.get("/").text
+        assert '<section class="card panel" id="panel-counter"><h2>Direction count</h2>' in page
+        assert '<script src="/plugins/counter/panel.js"></script>' in page
+        assert "studio.api" in test_client.get("/plugins/counter/panel.js").text
+        assert test_client.get("/plugins/counter/count").json() == {"directions": 2}
+    with pytest.raises(ganenc.GanencError, match="panel name"):
+        Panel("Bad Name", "x", "")
+
+
+def test_the_workspace_is_the_only_folder_written_and_is_removed(tiny_run, tmp_path):
+    from ganenc_studio.session import Studio
+
+    studio = Studio.open(str(tiny_run), device="cpu")
+    try:
+        subject = studio.add_upload((EXAMPLES / "270b.png").read_bytes(), "hand.png")
+        path = studio.export(subject.id, "latents", {})
+        assert path.is_relative_to(studio.workspace)
+    finally:
+        studio.close()
+    assert not studio.workspace.exists()
+
+
+def test_the_command_serves_the_page_and_removes_its_workspace_on_exit(
+    tiny_run, directions_dir, tmp_path
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    command = [sys.executable, "-m", "ganenc", "studio", "--encoder", str(tiny_run)]
+    command += ["--directions", str(directions_dir), "--port", str(port), "--device", "cpu"]
+    command += ["--threads", "1"]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info") as response:
+                    info = json.loads(response.read())
+                break
+            except OSError:
+                assert process.poll() is None, process.stdout.read().decode()
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        workspace = Path(info["workspace"])
+        assert workspace.parent == tmp_path and workspace.is_dir()
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=30)[0].decode()
+    assert f"workspace (uploads and downloads, removed at exit): {workspace}" in output
+    assert f"studio at http://127.0.0.1:{port}/" in output and "2 direction(s)" in output
+    assert "Traceback" not in output
+    assert not workspace.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_long_session_forgets_its_oldest_images(studio, monkeypatch):
+    import ganenc_studio.session as session_module
+
+    monkeypatch.setattr(session_module, "MAX_SUBJECTS", 2)
+    first, second, third = (studio.sample(seed, 0.5) for seed in (1, 2, 3))
+    with pytest.raises(ganenc.GanencError, match=f"no image '{first.id}'"):
+        studio.subject(first.id)
+    assert studio.subject(second.id) is second and studio.subject(third.id) is third
