@@ -348,7 +348,6 @@ def _console():
 
 
 def _add_builtin_commands() -> None:
-    from .convert import convert_command
     from .directions import directions_command
     from .edit import edit_command
     from .evaluate import eval_command
@@ -361,7 +360,6 @@ def _add_builtin_commands() -> None:
     cli.add_command(sample_command)
     cli.add_command(train_command)
     cli.add_command(finetune_command)
-    cli.add_command(convert_command)
     cli.add_command(invert_command)
     cli.add_command(directions_command)
     cli.add_command(edit_command)

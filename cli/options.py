@@ -35,6 +35,19 @@ class FiniteFloat(click.FloatRange):
 SEED = click.IntRange(0, MAX_SEED)
 
 
+def default_of(model: type, field: str) -> Any:
+    """The default of a settings field, for help texts (``"optimizer.lr"`` follows nested models).
+
+    Help texts quote the pydantic models instead of restating their numbers, so
+    a changed default cannot leave ``--help`` behind.
+    """
+    head, *rest = field.split(".")
+    value = model.model_fields[head].get_default(call_default_factory=True)
+    for name in rest:  # the nested model's own default may differ from its class's
+        value = getattr(value, name)
+    return value
+
+
 def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str, Any]:
     """``("channel_max=32", "blur=true")`` -> ``{"channel_max": 32, "blur": True}`` (YAML scalars)."""
     import yaml

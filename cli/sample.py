@@ -13,6 +13,7 @@ from .options import (
     SEED,
     FiniteFloat,
     config_option,
+    default_of,
     generator_option,
     parse_key_values,
     settings_from_cli,
@@ -41,15 +42,27 @@ class SampleSettings(Settings):
     " 'ganenc weights list'), or 'random' for random weights.",
 )
 @generator_option(help="Generator option, e.g. -O resolution=64 (repeatable).")
-@click.option("-n", "n", type=int, help="Number of images (default 16).")
-@click.option("--seed", type=SEED, help="Seed of the latents (default 0).")
-@click.option("--truncation", type=FiniteFloat(), help="Truncation psi (default 1: none).")
+@click.option(
+    "-n", "n", type=int, help=f"Number of images (default {default_of(SampleSettings, 'n')})."
+)
+@click.option(
+    "--seed", type=SEED, help=f"Seed of the latents (default {default_of(SampleSettings, 'seed')})."
+)
+@click.option(
+    "--truncation",
+    type=FiniteFloat(),
+    help=f"Truncation psi (default {default_of(SampleSettings, 'truncation'):g}: none).",
+)
 @click.option("--truncation-layers", type=int, help="Truncate only the first N layers.")
 @click.option(
-    "--out", type=click.Path(dir_okay=False), help="Output PNG grid (default samples.png)."
+    "--out",
+    type=click.Path(dir_okay=False),
+    help=f"Output PNG grid (default {default_of(SampleSettings, 'out')}).",
 )
 @click.option("--save-latents", is_flag=True, default=None, help="Also save the latents (.pt).")
-@click.option("--device", help="auto, cpu or cuda (default auto).")
+@click.option(
+    "--device", help=f"auto, cpu or cuda (default {default_of(SampleSettings, 'device')})."
+)
 @click.option("--force", is_flag=True, help="Overwrite --out (and its latents file) if they exist.")
 @config_option
 def sample_command(config_file, gen_options, force, **given):

@@ -20,6 +20,18 @@ from torch import nn
 from .errors import ConfigError
 from .geometry import GeneratorGeometry
 
+#: How ``synthesize`` treats per-layer noise: the checkpoint's fixed noise
+#: (deterministic), fresh random noise, or none.  Shared by every family.
+NOISE_MODES = ("const", "random", "none")
+
+
+def check_noise_mode(noise_mode: str) -> str:
+    """``noise_mode`` when it is one of :data:`NOISE_MODES`, else a ConfigError naming them."""
+    if noise_mode not in NOISE_MODES:
+        raise ConfigError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+    return noise_mode
+
+
 Latents = dict[str, torch.Tensor]
 
 

@@ -4,7 +4,9 @@ Every loader goes through :func:`read_checkpoint`: ``torch.load`` with
 ``weights_only=True`` (plus a narrow allow-list of harmless classes a format
 needs, such as ``argparse.Namespace``), and one clear
 :class:`~ganenc.errors.CheckpointError` per failure mode.  :func:`describe_checkpoint`
-names known formats so a file given to the wrong family gets a helpful hint.
+names known formats (each generator plugin recognises its own through the
+``identify_checkpoint`` hook) so a file given to the wrong family gets a
+helpful hint.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pickle
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,18 +94,34 @@ def _looks_truncated(path: Path) -> bool:
         return True
 
 
-def _genforce_family(names: set[str]) -> str:
-    """Which genforce generator a state dict's key names belong to."""
-    joined = " ".join(names)
-    if "synthesis.early_layer.const" in names or "noise_strength" in joined:
-        return "genforce StyleGAN2"
-    if "synthesis.layer0.const" in names or "apply_noise" in joined or "synthesis.lod" in names:
-        return "genforce StyleGAN1"
-    if not any(name.startswith("mapping.") for name in names) and (
-        "layer0.weight" in names or "lod" in names
-    ):
-        return "genforce PGGAN"
-    return "genforce"
+@dataclass(frozen=True)
+class CheckpointIdentity:
+    """A plugin's answer to ``identify_checkpoint``: which generator loads a file."""
+
+    gan: str  # the registered generator name that loads the file, e.g. "pggan"
+    description: str  # a short phrase for messages, e.g. "a genforce PGGAN checkpoint"
+
+    @property
+    def hint(self) -> str:
+        """The wrong-``--gan`` hint: ``this file is ...; use --gan pggan``."""
+        return f"this file is {self.description}; use --gan {self.gan}"
+
+
+def identify_checkpoint(obj: Any) -> CheckpointIdentity | None:
+    """Ask the installed generator plugins which family a loaded checkpoint belongs to.
+
+    The engine knows no GAN family: each plugin recognises its own layouts
+    through the ``identify_checkpoint`` hook.  A plugin that fails here costs
+    only the hint, never the error message it is building.
+    """
+    if not isinstance(obj, Mapping):
+        return None
+    from .registry import get_registry
+
+    try:
+        return get_registry().plugin_manager.hook.identify_checkpoint(checkpoint=obj)
+    except Exception:  # noqa: BLE001 - a broken plugin must not hide the real error
+        return None
 
 
 def describe_checkpoint(obj: Any) -> str:
@@ -112,22 +131,9 @@ def describe_checkpoint(obj: Any) -> str:
     keys = set(obj)
     if str(obj.get("format", "")).startswith("ganenc-encoder"):
         return "a ganenc encoder checkpoint"
-    if "g_ema" in keys:
-        return "a rosinality StyleGAN2 checkpoint"
-    if {"netG", "config"} <= keys or "avgG" in keys:
-        return "a pytorch_GAN_zoo PGGAN checkpoint"
-    if "generator_smooth" in keys or "generator" in keys:
-        state = obj.get("generator_smooth") or obj.get("generator")
-        if isinstance(state, Mapping):
-            return "a " + _genforce_family(set(map(str, state))) + " checkpoint"
-        return "a genforce checkpoint"
-    names = " ".join(map(str, keys))
-    if (
-        "generator.gen_z.weight_orig" in names
-        or "embeddings.weight" in names
-        and "generator." in names
-    ):
-        return "a HuggingFace BigGAN state dict"
+    identity = identify_checkpoint(obj)
+    if identity is not None:
+        return identity.description
     if all(isinstance(key, str) for key in keys) and keys:
         return f"a state dict with keys such as {sorted(keys)[:3]}"
     return "an unrecognised checkpoint"

@@ -12,12 +12,22 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
 from .files import json_safe, strict_json, write_json
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _path_as_text(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+#: A file path option kept as text (so run records stay plain data); accepts any
+#: ``os.PathLike`` such as ``pathlib.Path`` as well.  Every plugin's
+#: ``checkpoint`` option uses it.
+PathText = Annotated[str, BeforeValidator(_path_as_text)]
 
 
 class Settings(BaseModel):

@@ -18,11 +18,11 @@ from ganenc.checkpoints import build_checked, describe_checkpoint, read_checkpoi
 from ganenc.errors import CheckpointError, WeightsNotFoundError
 from ganenc.files import strict_json
 
+from .identify import HF_STATE_DICT
 from .model import BigGAN, BigGANConfig
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "pytorch_model.bin"
-HF_STATE_DICT = "a HuggingFace BigGAN state dict"
 
 
 class BigGANFileNotFoundError(CheckpointError, WeightsNotFoundError):

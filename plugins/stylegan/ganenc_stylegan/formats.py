@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from ganenc.checkpoints import build_checked, describe_checkpoint, read_checkpoint
+from ganenc.checkpoints import identify_checkpoint as identify_family
 from ganenc.errors import CheckpointError, ConfigError
 
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator, fir_kernel
@@ -521,17 +522,14 @@ def identify_checkpoint(obj: Any) -> IdentifiedCheckpoint:
     return IdentifiedCheckpoint(None, describe_checkpoint(obj))
 
 
-_OTHER_FAMILIES = (("PGGAN", "pggan"), ("BigGAN", "biggan"))
-
-
-def _not_stylegan_message(path: Path, description: str, wanted: str) -> str:
+def _not_stylegan_message(path: Path, obj: Any, description: str, wanted: str) -> str:
     name = FAMILY_NAMES[wanted]
-    for marker, gan in _OTHER_FAMILIES:
-        if marker in description:
-            return (
-                f"{path} looks like {description}, not a {name} checkpoint;"
-                f" load it with --gan {gan}"
-            )
+    other = identify_family(obj)  # another plugin's family: the engine names none itself
+    if other is not None and other.gan not in FAMILY_NAMES:
+        return (
+            f"{path} looks like {description}, not a {name} checkpoint;"
+            f" load it with --gan {other.gan}"
+        )
     if "encoder" in description:
         return (
             f"{path} is {description}, not a generator; give it as the encoder"
@@ -562,7 +560,7 @@ def read_stylegan_checkpoint(path: str | os.PathLike, family: str) -> Identified
             " 'style.1.weight'); the file is damaged or was written by other code"
         )
     if found.family is None:
-        raise CheckpointError(_not_stylegan_message(path, found.layout, family))
+        raise CheckpointError(_not_stylegan_message(path, obj, found.layout, family))
     if found.family != family:
         raise CheckpointError(
             f"{path} looks like a {found.layout} {FAMILY_NAMES[found.family]} checkpoint,"
