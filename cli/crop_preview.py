@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ganenc.images import MAX_IMAGE_SIDE
+
 from .options import crop_option, parse_key_values
 
 #: Outline colours of AT1, AT2, AT3 ... boxes.
@@ -50,8 +52,14 @@ def draw_boxes(image, boxes: list[tuple[int, int, int, int]]):
     deprecated="crop-preview: -O/--option is deprecated here, use --crop-option"
     " (-O/--option means generator options in every other command)",
 )
-@click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE first.")
+@click.option(
+    "--size",
+    type=click.IntRange(8, MAX_IMAGE_SIDE),
+    default=None,
+    help="Resize images to SIZE x SIZE first.",
+)
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
+@click.option("--force", is_flag=True, help="Write into --out even if it holds files.")
 def crop_preview_command(
     attention: str,
     images: tuple[Path, ...],
@@ -59,28 +67,29 @@ def crop_preview_command(
     crop_options: tuple[str, ...],
     size: int | None,
     device: str,
+    force: bool,
 ) -> None:
     """Draw the AT1 (yellow) and AT2 (red) boxes of a cropper on IMAGES and save PNGs."""
     import numpy as np
     import torch
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     import ganenc
     from ganenc.devices import resolve_device
     from ganenc.errors import GanencError
+    from ganenc.files import check_output
+    from ganenc.images import open_image
 
     try:
+        check_output(out_dir, folder=True, force=force)
         cropper = ganenc.create(
             "cropper", attention, **parse_key_values(crop_options, "--crop-option")
         )
         target_device = resolve_device(device)
+        read = [(path, open_image(path)) for path in images]  # every image before any output
         out_dir.mkdir(parents=True, exist_ok=True)
         used: set[str] = set()
-        for path in images:
-            try:
-                image = Image.open(path).convert("RGB")
-            except (UnidentifiedImageError, OSError) as exc:
-                raise click.ClickException(f"cannot read image {path}: {exc}") from None
+        for path, image in read:
             if size is not None:
                 image = image.resize((size, size), Image.Resampling.BICUBIC)
             array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .options import SEED, FiniteFloat
+
 
 @click.command("directions")
 @click.option(
@@ -48,17 +50,15 @@ import click
     show_default=True,
     help="Logistic regression (the paper's code) or a linear SVM (InterFaceGAN), scikit-learn.",
 )
-@click.option(
-    "--C", "C", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True
-)
+@click.option("--C", "C", type=FiniteFloat(min=0, min_open=True), default=1.0, show_default=True)
 @click.option(
     "--validation",
-    type=click.FloatRange(min=0, max=0.9),
+    type=FiniteFloat(min=0, max=0.9),
     default=0.2,
     show_default=True,
     help="Fraction of samples held out for the reported accuracy.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the split.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -82,9 +82,11 @@ def directions_command(
     from rich.table import Table
 
     from ganenc.editing import learn_directions, save_directions
+    from ganenc.files import check_output
 
     if orthogonal and conditions:
         raise click.UsageError("use --orthogonal or --condition, not both")
+    check_output(out, folder=True)
     condition = "all" if orthogonal else (list(conditions) or None)
     directions, report = learn_directions(
         latents,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import click
 
 from .invert import build_inverter, refinement_options
+from .options import SEED
 
 
 @click.command("eval")
@@ -26,7 +24,7 @@ from .invert import build_inverter, refinement_options
     type=click.IntRange(min=2),
     help="With --encoder: K random folds, reported as mean ± std over folds.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the folds.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the folds.")
 @click.option(
     "--metrics",
     help="Comma-separated subset of psnr,ssim,mse,lpips,fid, each required (an error if it"
@@ -49,6 +47,7 @@ from .invert import build_inverter, refinement_options
     help="With --real/--recon: compare at this size (default: the reconstructions').",
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option("--force", is_flag=True, help="Overwrite the --json file if it exists.")
 @refinement_options
 def eval_command(
     real,
@@ -62,6 +61,7 @@ def eval_command(
     fid_min_images,
     resolution,
     json_path,
+    force,
     refine,
     steps,
     batch_size,
@@ -80,7 +80,10 @@ def eval_command(
     """
     from ganenc.devices import resolve_device
     from ganenc.evaluation import evaluate_encoder, evaluate_folders, render_report
+    from ganenc.files import check_output, write_json
 
+    if json_path:
+        check_output(json_path, force=force, option="--json")
     pairs_mode = real is not None or recon is not None
     encoder_mode = encoder is not None or images is not None
     if pairs_mode == encoder_mode:
@@ -119,7 +122,4 @@ def eval_command(
         )
     render_report(report)
     if json_path:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-        click.echo(f"report: {path}")
+        click.echo(f"report: {write_json(json_path, report.to_dict())}")

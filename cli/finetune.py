@@ -7,8 +7,11 @@ import click
 from ganenc.training.settings import FinetuneSettings
 
 from .options import (
+    SEED,
+    FiniteFloat,
     config_option,
     crop_option,
+    default_of,
     generator_option,
     loss_option,
     loss_settings,
@@ -35,14 +38,30 @@ from .options import (
 @click.option(
     "--feature-weights", help="VGG16 weights file for LPIPS/Grad-CAM, or 'random' (warns)."
 )
-@click.option("--iterations", type=int, help="Steps (per image in per-image mode; default 1500).")
-@click.option("--batch-size", type=int, help="Images per step in dataset mode (default 4).")
-@click.option("--lr", type=float, help="Adam learning rate (default 0.005, the reference's).")
 @click.option(
-    "--held-out", type=float, help="Fraction of images held out in dataset mode (default 0.2)."
+    "--iterations",
+    type=int,
+    help=f"Steps (per image in per-image mode; default {default_of(FinetuneSettings, 'iterations')}).",
 )
-@click.option("--seed", type=int, help="Seed of the split and the batch order.")
-@click.option("--device", help="auto, cpu or cuda (default auto).")
+@click.option(
+    "--batch-size",
+    type=int,
+    help=f"Images per step in dataset mode (default {default_of(FinetuneSettings, 'batch_size')}).",
+)
+@click.option(
+    "--lr",
+    type=FiniteFloat(),
+    help=f"Adam learning rate (default {default_of(FinetuneSettings, 'optimizer.lr')}, the reference's).",
+)
+@click.option(
+    "--held-out",
+    type=FiniteFloat(),
+    help=f"Fraction of images held out in dataset mode (default {default_of(FinetuneSettings, 'held_out')}).",
+)
+@click.option("--seed", type=SEED, help="Seed of the split and the batch order.")
+@click.option(
+    "--device", help=f"auto, cpu or cuda (default {default_of(FinetuneSettings, 'device')})."
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False),

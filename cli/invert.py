@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .options import crop_option, generator_option, loss_option, parse_key_values
+from .options import FiniteFloat, crop_option, generator_option, loss_option, parse_key_values
 
 
 def generator_override_options(function):
@@ -41,12 +41,12 @@ def refinement_options(function):
         ),
         click.option(
             "--lr",
-            type=click.FloatRange(min=0, min_open=True),
+            type=FiniteFloat(min=0, min_open=True),
             help="Adam learning rate of the refinement (default 0.01 optimize, 0.005 finetune).",
         ),
         click.option(
             "--anchor-weight",
-            type=click.FloatRange(min=0),
+            type=FiniteFloat(min=0),
             default=0.0,
             help="optimize: weight of a penalty keeping latents near the encoder's estimate.",
         ),

@@ -8,6 +8,7 @@ they need when they run.  Plugins add commands through the
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import traceback
@@ -29,7 +30,11 @@ from ganenc.registry import (
 
 
 class GanencGroup(click.Group):
-    """Adds plugin commands lazily and turns :class:`GanencError` into a one-line message."""
+    """Adds plugin commands lazily; turns every error of a command into a one-line message.
+
+    :class:`GanencError` and operating-system errors are the user's to fix and say how; any
+    other exception is a bug, reported with the file its traceback was written to.
+    """
 
     _plugin_commands: dict[int, dict[str, click.Command]] = {}
 
@@ -49,10 +54,78 @@ class GanencGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except GanencError as exc:
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every error becomes one line, never swallowed
             if wants_traceback(ctx):
                 click.echo(traceback.format_exc().rstrip(), err=True)
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(describe_error(exc)) from None
+
+
+def describe_error(exc: Exception) -> str:
+    """The one line a command's error is shown as.
+
+    :class:`GanencError` says what to fix; an operating-system error (a full disk, a read-only
+    folder) names the file and a hint; running out of memory says what to lower; anything
+    else is a bug, reported with the file its traceback was written to.
+    """
+    if isinstance(exc, GanencError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    if _out_of_memory(exc):
+        return "out of memory; use a smaller --batch-size or resolution, or a larger machine"
+    return report_unexpected(exc)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Python's MemoryError, or torch's (CUDA ``OutOfMemoryError``, a failed CPU allocation)."""
+    return (
+        isinstance(exc, MemoryError)
+        or type(exc).__name__ == "OutOfMemoryError"
+        or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+    )
+
+
+#: What to do about an operating-system error, by errno.
+_OS_ERROR_HINTS = {
+    errno.ENOSPC: "the disk is full; free space or write elsewhere",
+    errno.EDQUOT: "the disk quota is used up; free space or write elsewhere",
+    errno.EACCES: "no permission; choose a writable place (--out, or GANENC_HOME for the cache)",
+    errno.EPERM: "no permission; choose a writable place (--out, or GANENC_HOME for the cache)",
+    errno.EROFS: "a read-only file system; choose a writable place (--out, or GANENC_HOME)",
+    errno.ENOTDIR: "a file stands where a folder is expected",
+    errno.EISDIR: "a folder stands where a file is expected",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line: what failed on which file, and what to do."""
+    names = " -> ".join(str(n) for n in (exc.filename, exc.filename2) if n is not None)
+    what = exc.strerror or str(exc) or type(exc).__name__
+    hint = _OS_ERROR_HINTS.get(exc.errno or 0)
+    return f"{what}" + (f": {names}" if names else "") + (f" ({hint})" if hint else "")
+
+
+def report_unexpected(exc: BaseException) -> str:
+    """Write the traceback of a bug to a file; return one line that says where.
+
+    A traceback is for the developers, not the user: the file keeps every detail for a bug
+    report while the terminal shows what happened.
+    """
+    import tempfile
+
+    summary = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    text = "".join(traceback.format_exception(exc))
+    try:
+        handle, name = tempfile.mkstemp(prefix="ganenc-error-", suffix=".txt")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError:
+        where = "the traceback could not be written to a file"
+    else:
+        where = f"the full traceback is in {name}; please include it in a bug report"
+    return f"unexpected error ({summary[:300]}); {where}"
 
 
 def wants_traceback(ctx: click.Context | None = None) -> bool:
@@ -275,7 +348,6 @@ def _console():
 
 
 def _add_builtin_commands() -> None:
-    from .convert import convert_command
     from .directions import directions_command
     from .edit import edit_command
     from .evaluate import eval_command
@@ -288,7 +360,6 @@ def _add_builtin_commands() -> None:
     cli.add_command(sample_command)
     cli.add_command(train_command)
     cli.add_command(finetune_command)
-    cli.add_command(convert_command)
     cli.add_command(invert_command)
     cli.add_command(directions_command)
     cli.add_command(edit_command)

@@ -9,18 +9,50 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from ganenc.config import resolve_settings
+from ganenc.config import MAX_SEED, resolve_settings
 from ganenc.errors import ConfigError
+
+
+class FiniteFloat(click.FloatRange):
+    """A number option: finite (click's float takes ``inf`` and ``nan``), within a range if given."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+#: A seed option: a whole number in [0, MAX_SEED] (what numpy and torch take).
+SEED = click.IntRange(0, MAX_SEED)
+
+
+def default_of(model: type, field: str) -> Any:
+    """The default of a settings field, for help texts (``"optimizer.lr"`` follows nested models).
+
+    Help texts quote the pydantic models instead of restating their numbers, so
+    a changed default cannot leave ``--help`` behind.
+    """
+    head, *rest = field.split(".")
+    value = model.model_fields[head].get_default(call_default_factory=True)
+    for name in rest:  # the nested model's own default may differ from its class's
+        value = getattr(value, name)
+    return value
 
 
 def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str, Any]:
     """``("channel_max=32", "blur=true")`` -> ``{"channel_max": 32, "blur": True}`` (YAML scalars)."""
     import yaml
+
+    from ganenc.config import load_yaml
 
     result: dict[str, Any] = {}
     for pair in pairs:
@@ -28,7 +60,7 @@ def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str
         if not sep or not key:
             raise ConfigError(f"{what} expects KEY=VALUE, got {pair!r}")
         try:
-            result[key.strip().replace("-", "_")] = yaml.safe_load(value)
+            result[key.strip().replace("-", "_")] = load_yaml(value)
         except yaml.YAMLError:
             result[key.strip().replace("-", "_")] = value
     return result

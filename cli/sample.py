@@ -7,9 +7,17 @@ from pathlib import Path
 import click
 from pydantic import Field
 
-from ganenc.config import Settings
+from ganenc.config import Seed, Settings
 
-from .options import config_option, generator_option, parse_key_values, settings_from_cli
+from .options import (
+    SEED,
+    FiniteFloat,
+    config_option,
+    default_of,
+    generator_option,
+    parse_key_values,
+    settings_from_cli,
+)
 
 
 class SampleSettings(Settings):
@@ -17,7 +25,7 @@ class SampleSettings(Settings):
     checkpoint: str = "random"
     generator_options: dict = Field(default_factory=dict)
     n: int = Field(16, ge=1, le=4096)
-    seed: int = 0
+    seed: Seed = 0
     truncation: float = Field(1.0, gt=0)
     truncation_layers: int | None = Field(None, ge=1)
     out: Path = Path("samples.png")
@@ -34,28 +42,46 @@ class SampleSettings(Settings):
     " 'ganenc weights list'), or 'random' for random weights.",
 )
 @generator_option(help="Generator option, e.g. -O resolution=64 (repeatable).")
-@click.option("-n", "n", type=int, help="Number of images (default 16).")
-@click.option("--seed", type=int, help="Seed of the latents (default 0).")
-@click.option("--truncation", type=float, help="Truncation psi (default 1: none).")
+@click.option(
+    "-n", "n", type=int, help=f"Number of images (default {default_of(SampleSettings, 'n')})."
+)
+@click.option(
+    "--seed", type=SEED, help=f"Seed of the latents (default {default_of(SampleSettings, 'seed')})."
+)
+@click.option(
+    "--truncation",
+    type=FiniteFloat(),
+    help=f"Truncation psi (default {default_of(SampleSettings, 'truncation'):g}: none).",
+)
 @click.option("--truncation-layers", type=int, help="Truncate only the first N layers.")
 @click.option(
-    "--out", type=click.Path(dir_okay=False), help="Output PNG grid (default samples.png)."
+    "--out",
+    type=click.Path(dir_okay=False),
+    help=f"Output PNG grid (default {default_of(SampleSettings, 'out')}).",
 )
 @click.option("--save-latents", is_flag=True, default=None, help="Also save the latents (.pt).")
-@click.option("--device", help="auto, cpu or cuda (default auto).")
+@click.option(
+    "--device", help=f"auto, cpu or cuda (default {default_of(SampleSettings, 'device')})."
+)
+@click.option("--force", is_flag=True, help="Overwrite --out (and its latents file) if they exist.")
 @config_option
-def sample_command(config_file, gen_options, **given):
+def sample_command(config_file, gen_options, force, **given):
     """Write a grid of samples from a generator (and optionally their latents)."""
     import torch
 
     import ganenc
     from ganenc.devices import resolve_device
+    from ganenc.files import check_output
     from ganenc.images import save_grid
     from ganenc.latents import save_latent_file
 
     if gen_options:
         given["generator_options"] = parse_key_values(gen_options, "-O/--option")
     settings = settings_from_cli(SampleSettings, config_file, "sample settings", **given)
+    check_output(settings.out, force=force)
+    latents_path = Path(settings.out).with_suffix(".latents.pt")
+    if settings.save_latents:
+        check_output(latents_path, force=force)
     checkpoint = None if settings.checkpoint == "random" else settings.checkpoint
     device = resolve_device(settings.device)
     generator = ganenc.load_generator(settings.gan, checkpoint, **settings.generator_options)
@@ -71,7 +97,6 @@ def sample_command(config_file, gen_options, **given):
     path = save_grid(torch.cat(images), settings.out)
     click.echo(f"wrote {path}")
     if settings.save_latents:
-        latents_path = Path(settings.out).with_suffix(".latents.pt")
         save_latent_file(
             latents_path,
             latents,

@@ -7,8 +7,11 @@ import click
 from ganenc.training.settings import TrainSettings
 
 from .options import (
+    SEED,
+    FiniteFloat,
     config_option,
     crop_option,
+    default_of,
     encoder_option,
     generator_option,
     loss_option,
@@ -36,16 +39,36 @@ from .options import (
 @click.option(
     "--feature-weights", help="VGG16 weights file for LPIPS/Grad-CAM, or 'random' (warns)."
 )
-@click.option("--iterations", type=int, help="Training steps (default 210000, the reference's).")
-@click.option("--batch-size", type=int, help="Images per step and process (default 8).")
-@click.option("--lr", type=float, help="Adam learning rate (default 0.0015).")
 @click.option(
-    "--truncation", type=float, help="Truncation psi of the training images (family default)."
+    "--iterations",
+    type=int,
+    help=f"Training steps (default {default_of(TrainSettings, 'iterations')}, the reference's).",
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    help=f"Images per step and process (default {default_of(TrainSettings, 'batch_size')}).",
+)
+@click.option(
+    "--lr",
+    type=FiniteFloat(),
+    help=f"Adam learning rate (default {default_of(TrainSettings, 'optimizer.lr')}).",
+)
+@click.option(
+    "--truncation",
+    type=FiniteFloat(),
+    help="Truncation psi of the training images (family default).",
 )
 @click.option("--truncation-layers", type=int, help="Truncate only the first N layers.")
-@click.option("--seed", type=int, help="Seed of the batch order and initialisation.")
-@click.option("--val-samples", type=int, help="Held-out samples for val.json (default 64).")
-@click.option("--device", help="auto, cpu or cuda (default auto).")
+@click.option("--seed", type=SEED, help="Seed of the batch order and initialisation.")
+@click.option(
+    "--val-samples",
+    type=int,
+    help=f"Held-out samples for val.json (default {default_of(TrainSettings, 'val_samples')}).",
+)
+@click.option(
+    "--device", help=f"auto, cpu or cuda (default {default_of(TrainSettings, 'device')})."
+)
 @click.option(
     "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision (CUDA)."
 )

@@ -60,6 +60,9 @@ def load_generator(name: str, checkpoint: Any = None, **config: Any) -> Generato
 
         checkpoint, entry = resolve_checkpoint_entry(name, checkpoint)
     generator = get_registry().create("generator", name, checkpoint=checkpoint, **config)
+    from .geometry import check_resolution
+
+    check_resolution(generator.geometry().resolution, f"generator {name!r}")
     if entry is not None:
         check_architecture(generator, entry, checkpoint)
     return generator

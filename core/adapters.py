@@ -17,7 +17,20 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .geometry import GeneratorGeometry
+
+#: How ``synthesize`` treats per-layer noise: the checkpoint's fixed noise
+#: (deterministic), fresh random noise, or none.  Shared by every family.
+NOISE_MODES = ("const", "random", "none")
+
+
+def check_noise_mode(noise_mode: str) -> str:
+    """``noise_mode`` when it is one of :data:`NOISE_MODES`, else a ConfigError naming them."""
+    if noise_mode not in NOISE_MODES:
+        raise ConfigError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+    return noise_mode
+
 
 Latents = dict[str, torch.Tensor]
 
@@ -107,9 +120,13 @@ class GeneratorAdapter(nn.Module, ABC):
 
 def seeded_generator(seed: int | None, device: torch.device | str | None = None) -> torch.Generator:
     """A CPU torch.Generator seeded from ``seed`` (random when ``None``)."""
+    from .config import MAX_SEED
+
     generator = torch.Generator(device="cpu")
     if seed is None:
         generator.seed()
+    elif not 0 <= int(seed) <= MAX_SEED:
+        raise ConfigError(f"seed {seed} is outside 0-{MAX_SEED}")
     else:
         generator.manual_seed(int(seed))
     return generator

@@ -4,15 +4,19 @@ Every loader goes through :func:`read_checkpoint`: ``torch.load`` with
 ``weights_only=True`` (plus a narrow allow-list of harmless classes a format
 needs, such as ``argparse.Namespace``), and one clear
 :class:`~ganenc.errors.CheckpointError` per failure mode.  :func:`describe_checkpoint`
-names known formats so a file given to the wrong family gets a helpful hint.
+names known formats (each generator plugin recognises its own through the
+``identify_checkpoint`` hook) so a file given to the wrong family gets a
+helpful hint.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +47,16 @@ def read_checkpoint(
         with torch.serialization.safe_globals(list(safe_globals)):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        lines = [line.strip() for line in text.split("WeightsUnpickler error:")[-1].splitlines()]
-        globals_named = [line for line in lines if "GLOBAL" in line or "Unsupported global" in line]
-        detail = (globals_named or [line for line in lines if line] or [""])[0]
-        if globals_named:
+        # torch's text advises turning weights_only off: only the facts are kept.
+        text = str(exc).split("WeightsUnpickler error:")[-1]
+        named = re.search(r"GLOBAL ([\w.]+)", text)
+        if named:
             raise CheckpointError(
-                f"{path} needs code execution to load (it pickles Python objects beyond tensors);"
-                f" ganenc refuses such files ({detail})"
+                f"{path} needs code execution to load: it pickles the Python object"
+                f" {named.group(1)}, beyond tensors and plain data; ganenc refuses such files"
             ) from None
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        detail = re.split(r"\. (?=[A-Z])", (lines or [""])[0])[0].rstrip(".")
         raise CheckpointError(
             f"{path} is not a PyTorch checkpoint ganenc can read ({detail})"
         ) from None
@@ -61,6 +66,19 @@ def read_checkpoint(
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         hint = "truncated or corrupt" if _looks_truncated(path) else "not a PyTorch checkpoint"
         raise CheckpointError(f"{path} is {hint} ({message})") from None
+
+
+def read_ganenc_file(path: str | os.PathLike, what: str, made_by: str) -> Any:
+    """:func:`read_checkpoint` for a file ganenc writes: errors say what the file is not and
+    which command makes a valid one (never how to loosen the safe loading)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}")
+    try:
+        return read_checkpoint(path)
+    except CheckpointError as exc:
+        reason = str(exc).removeprefix(f"{path} ").removeprefix("is ")
+        raise CheckpointError(f"{path} is not a readable {what} ({reason}); {made_by}") from None
 
 
 def _looks_truncated(path: Path) -> bool:
@@ -76,18 +94,34 @@ def _looks_truncated(path: Path) -> bool:
         return True
 
 
-def _genforce_family(names: set[str]) -> str:
-    """Which genforce generator a state dict's key names belong to."""
-    joined = " ".join(names)
-    if "synthesis.early_layer.const" in names or "noise_strength" in joined:
-        return "genforce StyleGAN2"
-    if "synthesis.layer0.const" in names or "apply_noise" in joined or "synthesis.lod" in names:
-        return "genforce StyleGAN1"
-    if not any(name.startswith("mapping.") for name in names) and (
-        "layer0.weight" in names or "lod" in names
-    ):
-        return "genforce PGGAN"
-    return "genforce"
+@dataclass(frozen=True)
+class CheckpointIdentity:
+    """A plugin's answer to ``identify_checkpoint``: which generator loads a file."""
+
+    gan: str  # the registered generator name that loads the file, e.g. "pggan"
+    description: str  # a short phrase for messages, e.g. "a genforce PGGAN checkpoint"
+
+    @property
+    def hint(self) -> str:
+        """The wrong-``--gan`` hint: ``this file is ...; use --gan pggan``."""
+        return f"this file is {self.description}; use --gan {self.gan}"
+
+
+def identify_checkpoint(obj: Any) -> CheckpointIdentity | None:
+    """Ask the installed generator plugins which family a loaded checkpoint belongs to.
+
+    The engine knows no GAN family: each plugin recognises its own layouts
+    through the ``identify_checkpoint`` hook.  A plugin that fails here costs
+    only the hint, never the error message it is building.
+    """
+    if not isinstance(obj, Mapping):
+        return None
+    from .registry import get_registry
+
+    try:
+        return get_registry().plugin_manager.hook.identify_checkpoint(checkpoint=obj)
+    except Exception:  # noqa: BLE001 - a broken plugin must not hide the real error
+        return None
 
 
 def describe_checkpoint(obj: Any) -> str:
@@ -97,22 +131,38 @@ def describe_checkpoint(obj: Any) -> str:
     keys = set(obj)
     if str(obj.get("format", "")).startswith("ganenc-encoder"):
         return "a ganenc encoder checkpoint"
-    if "g_ema" in keys:
-        return "a rosinality StyleGAN2 checkpoint"
-    if {"netG", "config"} <= keys or "avgG" in keys:
-        return "a pytorch_GAN_zoo PGGAN checkpoint"
-    if "generator_smooth" in keys or "generator" in keys:
-        state = obj.get("generator_smooth") or obj.get("generator")
-        if isinstance(state, Mapping):
-            return "a " + _genforce_family(set(map(str, state))) + " checkpoint"
-        return "a genforce checkpoint"
-    names = " ".join(map(str, keys))
-    if (
-        "generator.gen_z.weight_orig" in names
-        or "embeddings.weight" in names
-        and "generator." in names
-    ):
-        return "a HuggingFace BigGAN state dict"
+    identity = identify_checkpoint(obj)
+    if identity is not None:
+        return identity.description
     if all(isinstance(key, str) for key in keys) and keys:
         return f"a state dict with keys such as {sorted(keys)[:3]}"
     return "an unrecognised checkpoint"
+
+
+#: Largest model a checkpoint may make ganenc build (parameters and buffers).  Real GAN
+#: generators are well below 1 GiB; a crafted file can declare shapes worth terabytes.
+MAX_MODEL_BYTES = 16 << 30
+
+
+def build_checked(build: Callable[[], Any], where: str, limit: int = MAX_MODEL_BYTES) -> Any:
+    """``build()``, after a twin built on the ``meta`` device (no memory) shows it fits ``limit``.
+
+    Architectures inferred from a stranger's file are only known to be sane once their size
+    is; the meta twin measures it without allocating a byte.
+    """
+    import torch
+
+    try:
+        with torch.device("meta"):
+            twin = build()
+    except (NotImplementedError, RuntimeError):  # a builder that computes values: measure later
+        twin = None
+    if twin is not None:
+        size = sum(t.numel() * t.element_size() for t in (*twin.parameters(), *twin.buffers()))
+        if size > limit:
+            raise CheckpointError(
+                f"{where}: the model it describes would take {size / 2**30:,.1f} GiB"
+                f" (ganenc builds at most {limit / 2**30:,.0f} GiB); a damaged or crafted file,"
+                " or options far too large"
+            )
+    return build()

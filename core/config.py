@@ -7,23 +7,68 @@ directory records the resolved settings and the plugin versions that ran.
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
+from .files import json_safe, strict_json, write_json
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class Settings(BaseModel):
-    """Base for command settings and component options: unknown keys are errors."""
+def _path_as_text(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+#: A file path option kept as text (so run records stay plain data); accepts any
+#: ``os.PathLike`` such as ``pathlib.Path`` as well.  Every plugin's
+#: ``checkpoint`` option uses it.
+PathText = Annotated[str, BeforeValidator(_path_as_text)]
+
+
+class Settings(BaseModel):
+    """Base for command settings and component options: unknown keys are errors.
+
+    NaN and infinities are refused in every float field (``--lr inf``, ``eps: .nan``).
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
+
+
+#: Largest seed any setting takes (and the room above it that seed ranges use): numpy and
+#: torch take 32-bit seeds safely; a seed of 1e23 used to fail deep inside torch.
+MAX_SEED = 2**32 - 1
+#: A seed: a whole number in [0, MAX_SEED].
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+#: Config files are a few kilobytes; a larger one is not a settings file.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def load_yaml(text: str) -> Any:
+    """YAML with the safe loader and without aliases.
+
+    Anchors and aliases let a 783-byte file expand to gigabytes ("billion laughs");
+    settings never need them, so an alias is an error.
+    """
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                mark = event.start_mark
+                raise yaml.YAMLError(
+                    f"YAML aliases (*{event.anchor}, line {mark.line + 1}) are not allowed in"
+                    " settings; write the values out"
+                )
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def format_validation_error(exc: ValidationError, what: str) -> str:
@@ -58,16 +103,22 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {path} has {path.stat().st_size:,} bytes; settings files are small"
+            f" (at most {MAX_CONFIG_BYTES:,})"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text (a binary file?)") from None
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(text)
         elif path.suffix in {".yaml", ".yml"}:
-            import yaml
-
-            data = yaml.safe_load(text) or {}
+            data = load_yaml(text) or {}
         elif path.suffix == ".json":
-            data = json.loads(text)
+            data = strict_json(text)
         else:
             raise ConfigError(f"config file {path} must end in .yaml, .yml, .toml or .json")
     except ConfigError:
@@ -105,17 +156,8 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> None:
             base[key] = value
 
 
-def jsonable(value: Any) -> Any:
-    """Non-finite floats as strings ("inf"), so the JSON of reports stays standard."""
-    import math
-
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
+#: Strict-JSON conversion of reports: one rule, in :mod:`ganenc.files` (NaN as null).
+jsonable = json_safe
 
 
 def write_run_metadata(run_dir: str | os.PathLike, settings: BaseModel) -> None:
@@ -124,9 +166,7 @@ def write_run_metadata(run_dir: str | os.PathLike, settings: BaseModel) -> None:
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(
-        json.dumps(settings.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8"
-    )
+    write_json(run_dir / "config.json", settings.model_dump(mode="json"))
     registry = get_registry()
     plugins = [info.as_dict() for info in registry.plugins.values()]
     versions = {"packages": registry.versions(), "plugins": plugins}
@@ -136,4 +176,4 @@ def write_run_metadata(run_dir: str | os.PathLike, settings: BaseModel) -> None:
         versions["torch"] = torch.__version__
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    (run_dir / "versions.json").write_text(json.dumps(versions, indent=2) + "\n", encoding="utf-8")
+    write_json(run_dir / "versions.json", versions)

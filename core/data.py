@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import GanencError
+from .errors import GanencError, ImageReadError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
@@ -21,22 +21,20 @@ class ImageFolder:
 
 
 def load_image(path: str | os.PathLike, resolution: int):
-    """One image file -> [3, R, R] in [-1, 1]: RGB, shorter side resized, centre-cropped."""
+    """One image file -> [3, R, R] in [-1, 1]: RGB, centre square cropped, resized.
+
+    Cropping before resizing keeps memory bounded by the file's pixels (a 1 x 10,000 image
+    resized first would become 256 x 2,560,000).
+    """
     import torch
     import torchvision.transforms.functional as TF
-    from PIL import Image
 
-    with Image.open(path) as opened:
-        opened.load()
-        image = opened
-        if image.mode in {"RGBA", "LA"} or (image.mode == "P" and "transparency" in image.info):
-            rgba = image.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(background, rgba)
-        image = image.convert("RGB")
-    tensor = TF.pil_to_tensor(image)  # uint8 [3, H, W]
-    tensor = TF.resize(tensor, resolution, antialias=True)
-    tensor = TF.center_crop(tensor, [resolution, resolution])
+    from .images import open_image
+
+    tensor = TF.pil_to_tensor(open_image(path))  # uint8 [3, H, W]
+    side = min(tensor.shape[-2:])
+    tensor = TF.center_crop(tensor, [side, side])
+    tensor = TF.resize(tensor, [resolution, resolution], antialias=True)
     return tensor.to(torch.float32) / 127.5 - 1.0
 
 
@@ -51,8 +49,8 @@ def load_image_folder(folder: str | os.PathLike, resolution: int) -> ImageFolder
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
         try:
             images.append(load_image(path, resolution))
-        except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
-            skipped[path.name] = f"{type(exc).__name__}: {exc}"
+        except ImageReadError as exc:
+            skipped[path.name] = str(exc)
             continue
         names.append(path.name)
     if not images:

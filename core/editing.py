@@ -21,7 +21,6 @@ import json
 import math
 import os
 import re
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +31,10 @@ import torch
 
 from .adapters import Latents
 from .errors import CheckpointError, ConfigError, GanencError
+from .files import check_output, torch_save, write_json
 
 DIRECTION_FORMAT = "ganenc-direction/1"
+MAKE_DIRECTIONS = "'ganenc directions' writes direction files"
 NAME_COLUMNS = ("image", "name", "file", "filename", "path")
 MISSING = {"", "na", "nan", "none", "null", "?"}
 TRUE_WORDS = {"true", "yes", "y", "t"}
@@ -51,8 +52,6 @@ class Direction:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": DIRECTION_FORMAT,
             "attribute": self.attribute,
@@ -60,31 +59,41 @@ class Direction:
             "direction": self.vector.detach().cpu().float().clone(),
             "metadata": plain_data(self.metadata),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-        return path
+        return torch_save(payload, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Direction:
         """Read a direction file safely (``weights_only``), with one clear error if it is not one."""
-        from .checkpoints import read_checkpoint
+        from .checkpoints import read_ganenc_file
 
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"direction file not found: {path}")
-        try:
-            payload = read_checkpoint(path)
-        except (CheckpointError, struct.error) as exc:  # struct: pickle garbage
-            raise CheckpointError(f"{path} is not a readable direction file ({exc})") from None
+        payload = read_ganenc_file(path, "direction file", MAKE_DIRECTIONS)
         if not isinstance(payload, dict) or payload.get("format") != DIRECTION_FORMAT:
-            raise CheckpointError(f"{path} is not a ganenc direction file")
-        return cls(
-            attribute=str(payload["attribute"]),
-            space=str(payload["space"]),
-            vector=payload["direction"],
-            metadata=dict(payload.get("metadata") or {}),
-        )
+            raise CheckpointError(f"{path} is not a ganenc direction file; {MAKE_DIRECTIONS}")
+        vector, metadata = payload.get("direction"), payload.get("metadata") or {}
+        problem = None
+        if not all(isinstance(payload.get(key), str) for key in ("attribute", "space")):
+            problem = "'attribute' and 'space' must be names"
+        elif not isinstance(metadata, dict):
+            problem = "'metadata' is not a mapping"
+        elif not isinstance(vector, torch.Tensor) or not vector.is_floating_point():
+            problem = "'direction' is not a float tensor"
+        else:
+            problem = direction_problem(vector)
+        if problem:
+            raise CheckpointError(f"{path} is a damaged direction file: {problem}")
+        return cls(payload["attribute"], payload["space"], vector, dict(metadata))
+
+
+def direction_problem(vector: torch.Tensor) -> str | None:
+    """Why ``vector`` cannot be a direction (empty, NaN/inf, or zero), or ``None``."""
+    if vector.numel() == 0:
+        return "the direction is empty"
+    if not bool(torch.isfinite(vector).all()):
+        return "the direction holds NaN or infinite values"
+    if float(vector.double().norm()) == 0:
+        return "the direction is zero (it points nowhere)"
+    return None
 
 
 def plain_data(value: Any) -> Any:
@@ -388,9 +397,7 @@ def save_directions(
     directions: Sequence[Direction], report: dict[str, Any], out: str | os.PathLike
 ) -> list[Path]:
     """``out/<attribute>.pt`` for each direction and ``out/directions.json`` (the report)."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise GanencError(f"{out} already holds files; choose another --out (nothing overwritten)")
+    out = check_output(out, folder=True)
     names = [_file_name(d.attribute) for d in directions]
     if len(set(names)) != len(names):
         raise GanencError(f"attribute names collide as file names: {names}")
@@ -520,12 +527,10 @@ def edit_latents(
     """
     from .devices import resolve_device
     from .images import save_grid
-    from .latents import read_latents, save_latent_file
+    from .latents import check_latents_fit, read_latents, save_latent_file
     from .training.settings import GeneratorSpec
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise GanencError(f"{out} already holds files; choose another --out (nothing overwritten)")
+    out = check_output(out, folder=True)
     strengths = parse_strengths(strengths)
     source = read_latents(latents)
     direction_source = direction.attribute if isinstance(direction, Direction) else str(direction)
@@ -548,6 +553,7 @@ def edit_latents(
         spec_data = spec.model_dump(mode="json")
     else:
         spec_data = {"gan": generator.family}
+    check_latents_fit(source.latents, generator, str(latents))
     device = resolve_device(device)
     generator = generator.to(device).freeze()
     options = _synthesis_options(source.records)
@@ -591,7 +597,7 @@ def edit_latents(
         "generator": spec_data,
         "edits": index,
     }
-    (out / "edits.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "edits.json", summary)
     return summary
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, GanencError
+from .files import torch_save
 from .geometry import GeneratorGeometry
 from .registry import get_registry
 
@@ -79,37 +80,61 @@ def _plain(value: Any) -> Any:
 
 def save_encoder(encoder: Any, path: str | os.PathLike, **extra: Any) -> Path:
     """Write the encoder, its builder options and geometry; atomic rename."""
-    import torch
-
     meta = getattr(encoder, "ganenc_meta", None)
     if meta is None:
         raise GanencError("this encoder was not built by ganenc.build_encoder; cannot save it")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": ENCODER_FORMAT, **meta, "state_dict": encoder.state_dict(), **extra}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return torch_save(payload, path)
+
+
+#: How an encoder file is made, for messages about files that are not one.
+MAKE_ENCODER = "'ganenc train' writes one (encoder.pt and checkpoints/*.pt in its run folder)"
 
 
 def read_encoder_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """Read an encoder checkpoint safely, with one clear error for a bad file."""
-    import pickle
-    import zipfile
+    """Read an encoder checkpoint safely, with one clear error for a bad file.
 
-    import torch
+    The payload's structure is checked here, so a crafted file fails with that
+    error rather than somewhere in the builder.
+    """
+    from .checkpoints import read_ganenc_file
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"encoder checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable encoder checkpoint ({exc})") from exc
+    payload = read_ganenc_file(path, "encoder checkpoint", MAKE_ENCODER)
     if not isinstance(payload, dict) or payload.get("format") != ENCODER_FORMAT:
-        raise CheckpointError(f"{path} is not a ganenc encoder checkpoint")
+        from .checkpoints import describe_checkpoint
+
+        raise CheckpointError(
+            f"{path} is not a ganenc encoder checkpoint (found {describe_checkpoint(payload)});"
+            f" {MAKE_ENCODER}"
+        )
+    problem = _payload_problem(payload)
+    if problem:
+        raise CheckpointError(f"{path} is a damaged ganenc encoder checkpoint: {problem}")
     return payload
+
+
+def _payload_problem(payload: dict) -> str | None:
+    """What is wrong with an encoder payload's structure, or ``None``."""
+    import torch
+
+    for key in ("builder", "plugin"):
+        if not isinstance(payload.get(key), str):
+            return f"{key!r} is not a name"
+    if not isinstance(payload.get("options"), dict):
+        return "'options' is not a mapping"
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        return "'state_dict' is not a mapping of names to tensors"
+    try:
+        GeneratorGeometry.from_dict(payload.get("geometry"))
+    except GanencError as exc:
+        return str(exc)
+    if "step" in payload and not (isinstance(payload["step"], int) and payload["step"] >= 0):
+        return f"'step' is {payload['step']!r}"
+    return None
 
 
 def load_encoder(path: str | os.PathLike, map_location: Any = "cpu"):
@@ -117,8 +142,13 @@ def load_encoder(path: str | os.PathLike, map_location: Any = "cpu"):
     from .encoder_runs import install_hint
 
     payload = read_encoder_checkpoint(path, map_location)
-    with install_hint(path, payload):
-        return encoder_from_checkpoint(payload)
+    try:
+        with install_hint(path, payload):
+            return encoder_from_checkpoint(payload)
+    except CheckpointError as exc:
+        if str(path) in str(exc):
+            raise
+        raise CheckpointError(f"{path}: {exc}") from None
 
 
 def encoder_from_checkpoint(payload: dict):
@@ -130,5 +160,12 @@ def encoder_from_checkpoint(payload: dict):
     except GanencError:
         builder = payload["builder"]
     encoder = build_encoder(geometry, name=builder, **payload["options"])
-    encoder.load_state_dict(payload["state_dict"])
+    try:
+        encoder.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:  # missing/unexpected keys or shapes: torch's text lists them
+        first = str(exc).splitlines()[1:2] or [str(exc)]
+        raise CheckpointError(
+            "the encoder checkpoint's weights do not fit the encoder its settings build"
+            f" ({first[0].strip()})"
+        ) from None
     return encoder

@@ -39,3 +39,7 @@ class CheckpointError(GanencError):
 
 class WeightsNotFoundError(GanencError, FileNotFoundError):
     """Pretrained weights are missing: the message names the file and where to put it."""
+
+
+class ImageReadError(GanencError):
+    """A user image is missing, not in an allowed format, too large, or damaged."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, GanencError
+from .errors import ConfigError, GanencError, ImageReadError
 
 METRICS = ("psnr", "ssim", "mse", "lpips", "fid")
 PER_IMAGE_METRICS = ("psnr", "ssim", "mse", "lpips")
@@ -434,20 +434,19 @@ def load_pairs(
 ) -> tuple[Any, Any, int]:
     """Both images of every pair at one square ``resolution`` (default: the first reconstruction's)."""
     import torch
-    from PIL import Image
 
     from .data import load_image
+    from .images import image_size
 
     if resolution is None:
-        with Image.open(pairs[0][2]) as first:
-            resolution = min(first.size)
+        resolution = min(image_size(pairs[0][2]))
     real, recon, unreadable = [], [], []
     for _, real_path, recon_path in pairs:
         try:
             real.append(load_image(real_path, resolution))
             recon.append(load_image(recon_path, resolution))
-        except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
-            unreadable.append(f"{real_path.name}/{recon_path.name}: {type(exc).__name__}: {exc}")
+        except ImageReadError as exc:
+            unreadable.append(str(exc))
     if unreadable:
         raise GanencError("unreadable image(s): " + "; ".join(unreadable))
     return torch.stack(real), torch.stack(recon), resolution
@@ -476,8 +475,8 @@ class EvaluationReport:
     not_computed: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data (non-finite numbers as strings such as ``"inf"``)."""
-        from .config import jsonable
+        """Plain JSON data (NaN as ``None``, infinities as ``"inf"``)."""
+        from .files import json_safe
 
         data = {
             **self.details,
@@ -490,7 +489,7 @@ class EvaluationReport:
         if self.folds is not None:
             data["folds"] = self.folds
             data["fold_summary"] = self.fold_summary
-        return jsonable(data)
+        return json_safe(data)
 
 
 def evaluate_images(

@@ -102,3 +102,18 @@ def register_commands(cli):
     inside the command functions, not at module level.  The core's own
     commands are added directly, not through this hook.
     """
+
+
+@hookspec(firstresult=True)
+def identify_checkpoint(checkpoint):
+    """Say which GAN family a loaded checkpoint belongs to, or return ``None``.
+
+    ``checkpoint`` is the object :func:`ganenc.checkpoints.read_checkpoint`
+    returned (usually a dict).  A generator plugin recognises its own families'
+    layouts and returns a :class:`ganenc.checkpoints.CheckpointIdentity`
+    (``gan``: the registered generator name to load it with; ``description``:
+    a short phrase for messages).  The first answer wins, so recognise only
+    your own files.  The engine uses the answer to describe files and to tell a
+    user who gave a file to the wrong ``--gan`` which family to use, without
+    knowing any family itself.  Do not import torch at module level for it.
+    """

@@ -1,10 +1,16 @@
-"""Saving what people look at: image grids and single images from [-1, 1] tensors."""
+"""Images in and out: user images read safely; grids and single images saved from [-1, 1]."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from .errors import ImageReadError
 
 
 def to_uint8(images):
@@ -46,3 +52,90 @@ def save_image(image, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(to_uint8(image[None])[0].numpy()).save(path)
     return path
+
+
+# -- reading user images ------------------------------------------------------------------------
+
+#: The only decoders a user image may use.  Pillow otherwise picks any decoder it knows from the
+#: file's bytes: a PostScript file named ``photo.png`` would start Ghostscript.
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+#: Size limits read from the header, before a pixel is decoded (a 177-byte PNG can declare
+#: 1 x 100,000 pixels, a decompression bomb gigapixels).
+MAX_IMAGE_SIDE = 16_384
+MAX_IMAGE_PIXELS = 8_192 * 8_192
+
+
+@contextlib.contextmanager
+def _checked_image(path: str | os.PathLike) -> Iterator[Any]:
+    """The PIL image at ``path``, header read and checked, pixels not yet decoded.
+
+    Every failure becomes one :class:`ImageReadError` naming the file: a stranger's bytes can
+    break a decoder with almost any exception, and none of them is the user's to debug.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"image not found: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=IMAGE_FORMATS) as image:
+                width, height = image.size
+                if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+                    raise ImageReadError(
+                        f"{path} declares {width} x {height} pixels; images may have at most"
+                        f" {MAX_IMAGE_SIDE} pixels a side and {MAX_IMAGE_PIXELS:,} in all"
+                        " (resize it first)"
+                    )
+                yield image
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageReadError(
+            f"{path} is not an image in an allowed format ({', '.join(IMAGE_FORMATS)})"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageReadError(f"{path} declares too many pixels (a decompression bomb?)") from None
+    except Exception as exc:  # noqa: BLE001 - decoders fail with many types on damaged bytes
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageReadError(f"{path} is damaged or truncated ({detail})") from None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` of a user image, from its header only (checked like :func:`open_image`)."""
+    with _checked_image(path) as image:
+        return image.size
+
+
+def open_image(path: str | os.PathLike):
+    """A user image as 8-bit RGB PIL image: allowed formats only, sizes checked before decoding.
+
+    Transparent pixels are composed on white; 16-bit and float images are scaled to 8 bits
+    (a plain ``convert("RGB")`` clips them to almost white).
+    """
+    with _checked_image(path) as image:
+        image.load()
+        return _to_rgb(image)
+
+
+def _to_rgb(image):
+    """8-bit RGB from any mode Pillow decodes the allowed formats to."""
+    import numpy as np
+    from PIL import Image
+
+    if image.mode.startswith("I") or image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode == "F":
+            scale = 1.0  # float images hold [0, 1]
+        elif image.mode.startswith("I;16") or values.max(initial=0) <= 65_535:
+            scale = 65_535.0  # 16-bit (PNG and TIFF decode to "I;16" or "I")
+        else:
+            scale = 2.0**31 - 1
+        gray = np.nan_to_num(values / scale, nan=0.0).clip(0, 1)
+        image = Image.fromarray((gray * 255).round().astype(np.uint8), mode="L")
+    if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")

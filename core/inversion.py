@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -43,9 +42,9 @@ from typing import Any
 import torch
 
 from .adapters import GeneratorAdapter, Latents
-from .config import jsonable
 from .encoder_runs import training_settings  # noqa: F401 - its old home
 from .errors import ConfigError, GanencError
+from .files import check_output, write_json
 from .latents import (  # noqa: F401 - public names of this module before latents.py
     LATENTS_DIR,
     LATENTS_FORMAT,
@@ -461,9 +460,7 @@ def invert_folder(
     from .images import save_grid, save_image
     from .progress import Progress
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise GanencError(f"{out} already holds files; choose another --out (nothing overwritten)")
+    out = check_output(out, folder=True)
     folder = load_image_folder(images, inverter.generator.resolution)
     plan = plan_metrics(offered=PER_IMAGE_METRICS, feature_weights=feature_weights)
     duplicates = _duplicate_stems(folder.names)
@@ -536,7 +533,7 @@ def invert_folder(
         "metrics": plan.fill(summarize(rows)),
         "not_computed": plan.not_computed,
     }
-    (out / INDEX_FILE).write_text(json.dumps(jsonable(index), indent=2) + "\n", encoding="utf-8")
+    write_json(out / INDEX_FILE, index)
     return index
 
 

@@ -11,7 +11,6 @@ counts as one latent per row, named ``<stem>-<row>``).
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import torch
 
 from .adapters import Latents
 from .errors import CheckpointError, GanencError
+from .files import torch_save
 
 LATENTS_FORMAT = "ganenc-latents/1"
 LATENTS_DIR = "latents"
@@ -27,37 +27,58 @@ LATENTS_DIR = "latents"
 
 def save_latent_file(path: str | os.PathLike, latents: Latents, **metadata: Any) -> Path:
     """One image's latents (``[1, ...]`` tensors) and plain metadata; atomic."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": LATENTS_FORMAT,
         "latents": {k: v.detach().cpu().clone() for k, v in latents.items()},
         **metadata,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return torch_save(payload, path)
+
+
+#: Which command makes latent files, for messages about files that are not one.
+MAKE_LATENTS = "'ganenc invert' (or 'ganenc sample --save-latents') writes latent files"
 
 
 def read_latent_file(path: str | os.PathLike) -> dict[str, Any]:
     """A latent file written by ``ganenc invert``/``edit`` (or per-image ``finetune``), safely."""
-    from .checkpoints import read_checkpoint
+    from .checkpoints import read_ganenc_file
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"latent file not found: {path}")
-    try:
-        payload = read_checkpoint(path)
-    except (CheckpointError, struct.error) as exc:  # struct: pickle garbage
-        raise CheckpointError(f"{path} is not a readable latent file ({exc})") from None
+    payload = read_ganenc_file(path, "latent file", MAKE_LATENTS)
     latents = payload.get("latents") if isinstance(payload, dict) else None
     if not isinstance(latents, dict) or not latents:
-        raise CheckpointError(f"{path} is not a ganenc latent file (no 'latents' dict)")
+        raise CheckpointError(
+            f"{path} is not a ganenc latent file (no 'latents' dict); {MAKE_LATENTS}"
+        )
     for key, value in latents.items():
         if not isinstance(value, torch.Tensor) or value.dim() < 1:
             raise CheckpointError(f"{path}: latent {key!r} is not a tensor with a batch dimension")
+        if value.dtype in (torch.bool, torch.complex64, torch.complex128) or (
+            value.is_floating_point() and not bool(torch.isfinite(value).all())
+        ):
+            raise CheckpointError(f"{path}: latent {key!r} holds NaN, infinite or non-real values")
     return payload
+
+
+def check_latents_fit(latents: Latents, generator: Any, source: str) -> None:
+    """Raise unless ``latents`` are what ``generator`` synthesises from.
+
+    That is its encoder's latents (``geometry().encoder_latents``) or the ones it samples
+    (``sample --save-latents``), by name and shape: latents of another generator would
+    otherwise fail deep inside it.
+    """
+    found = latent_shapes(latents)
+    geometry = generator.geometry()
+    encoder = {k: list(v) for k, v in geometry.encoder_latents.items()}
+    sampled = latent_shapes(generator.sample_latents(1, seed=0))
+    if not any(
+        all(found.get(k) == shape for k, shape in wanted.items()) for wanted in (encoder, sampled)
+    ):
+        raise GanencError(
+            f"{source} holds latents {found}, but the {geometry.family} generator at"
+            f" {geometry.resolution} px takes {encoder} (or sampled {sampled}): they were made"
+            " for another generator"
+        )
 
 
 @dataclass

@@ -609,16 +609,19 @@ def hook_problems(plugin_manager: pluggy.PluginManager, plugin: object) -> list[
 
 
 def _takes_hook_arguments(function: Callable[..., Any]) -> bool:
-    """Whether ``function`` has a hook's signature: ``(register)`` or ``(cli)``, maybe ``self``."""
+    """Whether ``function`` has a hook's signature: ``(register)``, ``(cli)`` or ``(checkpoint)``."""
     try:
         names = list(inspect.signature(function).parameters)
     except (TypeError, ValueError):
         return False
-    return names in (["register"], ["cli"], ["self", "register"], ["self", "cli"])
+    return names in (["register"], ["cli"], ["checkpoint"]) or (
+        names[:1] == ["self"] and names[1:] in (["register"], ["cli"], ["checkpoint"])
+    )
 
 
 def _hook_spec_names() -> list[str]:
-    return [name for name in dir(hookspecs) if name.startswith("register_")]
+    """Every function of ``ganenc.hookspecs`` marked ``@hookspec`` (``identify_checkpoint`` too)."""
+    return [name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "ganenc_spec")]
 
 
 def returned_value_message(hook_name: str, returned: object) -> str:

@@ -59,6 +59,7 @@ from .errors import (
     UnknownComponentError,
     WeightsNotFoundError,
 )
+from .files import atomic_path
 
 if TYPE_CHECKING:
     from .registry import ComponentSpec, Registry
@@ -337,7 +338,12 @@ def default_cache_home() -> Path:
 def ganenc_home() -> Path:
     """``$GANENC_HOME``, else :func:`default_cache_home`."""
     value = os.environ.get(HOME_ENV)
-    return Path(os.path.expanduser(value)) if value else default_cache_home()
+    home = Path(os.path.expanduser(value)) if value else default_cache_home()
+    if home.exists() and not home.is_dir():
+        raise GanencError(
+            f"the cache folder {home} is a file; set {HOME_ENV} to a folder (or move the file)"
+        )
+    return home
 
 
 def weights_dir() -> Path:
@@ -497,9 +503,9 @@ def _write_record(entry: WeightsEntry, weights_file: WeightsFile, record: dict |
             records.pop(_record_key(entry, weights_file), None)
         else:
             records[_record_key(entry, weights_file)] = record
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        text = json.dumps(records, indent=2, sort_keys=True) + "\n"
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
 
 
 def record_hash(
@@ -690,12 +696,53 @@ def download_file(
     to the next mirror.  Raises :class:`WeightsHashError` on a bad file and
     :class:`WeightsDownloadError` when no URL works.
     """
+    destination = Path(destination)
+    created = _make_folders(destination.parent)
+    try:
+        return _download_file(urls, destination, sha256, size, timeout, retries, progress, label)
+    except BaseException:
+        # No litter: an empty part file cannot be resumed, and folders made for nothing go.
+        part = _part_path(destination)
+        if part.is_file() and part.stat().st_size == 0:
+            part.unlink(missing_ok=True)
+        _remove_empty_folders(created)
+        raise
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created, deepest first."""
+    created = []
+    current = folder
+    while not current.exists() and current != current.parent:
+        created.append(current)
+        current = current.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _remove_empty_folders(folders: Iterable[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that is still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another download), or already gone
+            return
+
+
+def _download_file(
+    urls: str | Iterable[str],
+    destination: Path,
+    sha256: str | None,
+    size: int | None,
+    timeout: float | None,
+    retries: int | None,
+    progress: bool | None,
+    label: str | None,
+) -> tuple[str, str]:
     import http.client  # network modules load only when a download happens
     import urllib.error
 
     urls = [urls] if isinstance(urls, str) else list(urls)
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
     part = _part_path(destination)
     timeout = download_timeout() if timeout is None else timeout
     retries = download_retries() if retries is None else retries
@@ -769,19 +816,37 @@ def _describe(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``<path>.lock`` (POSIX), so concurrent ranks download once."""
+    """An exclusive lock on ``<path>.lock`` (POSIX), so concurrent ranks download once.
+
+    The lock file is removed on release (no litter in ``GANENC_HOME``); a process that
+    locked a file removed meanwhile sees another inode at the path and locks again.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no lock
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + LOCK_SUFFIX), "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    created = _make_folders(path.parent)
+    lock_path = path.with_name(path.name + LOCK_SUFFIX)
+    try:
+        while True:
+            handle = open(lock_path, "a+b")  # noqa: SIM115 - closed below
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                current = os.stat(lock_path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(handle.fileno()).st_ino:
+                break
+            handle.close()  # the holder before us removed that file: lock the new one
         try:
             yield
         finally:
+            lock_path.unlink(missing_ok=True)
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+    finally:
+        _remove_empty_folders(created)
 
 
 def manual_instructions(entry: WeightsEntry, files: Iterable[WeightsFile] | None = None) -> str:

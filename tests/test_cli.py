@@ -185,3 +185,18 @@ def test_config_file_values_and_errors(tmp_path):
         assert "expects KEY=VALUE" in result.output
         result = run("sample", "--gan", "toy", "-O", "z_dimm=3", ok=False)
         assert "unknown setting 'z_dimm'" in result.output
+
+
+def test_help_texts_quote_the_settings_defaults():
+    """``--help`` reads defaults from the pydantic models, nested ones included."""
+    from ganenc.cli.options import default_of
+    from ganenc.training.settings import FinetuneSettings, TrainSettings
+
+    assert default_of(FinetuneSettings, "optimizer.lr") == 0.005  # not OptimizerSettings' own
+    assert default_of(TrainSettings, "optimizer.lr") == 0.0015
+    finetune_help = " ".join(run("finetune", "--help").output.split())
+    assert "Adam learning rate (default 0.005, the reference's)" in finetune_help
+    assert "in per-image mode; default 1500)" in finetune_help
+    train_help = " ".join(run("train", "--help").output.split())
+    assert "Adam learning rate (default 0.0015)" in train_help
+    assert "Training steps (default 210000, the reference's)" in train_help

@@ -77,3 +77,17 @@ def test_run_metadata_records_settings_and_plugin_versions(tmp_path):
     versions = json.loads((tmp_path / "run" / "versions.json").read_text())
     assert versions["packages"]["ganenc-stylegan"] == "0.1.0"
     assert "torch" in versions
+
+
+def test_shared_option_pieces_accept_paths_and_name_noise_modes(tmp_path):
+    from ganenc.adapters import NOISE_MODES, check_noise_mode
+    from ganenc.config import PathText, Settings
+
+    class Options(Settings):
+        checkpoint: PathText | None = None
+
+    assert Options(checkpoint=tmp_path / "g.pt").checkpoint == str(tmp_path / "g.pt")
+    assert Options().checkpoint is None
+    assert check_noise_mode("random") == "random" and NOISE_MODES == ("const", "random", "none")
+    with pytest.raises(ConfigError, match="noise_mode must be one of"):
+        check_noise_mode("loud")

@@ -112,6 +112,7 @@ def test_failed_download_is_a_weights_error_naming_the_file(hub, register_tiny):
     assert str(hub / "tiny-00000000.pth") in str(info.value)
     assert "download failed" in str(info.value)
     assert not (hub / "tiny-00000000.pth").exists()
+    assert not hub.parent.exists()  # no empty hub/checkpoints folders left in torch's cache
 
 
 def test_stalled_server_times_out_quickly(hub, register_tiny, monkeypatch):

@@ -19,12 +19,14 @@ from ganenc.testing import isolated_registry, register_plugin
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 HOOKS = sorted(
-    name for name, obj in vars(hookspecs).items() if name.startswith("register_") and callable(obj)
+    name
+    for name, obj in vars(hookspecs).items()
+    if callable(obj) and hasattr(obj, "ganenc_spec")  # every function marked @hookspec
 )
 
 
-def test_there_is_a_hook_per_component_kind_and_one_for_commands():
-    assert set(KINDS.values()) | {"register_commands"} == set(HOOKS)
+def test_there_is_a_hook_per_component_kind_one_for_commands_and_one_for_files():
+    assert set(KINDS.values()) | {"register_commands", "identify_checkpoint"} == set(HOOKS)
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -122,3 +124,25 @@ def test_hook_register_weights(tmp_path, monkeypatch):
         assert weights_entry("toy:tiny-8") is entry
         assert ganenc.create("weights", "toy:tiny-8") is entry
         assert [s.name for s in registry.find("weights", family="toy")] == ["toy:tiny-8"]
+
+
+def test_hook_identify_checkpoint(tmp_path):
+    from ganenc.checkpoints import CheckpointIdentity, describe_checkpoint, identify_checkpoint
+
+    class Plugin:
+        @hookimpl
+        def identify_checkpoint(self, checkpoint):
+            if "toy_state" in checkpoint:
+                return CheckpointIdentity("toy", "a toy checkpoint")
+            return None
+
+    toy_file = {"toy_state": {}}
+    with isolated_registry(), register_plugin(Plugin()):
+        identity = identify_checkpoint(toy_file)
+        assert identity == CheckpointIdentity("toy", "a toy checkpoint")
+        assert identity.hint == "this file is a toy checkpoint; use --gan toy"
+        assert describe_checkpoint(toy_file) == "a toy checkpoint"
+        assert identify_checkpoint({"other": 1}) is None
+        assert identify_checkpoint(torch.zeros(1)) is None
+    assert identify_checkpoint(toy_file) is None, "the answer must leave with its plugin"
+    assert describe_checkpoint(toy_file) == "a state dict with keys such as ['toy_state']"

@@ -141,3 +141,14 @@ def test_conditional_batch_norm_depends_on_the_embedding_and_uses_running_stats_
     norm.eval()
     single = norm(x[:1], zero[:1])
     assert torch.allclose(single, norm(x, zero)[:1], atol=1e-6)  # no batch dependence
+
+
+def test_equalized_linear_with_lr_mul_bias_init_and_activation_is_stylegans_dense_layer():
+    torch.manual_seed(0)
+    layer = EqualizedLinear(4, 3, lr_mul=0.01, bias_init=1.0, activation=True)
+    assert sorted(layer.state_dict()) == ["bias", "weight"]  # checkpoint key names
+    assert torch.allclose(layer.bias, torch.full((3,), 100.0))  # stored bias_init / lr_mul
+    x = torch.randn(2, 4)
+    weight = layer.weight * 0.01 / math.sqrt(4)
+    expected = F.leaky_relu(x @ weight.T + layer.bias * 0.01, 0.2) * math.sqrt(2)
+    assert torch.allclose(layer(x), expected, atol=1e-6)

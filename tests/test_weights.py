@@ -70,7 +70,7 @@ def entry_for(
 
 
 def leftovers(folder) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if p.is_file() and p.suffix != ".lock")
+    return sorted(p.name for p in folder.rglob("*") if p.is_file())
 
 
 def test_download_with_progress_records_hash_and_tells_the_user(server, zoo_env, capsys):
@@ -114,10 +114,22 @@ def test_interrupted_download_resumes_with_http_range(server, zoo_env):
         weights.fetch(entry)
     part = zoo_env / "toy" / "one" / "model.pt.part"
     assert part.stat().st_size == half
+    assert leftovers(zoo_env) == ["model.pt.part"]  # resumable; no .lock
+    assert weights.cache_status(entry) == "partial"  # what 'ganenc weights list' shows
     assert server.url("/model.pt") in str(info.value)
     path = weights.fetch(entry)  # the second call asks only for the rest
     assert server.requests[-1] == ("/model.pt", f"bytes={half}-")
     assert path.read_bytes() == PAYLOAD and not part.exists()
+
+
+def test_a_failed_download_leaves_no_litter(server, zoo_env):
+    missing = entry_for(server.url("/missing.pt"))  # 404
+    with pytest.raises(WeightsDownloadError):
+        weights.fetch(missing)
+    empty = entry_for(server.serve("/empty.pt", PAYLOAD, cut_after=[0]), tag="toy:two")
+    with pytest.raises(WeightsDownloadError):
+        weights.fetch(empty)
+    assert not zoo_env.exists() or list(zoo_env.rglob("*")) == []  # no .lock, .part or folder
 
 
 def test_retries_resume_within_one_call(server, zoo_env, monkeypatch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .adaptive import (
     AdaptiveBlock,
+    AdaptiveEncoderOptions,
     AdaptiveEncoderTrunk,
     TrunkOutput,
     adaptive_widths,
@@ -34,6 +35,7 @@ __all__ = [
     "LEAKY_SLOPE",
     "RELU_GAIN",
     "AdaptiveBlock",
+    "AdaptiveEncoderOptions",
     "AdaptiveEncoderTrunk",
     "Blur",
     "ClassEmbedding",

@@ -22,9 +22,11 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..config import Settings
 from ..errors import ConfigError
 from .equalized import RELU_GAIN, EqualizedConv2d
 from .layers import LEAKY_SLOPE, Blur, ConditionalBatchNorm2d, FromRGB, LearnedNoise, StyleHead
@@ -37,6 +39,20 @@ RESIDUAL_WEIGHT = 0.889
 WIDTH_RESOLUTION_PRODUCT = 16384
 
 NORMS = ("instance", "conditional_batch")
+
+
+class AdaptiveEncoderOptions(Settings):
+    """Options every adaptive-block encoder shares; a family's options model subclasses it."""
+
+    start_channels: int | None = Field(
+        default=None,
+        ge=1,
+        description=f"width of the first block; None: the paper's rule {WIDTH_RESOLUTION_PRODUCT}"
+        " / resolution (64 at 256, 32 at 512, 16 at 1024), capped at max_channels",
+    )
+    max_channels: int = Field(
+        default=512, ge=1, description="widths double per block up to this many channels"
+    )
 
 
 class _ContiguousGradient(torch.autograd.Function):

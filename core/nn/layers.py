@@ -11,10 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .equalized import RELU_GAIN, EqualizedConv2d, EqualizedLinear
-
-#: Slope of every LeakyReLU in the encoders.
-LEAKY_SLOPE = 0.2
+from .equalized import LEAKY_SLOPE, RELU_GAIN, EqualizedConv2d, EqualizedLinear
 
 
 def channel_statistics(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

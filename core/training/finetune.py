@@ -40,7 +40,7 @@ from ..images import save_grid, save_image
 from ..latents import LATENTS_DIR, save_latent_file
 from ..losses.composite import CompositeLoss, PreparedTarget
 from ..losses.real_images import real_image_loss
-from ..precision import autocast, grad_scaler, optimizer_step
+from ..precision import NonFiniteLossError, autocast, grad_scaler, optimizer_step
 from .distributed import DistributedContext
 from .loop import (
     Progress,
@@ -342,6 +342,12 @@ class Finetuner:
                             **{f"{k}_after": v for k, v in metrics_after.items()},
                         }
                     )
+        except NonFiniteLossError as exc:
+            progress.close()
+            self._write_rows(rows)
+            raise GanencError(
+                f"stopped: {exc}. Finished images are saved in {latents_dir}"
+            ) from None
         except KeyboardInterrupt:
             progress.close()
             self._write_rows(rows)

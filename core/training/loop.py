@@ -21,7 +21,7 @@ from ..evaluation import (  # noqa: F401 - their names here before evaluation.py
     lpips_or_reason as real_lpips_or_reason,
 )
 from ..evaluation import reconstruction_metrics  # noqa: F401
-from ..precision import autocast, grad_scaler, optimizer_step  # noqa: F401 - old home
+from ..precision import NonFiniteLossError, autocast, grad_scaler, optimizer_step  # noqa: F401 - old home
 from ..progress import Progress  # noqa: F401 - its old home
 
 
@@ -169,6 +169,13 @@ def training_loop(
                     save(step)
                 if interrupt.requested:
                     raise KeyboardInterrupt
+        except NonFiniteLossError as exc:  # the weights are still those of ``step``
+            progress.close()
+            save(step)
+            raise GanencError(
+                f"stopped at step {step + 1}: {exc}. The last good state (step {step}) is saved"
+                f" in {run.last_checkpoint}"
+            ) from None
         except KeyboardInterrupt:
             progress.close()
             save(step)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, GanencError
+from ..files import atomic_path, check_output, write_json
 from .curves import RunCurves
 
 CHECKPOINTS = "checkpoints"
@@ -39,7 +40,9 @@ def stored_config(path: str | os.PathLike) -> dict[str, Any]:
     """The resolved settings a run recorded (``config.json``), for ``--resume``."""
     config = Path(path) / CONFIG
     if not config.is_file():
-        raise GanencError(f"--resume: no run to resume at {path} (missing {config})")
+        raise GanencError(
+            f"--resume: no run to resume at {path} (missing {config})" + no_checkpoint_hint(path)
+        )
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:
@@ -49,27 +52,90 @@ def stored_config(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+#: What a run folder holds before its first checkpoint (settings, logs, image grids).
+STARTED_RUN_ENTRIES = {
+    "config.json",
+    "versions.json",
+    "metrics.jsonl",
+    "curves.png",
+    "tensorboard",
+    "skipped.json",
+    "val_before.json",
+    CHECKPOINTS,
+    "images",
+}
+
+
+def holds_no_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds only what a run writes before its first checkpoint: not a run."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    entries = {entry.name for entry in path.iterdir()}
+    checkpoints = path / CHECKPOINTS
+    saved = checkpoints.is_dir() and any(checkpoints.glob("*.pt"))
+    return entries <= STARTED_RUN_ENTRIES and not saved
+
+
+def no_checkpoint_hint(path: str | os.PathLike) -> str:
+    """The end of a --resume error about a folder that is not a run yet ('' otherwise)."""
+    if not holds_no_checkpoint(path):
+        return ""
+    return (
+        "; it holds no checkpoint (the run stopped before its first one): start it again"
+        " without --resume, the folder is reused"
+    )
+
+
 class RunDirectory:
-    """One run's folder; created fresh, or reopened with ``resume=True``."""
+    """One run's folder; created fresh, or reopened with ``resume=True``.
+
+    Nothing is written here when it is opened: the folder appears with the run's first
+    file, after the command has validated everything.  A folder that holds no checkpoint
+    is not a run (a start that failed or was killed early): a new run reuses it.
+    """
 
     def __init__(self, path: str | os.PathLike, *, resume: bool, is_main: bool = True) -> None:
         self.path = Path(path)
         self.is_main = is_main
+        if self.path.exists() and not self.path.is_dir():
+            raise GanencError(f"--out {self.path} is a file, not a folder")
         # Only the main process judges the folder: the others see what it has just written.
         if resume:
             if not (self.path / CONFIG).is_file():
                 raise GanencError(
                     f"--resume: no run to resume at {self.path} (missing {self.path / CONFIG})"
+                    + no_checkpoint_hint(self.path)
                 )
         elif is_main and self.path.exists() and any(self.path.iterdir()):
-            raise GanencError(
-                f"{self.path} already holds files; use --resume to continue that run or choose"
-                " another --out (nothing was overwritten)"
-            )
+            if not self.holds_no_checkpoint():
+                raise GanencError(
+                    f"{self.path} already holds files; use --resume to continue that run or"
+                    " choose another --out (nothing was overwritten)"
+                )
+            self._clear_failed_start()
         if is_main:
-            (self.path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-            (self.path / "images").mkdir(exist_ok=True)
+            check_output(self.path, folder=True, force=True)
         self.curves = RunCurves(self.path) if is_main else None
+
+    def holds_no_checkpoint(self) -> bool:
+        """Whether the folder holds only what a run writes before its first checkpoint."""
+        return holds_no_checkpoint(self.path)
+
+    def _clear_failed_start(self) -> None:
+        """Drop the logs of a start that saved no checkpoint, so the new run's are its own."""
+        import sys
+
+        print(
+            f"{self.path} holds no checkpoint (an earlier start stopped before its first one);"
+            " reusing the folder",
+            file=sys.stderr,
+            flush=True,
+        )
+        for name in ("metrics.jsonl", "skipped.json", "val_before.json", "curves.png"):
+            (self.path / name).unlink(missing_ok=True)
+        for partial in (self.path / CHECKPOINTS).glob("*.tmp"):  # a kill while saving
+            partial.unlink(missing_ok=True)
 
     @property
     def last_checkpoint(self) -> Path:
@@ -80,6 +146,7 @@ class RunDirectory:
         if not self.last_checkpoint.is_file():
             raise GanencError(
                 f"--resume: no run to resume at {self.path} (missing {self.last_checkpoint})"
+                + no_checkpoint_hint(self.path)
             )
         return self.last_checkpoint
 
@@ -105,18 +172,15 @@ class RunDirectory:
     def log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
             return
+        self.path.mkdir(parents=True, exist_ok=True)
         with (self.path / "metrics.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         self.curves.log(record)
 
     def write_json(self, name: str, data: Any) -> Path:
-        from ..config import jsonable  # standard JSON: infinite PSNR as "inf"
-
         path = self.path / name
         if self.is_main:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(jsonable(data), indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
+            write_json(path, data)
         return path
 
     def save_checkpoint(self, encoder: Any, step: int, **state: Any) -> Path | None:
@@ -129,9 +193,8 @@ class RunDirectory:
 
         path = self.path / CHECKPOINTS / f"step-{step:08d}.pt"
         save_encoder(encoder, path, step=step, rng=capture_rng(), **state)
-        tmp = self.last_checkpoint.with_name(LAST + ".tmp")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, self.last_checkpoint)
+        with atomic_path(self.last_checkpoint) as tmp:
+            shutil.copyfile(path, tmp)
         self.curves.refresh_if_due()
         return path
 

@@ -8,11 +8,11 @@ latents from seeds 30,000 on; the paper's composite loss and attention weights.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..config import Settings
+from ..config import MAX_SEED, Seed, Settings
 from ..losses.options import LossSettings
 
 
@@ -31,10 +31,16 @@ class GeneratorSpec(Settings):
         return ganenc.load_generator(self.gan, path, **self.generator_options).freeze()
 
 
+#: An Adam beta: a decay rate in [0, 1).
+Beta = Annotated[float, Field(ge=0, lt=1)]
+#: Most training seeds a pool may have: the pool is shuffled in memory every epoch.
+MAX_TRAIN_SEEDS = 10_000_000
+
+
 class OptimizerSettings(Settings):
-    lr: float = Field(0.0015, gt=0)
-    betas: tuple[float, float] = (0.0, 0.99)
-    eps: float = Field(1e-8, gt=0)
+    lr: float = Field(0.0015, gt=0, le=1, description="Adam learning rate (above 1 diverges)")
+    betas: tuple[Beta, Beta] = (0.0, 0.99)
+    eps: float = Field(1e-8, gt=0, le=1)
 
 
 class RunSettings(Settings):
@@ -54,7 +60,7 @@ class RunSettings(Settings):
         description="recompute encoder blocks and the generator in the backward pass:"
         " far less memory at high resolution, about a third more time",
     )
-    seed: int = 0
+    seed: Seed = 0
     checkpoint_every: int = Field(1000, ge=1)
     image_every: int = Field(500, ge=1)
     log_every: int = Field(10, ge=1)
@@ -76,10 +82,10 @@ class TrainSettings(RunSettings, GeneratorSpec):
     truncation: float | None = Field(None, gt=0)
     truncation_layers: int | None = Field(None, ge=1)
     train_seeds: int = Field(
-        30_000, ge=1, description="training latents use seeds [0, train_seeds)"
+        30_000, ge=1, le=MAX_TRAIN_SEEDS, description="training latents use seeds [0, train_seeds)"
     )
-    val_seed_start: int = Field(30_000, ge=0)
-    val_samples: int = Field(64, ge=1)
+    val_seed_start: Seed = 30_000
+    val_samples: int = Field(64, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _disjoint_seeds(self) -> TrainSettings:
@@ -87,6 +93,11 @@ class TrainSettings(RunSettings, GeneratorSpec):
             raise ValueError(
                 f"validation seeds start at {self.val_seed_start}, inside the training seeds"
                 f" [0, {self.train_seeds}); set val_seed_start >= train_seeds"
+            )
+        if self.val_seed_start + self.val_samples - 1 > MAX_SEED:
+            raise ValueError(
+                f"validation seeds [{self.val_seed_start}, {self.val_seed_start + self.val_samples})"
+                f" go past the largest seed {MAX_SEED}; lower val_seed_start"
             )
         return self
 

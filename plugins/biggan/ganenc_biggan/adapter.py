@@ -24,15 +24,19 @@ output (or set ``adapter.default_truncation = t`` once).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from pydantic import field_validator
 
-from ganenc.adapters import GeneratorAdapter, Latents, seeded_generator
-from ganenc.config import Settings, validate_options
+from ganenc.adapters import (
+    GeneratorAdapter,
+    Latents,
+    check_noise_mode,
+    seeded_generator,
+)
+from ganenc.checkpoints import build_checked
+from ganenc.config import PathText, Seed, Settings, validate_options
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 
@@ -45,8 +49,6 @@ REFERENCE_TRUNCATION = 0.4
 #: ``truncnorm(-2, 2)``: the reference's noise bounds before scaling by the truncation.
 NOISE_BOUND = 2.0
 
-NOISE_MODES = ("const", "random", "none")
-
 
 class BigGANOptions(Settings):
     """Options of the ``biggan`` generator.
@@ -56,9 +58,9 @@ class BigGANOptions(Settings):
     a generator with random weights is built from them (or from ``config``).
     """
 
-    checkpoint: str | None = None
+    checkpoint: PathText | None = None
     """A HuggingFace folder (config.json + pytorch_model.bin) or the path of pytorch_model.bin."""
-    config: str | None = None
+    config: PathText | None = None
     """Explicit config.json path (default: the one beside the weights)."""
     default_truncation: float = REFERENCE_TRUNCATION
     """Truncation used wherever a method gets ``truncation=None``."""
@@ -71,14 +73,8 @@ class BigGANOptions(Settings):
     layers: list[tuple[bool, int, int]] | None = None
     """``(upsample, in_multiplier, out_multiplier)`` per block (default: by resolution)."""
     attention_layer_position: int | None = None
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the random weights (only without a checkpoint)."""
-
-    @field_validator("checkpoint", "config", mode="before")
-    @classmethod
-    def _path_as_text(cls, value: object) -> object:
-        """Accept ``pathlib.Path`` (any ``os.PathLike``) as well as text."""
-        return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 class BigGANAdapter(GeneratorAdapter):
@@ -141,8 +137,7 @@ class BigGANAdapter(GeneratorAdapter):
     ) -> torch.Tensor:
         """Images ``[N, 3, H, W]`` in float32; ``truncation`` picks the batch-norm statistics."""
         truncation = self._truncation(truncation, truncation_layers)
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        check_noise_mode(noise_mode)
         z, class_vector = self._inputs(latents)
         dtype = self.model.embeddings.weight.dtype
         images = self.model(z.to(dtype), class_vector.to(dtype), truncation)
@@ -263,7 +258,8 @@ def load_biggan(**fields: object) -> BigGANAdapter:
                 )
             except ValueError as exc:
                 raise ConfigError(f"invalid BigGAN architecture options: {exc}") from None
-        model = BigGAN(config).init_random_weights(options.seed).eval()
+        model = build_checked(lambda: BigGAN(config), "the generator options")
+        model = model.init_random_weights(options.seed).eval()
     try:
         adapter = BigGANAdapter(model, default_truncation=options.default_truncation)
     except ValueError as exc:

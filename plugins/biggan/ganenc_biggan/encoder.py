@@ -30,12 +30,12 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ganenc.config import Settings
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 from ganenc.nn import (
     LEAKY_SLOPE,
     RELU_GAIN,
+    AdaptiveEncoderOptions,
     AdaptiveEncoderTrunk,
     ClassEmbedding,
     EqualizedLinear,
@@ -43,18 +43,9 @@ from ganenc.nn import (
 )
 
 
-class BigGANEncoderOptions(Settings):
+class BigGANEncoderOptions(AdaptiveEncoderOptions):
     """Options of the BigGAN adaptive-block encoder."""
 
-    start_channels: int | None = Field(
-        default=None,
-        ge=1,
-        description="width of the first block; None: the paper's rule 16384 / resolution"
-        " (128 at 128, 64 at 256, 32 at 512), capped at max_channels",
-    )
-    max_channels: int = Field(
-        default=512, ge=1, description="widths double per block up to this many channels"
-    )
     embedding_dim: int = Field(
         default=128, ge=1, description="size of the class embedding driving the conditional norms"
     )

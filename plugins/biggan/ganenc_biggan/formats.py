@@ -9,20 +9,20 @@ it) or by the ``.bin`` file plus an explicit config path.  Every failure is one
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
 
-from ganenc.checkpoints import describe_checkpoint, read_checkpoint
+from ganenc.checkpoints import build_checked, describe_checkpoint, read_checkpoint
 from ganenc.errors import CheckpointError, WeightsNotFoundError
+from ganenc.files import strict_json
 
+from .identify import HF_STATE_DICT
 from .model import BigGAN, BigGANConfig
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "pytorch_model.bin"
-HF_STATE_DICT = "a HuggingFace BigGAN state dict"
 
 
 class BigGANFileNotFoundError(CheckpointError, WeightsNotFoundError):
@@ -61,8 +61,8 @@ def read_config(path: str | os.PathLike) -> BigGANConfig:
     """A ``config.json`` as :class:`BigGANConfig` (missing fields take the reference defaults)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = strict_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise CheckpointError(f"cannot read BigGAN config {path}: {exc}") from None
     if not isinstance(data, dict):
         raise CheckpointError(
@@ -127,7 +127,7 @@ def load_hf(checkpoint: str | os.PathLike, config: str | os.PathLike | None = No
         )
     biggan_config = read_config(config_path)
     state = read_state_dict(weights_path)
-    model = BigGAN(biggan_config)
+    model = build_checked(lambda: BigGAN(biggan_config), f"{weights_path} with {config_path}")
     check_state_dict(model, state, f"{weights_path} with {config_path}")
     model.load_state_dict({key: value.float() for key, value in state.items()}, strict=True)
     return model.eval()

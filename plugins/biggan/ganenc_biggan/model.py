@@ -200,7 +200,7 @@ class BigGANConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.n_stats, int) or self.n_stats < 2:
             raise ValueError(f"n_stats must be an integer >= 2, got {self.n_stats!r}")
-        if not isinstance(self.eps, int | float) or self.eps <= 0:
+        if not isinstance(self.eps, int | float) or not 0 < self.eps < math.inf:
             raise ValueError(f"eps must be a positive number, got {self.eps!r}")
         if not self.layers:
             raise ValueError("layers is empty")

@@ -44,3 +44,11 @@ def register_weights(register):
     from .weights import register_all
 
     register_all(register)
+
+
+@hookimpl
+def identify_checkpoint(checkpoint):
+    """Recognise this plugin's checkpoint files (wrong-``--gan`` hints elsewhere)."""
+    from .identify import identify_biggan_file
+
+    return identify_biggan_file(checkpoint)

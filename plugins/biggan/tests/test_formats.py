@@ -133,6 +133,9 @@ def test_corrupt_weights(tiny_folder, damage):
         ("[1, 2]", "JSON object"),
         ('{"z_dim": 16, "hidden_size": 3}', "unknown BigGAN config field"),
         ('{"layers": [[false, 16, 16]], "output_dim": 4}', "multiplier 1"),
+        ('{"eps": NaN}', "NaN is not a number JSON allows"),
+        ('{"eps": Infinity}', "Infinity"),
+        ('{"eps": 1e999}', "eps must be a positive number"),
     ],
 )
 def test_invalid_config(tiny_folder, text, match):

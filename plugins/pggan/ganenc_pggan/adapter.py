@@ -18,21 +18,24 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
 
-from ganenc.adapters import GeneratorAdapter, Latents, seeded_generator
-from ganenc.config import Settings, validate_options
+from ganenc.adapters import (
+    GeneratorAdapter,
+    Latents,
+    check_noise_mode,
+    seeded_generator,
+)
+from ganenc.checkpoints import build_checked
+from ganenc.config import PathText, Seed, Settings, validate_options
 from ganenc.errors import CheckpointError
 from ganenc.geometry import GeneratorGeometry
 
 from .model import PGGANConfig, PGGANGenerator
-
-NOISE_MODES = ("const", "random", "none")
 
 
 class PGGANOptions(Settings):
@@ -43,7 +46,7 @@ class PGGANOptions(Settings):
     without it they describe a randomly initialised generator.
     """
 
-    checkpoint: str | None = Field(
+    checkpoint: PathText | None = Field(
         None, description="pytorch_GAN_zoo or genforce .pth file (None: random weights)"
     )
     resolution: int = Field(256, ge=4, description="output size of a random generator")
@@ -56,12 +59,7 @@ class PGGANOptions(Settings):
     averaged: bool = Field(
         True, description="use the averaged generator (avgG / generator_smooth) when present"
     )
-    seed: int | None = Field(None, description="seed of a random generator's weights")
-
-    @field_validator("checkpoint", mode="before")
-    @classmethod
-    def _path_to_text(cls, value: Any) -> Any:
-        return os.fspath(value) if isinstance(value, os.PathLike) else value
+    seed: Seed | None = Field(None, description="seed of a random generator's weights")
 
     @field_validator("resolution")
     @classmethod
@@ -126,8 +124,7 @@ class PGGANAdapter(GeneratorAdapter):
         noise_mode: str = "const",
     ) -> torch.Tensor:
         """Images of ``psi * z``; ``truncation_layers`` and ``noise_mode`` do not apply (no noise)."""
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        check_noise_mode(noise_mode)
         z = self.encoder_targets(latents, truncation, truncation_layers)["z"]
         parameter = next(self.generator.parameters())
         return self.generator(z.to(device=parameter.device, dtype=parameter.dtype))
@@ -176,13 +173,16 @@ def load_pggan(**fields: Any) -> PGGANAdapter:
     """
     options = validate_options(PGGANOptions, fields, what="generator 'pggan'")
     if options.checkpoint is None:
-        generator = PGGANGenerator.from_resolution(
-            options.resolution,
-            z_dim=options.z_dim,
-            fmaps_base=options.fmaps_base,
-            fmaps_max=options.fmaps_max,
-            layout=options.layout,
-            seed=options.seed,
+        generator = build_checked(
+            lambda: PGGANGenerator.from_resolution(
+                options.resolution,
+                z_dim=options.z_dim,
+                fmaps_base=options.fmaps_base,
+                fmaps_max=options.fmaps_max,
+                layout=options.layout,
+                seed=options.seed,
+            ),
+            "the generator options",
         )
         return PGGANAdapter(generator).freeze()
 

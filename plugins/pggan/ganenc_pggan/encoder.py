@@ -11,27 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import Field
 from torch import nn
 
-from ganenc.config import Settings
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
-from ganenc.nn import AdaptiveEncoderTrunk, EqualizedLinear
+from ganenc.nn import AdaptiveEncoderOptions, AdaptiveEncoderTrunk, EqualizedLinear
 
 
-class PGGANEncoderOptions(Settings):
+class PGGANEncoderOptions(AdaptiveEncoderOptions):
     """Options of the PGGAN adaptive-block encoder."""
-
-    start_channels: int | None = Field(
-        default=None,
-        ge=1,
-        description="width of the first block; None: the paper's rule 16384 / resolution"
-        " (16 at 1024), capped at max_channels",
-    )
-    max_channels: int = Field(
-        default=512, ge=1, description="widths double per block up to this many channels"
-    )
 
 
 class PGGANEncoder(nn.Module):

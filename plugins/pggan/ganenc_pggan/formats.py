@@ -34,7 +34,12 @@ from typing import Any
 
 import torch
 
-from ganenc.checkpoints import describe_checkpoint, read_checkpoint
+from ganenc.checkpoints import (
+    build_checked,
+    describe_checkpoint,
+    identify_checkpoint,
+    read_checkpoint,
+)
 from ganenc.errors import CheckpointError
 
 from .model import HE_GAIN, PGGANConfig, PGGANGenerator
@@ -114,12 +119,12 @@ def load_pggan_checkpoint(path: str | os.PathLike, *, averaged: bool = True) -> 
     state = _normalise_state(state, fmt, key, path)
     if fmt == GAN_ZOO:
         pgg_config = _gan_zoo_config(state, _config_fields(config), path, key)
-        generator = PGGANGenerator(pgg_config)
+        generator = build_checked(lambda: PGGANGenerator(pgg_config), str(path))
         _load_state(generator, state, gan_zoo_key, fmt, path, key)
     else:
         lod = state.pop("lod", None)
         pgg_config = _genforce_config(state, lod, path, key)
-        generator = PGGANGenerator(pgg_config)
+        generator = build_checked(lambda: PGGANGenerator(pgg_config), str(path))
         _load_state(generator, state, genforce_key, fmt, path, key)
     return LoadedPGGAN(generator=generator, format=fmt, state_key=key)
 
@@ -180,18 +185,14 @@ def _looks_genforce_pggan(state: Mapping) -> bool:
     )
 
 
-_FAMILY_HINTS = (
-    ("StyleGAN1 or StyleGAN2", "use --gan stylegan1 or --gan stylegan2"),
-    ("StyleGAN2", "use --gan stylegan2"),
-    ("genforce StyleGAN", "use --gan stylegan1"),
-    ("BigGAN", "use --gan biggan"),
-    ("encoder", "load it with ganenc.load_encoder, not as a generator"),
-)
-
-
 def _wrong_family(path: Path, obj: Any) -> CheckpointError:
     description = describe_checkpoint(obj)
-    hint = next((h for marker, h in _FAMILY_HINTS if marker in description), "")
+    other = identify_checkpoint(obj)  # the family's own plugin names it: the engine knows none
+    hint = ""
+    if other is not None and other.gan != "pggan":
+        hint = f"use --gan {other.gan}"
+    elif "encoder" in description:
+        hint = "load it with ganenc.load_encoder, not as a generator"
     message = f"{path} looks like {description}, not a PGGAN generator checkpoint"
     if hint:
         message += f"; {hint}"

@@ -25,14 +25,19 @@ initialised generator is built from them, reproducibly from ``seed``.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
 
-from ganenc.adapters import GeneratorAdapter, Latents, seeded_generator
-from ganenc.config import Settings, validate_options
+from ganenc.adapters import (
+    GeneratorAdapter,
+    Latents,
+    check_noise_mode,
+    seeded_generator,
+)
+from ganenc.checkpoints import build_checked
+from ganenc.config import PathText, Seed, Settings, validate_options
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 
@@ -42,18 +47,17 @@ from .formats import (
     load_stylegan2_checkpoint,
     load_stylegan3_checkpoint,
 )
-from .stylegan2 import StyleGAN2Config, StyleGAN2Generator, is_power_of_two
+from .stylegan2 import StyleGAN2Config, StyleGAN2Generator, is_power_of_two, truncate_w_plus
 
 MIN_RESOLUTION = 32
 MAX_RESOLUTION = 1024
 LATENT_KEYS = ("z", "w", "w_plus")
-NOISE_MODES = ("const", "random", "none")
 
 
 class _StyleGANOptions(Settings):
     """Options shared by both StyleGAN families."""
 
-    checkpoint: str | None = Field(
+    checkpoint: PathText | None = Field(
         None, description="checkpoint file; None builds a randomly initialised generator"
     )
     resolution: int = Field(256, description="output size of a random generator (32..1024)")
@@ -62,12 +66,7 @@ class _StyleGANOptions(Settings):
     mapping_layers: int = Field(8, ge=1, description="mapping depth (random init only)")
     channel_base: int = Field(16384, ge=1, description="channels = channel_base / resolution ...")
     channel_max: int = Field(512, ge=1, description="... capped at channel_max (random init only)")
-    seed: int = Field(0, description="seed of the random initialisation")
-
-    @field_validator("checkpoint", mode="before")
-    @classmethod
-    def _path_to_str(cls, value: Any) -> Any:
-        return os.fspath(value) if isinstance(value, os.PathLike) else value
+    seed: Seed = Field(0, description="seed of the random initialisation")
 
     @field_validator("resolution")
     @classmethod
@@ -229,10 +228,8 @@ class StyleGANAdapter(GeneratorAdapter):
             )
         layers = self.num_ws if truncation_layers is None else min(truncation_layers, self.num_ws)
         if float(truncation) == 1.0 or layers == 0:
-            return w_plus
-        avg = self.w_avg.to(w_plus)
-        head = avg + float(truncation) * (w_plus[:, :layers] - avg)
-        return torch.cat([head, w_plus[:, layers:]], dim=1)
+            return w_plus  # before reading w_avg: reading it may estimate it
+        return truncate_w_plus(w_plus, self.w_avg, truncation, layers)
 
     def synthesize(
         self,
@@ -246,8 +243,7 @@ class StyleGANAdapter(GeneratorAdapter):
         ``noise_mode``: ``"const"`` the checkpoint's fixed noise (deterministic),
         ``"random"`` fresh noise, ``"none"`` no noise.
         """
-        if noise_mode not in NOISE_MODES:
-            raise ConfigError(f"noise_mode must be one of {list(NOISE_MODES)}, got {noise_mode!r}")
+        check_noise_mode(noise_mode)
         w_plus, const = self._split(latents)
         w_plus = self.truncate(w_plus, truncation, truncation_layers)
         image = self.model.synthesis(w_plus, noise_mode=noise_mode, const=const)
@@ -335,7 +331,7 @@ def _seeded(seed: int, build: Any) -> Any:
     """Run ``build()`` with the CPU RNG seeded, leaving the global RNG state untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build()
+        return build_checked(build, "the generator options")
 
 
 def load_stylegan2(**options: Any) -> StyleGANAdapter:

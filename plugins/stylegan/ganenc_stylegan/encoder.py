@@ -26,24 +26,19 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from ganenc.config import Settings
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
-from ganenc.nn import AdaptiveEncoderTrunk, EqualizedConv2d, check_resolution
+from ganenc.nn import (
+    AdaptiveEncoderOptions,
+    AdaptiveEncoderTrunk,
+    EqualizedConv2d,
+    check_resolution,
+)
 
 
-class StyleGANEncoderOptions(Settings):
+class StyleGANEncoderOptions(AdaptiveEncoderOptions):
     """Options of the StyleGAN adaptive-block encoder."""
 
-    start_channels: int | None = Field(
-        default=None,
-        ge=1,
-        description="width of the first block; None: the paper's rule 16384 / resolution"
-        " (64 at 256, 32 at 512, 16 at 1024; 512 at 32 px), capped at max_channels",
-    )
-    max_channels: int = Field(
-        default=512, ge=1, description="widths double per block up to this many channels"
-    )
     blur: bool = Field(
         default=False, description="add the [1,2,1]x[1,2,1]/16 blur before each block's second conv"
     )

@@ -38,7 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganenc.checkpoints import describe_checkpoint, read_checkpoint
+from ganenc.checkpoints import build_checked, describe_checkpoint, read_checkpoint
+from ganenc.checkpoints import identify_checkpoint as identify_family
 from ganenc.errors import CheckpointError, ConfigError
 
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator, fir_kernel
@@ -303,7 +304,7 @@ def _load_with_plan(
     kernels: dict[str, torch.Tensor],
     where: str,
 ) -> StyleGAN2Generator:
-    model = StyleGAN2Generator(config)
+    model = build_checked(lambda: StyleGAN2Generator(config), where)
     target = model.state_dict()
     converted: dict[str, torch.Tensor] = {}
     for entry in plan:
@@ -521,17 +522,14 @@ def identify_checkpoint(obj: Any) -> IdentifiedCheckpoint:
     return IdentifiedCheckpoint(None, describe_checkpoint(obj))
 
 
-_OTHER_FAMILIES = (("PGGAN", "pggan"), ("BigGAN", "biggan"))
-
-
-def _not_stylegan_message(path: Path, description: str, wanted: str) -> str:
+def _not_stylegan_message(path: Path, obj: Any, description: str, wanted: str) -> str:
     name = FAMILY_NAMES[wanted]
-    for marker, gan in _OTHER_FAMILIES:
-        if marker in description:
-            return (
-                f"{path} looks like {description}, not a {name} checkpoint;"
-                f" load it with --gan {gan}"
-            )
+    other = identify_family(obj)  # another plugin's family: the engine names none itself
+    if other is not None and other.gan not in FAMILY_NAMES:
+        return (
+            f"{path} looks like {description}, not a {name} checkpoint;"
+            f" load it with --gan {other.gan}"
+        )
     if "encoder" in description:
         return (
             f"{path} is {description}, not a generator; give it as the encoder"
@@ -555,8 +553,14 @@ def read_stylegan_checkpoint(path: str | os.PathLike, family: str) -> Identified
         return IdentifiedCheckpoint(generator.family, "nvidia-pickle", generator.state)
     obj = read_checkpoint(path, safe_globals=[argparse.Namespace])
     found = identify_checkpoint(obj)
+    if found.family is None and "StyleGAN" in found.layout:  # the container says StyleGAN
+        raise CheckpointError(
+            f"{path} looks like {found.layout}, but its generator is incomplete: entries that"
+            " every such generator has are missing (for rosinality 'input.input' and"
+            " 'style.1.weight'); the file is damaged or was written by other code"
+        )
     if found.family is None:
-        raise CheckpointError(_not_stylegan_message(path, found.layout, family))
+        raise CheckpointError(_not_stylegan_message(path, obj, found.layout, family))
     if found.family != family:
         raise CheckpointError(
             f"{path} looks like a {found.layout} {FAMILY_NAMES[found.family]} checkpoint,"

@@ -53,3 +53,19 @@ def register_weights(register):
     from .weights import register_all
 
     register_all(register)
+
+
+@hookimpl
+def identify_checkpoint(checkpoint):
+    """Recognise this plugin's checkpoint files (wrong-``--gan`` hints elsewhere)."""
+    from .identify import identify_stylegan_file
+
+    return identify_stylegan_file(checkpoint)
+
+
+@hookimpl
+def register_commands(cli):
+    """``ganenc convert``: a StyleGAN2 generator into another tool's checkpoint layout."""
+    from .convert import convert_command
+
+    cli.add_command(convert_command)

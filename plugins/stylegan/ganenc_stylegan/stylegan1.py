@@ -34,7 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganenc.adapters import check_noise_mode
+from ganenc.checkpoints import build_checked, identify_checkpoint
 from ganenc.errors import CheckpointError, ConfigError
+from ganenc.nn import EqualizedLinear  # the one equalized dense layer (keys weight, bias)
+
+from .stylegan2 import truncate_w_plus
 
 __all__ = [
     "AdaIN",
@@ -60,7 +65,6 @@ MAX_RESOLUTION = 1024
 LRELU_SLOPE = 0.2
 NORM_EPS = 1e-8
 HE_GAIN = math.sqrt(2.0)
-NOISE_MODES = ("const", "random", "none")
 
 
 def _is_power_of_two(value: int) -> bool:
@@ -133,22 +137,6 @@ class StyleGAN1Config:
 
 
 # --------------------------------------------------------------------------- building blocks
-
-
-class EqualizedLinear(nn.Module):
-    """Dense layer with equalized learning rate (weight and bias scaled at run time)."""
-
-    def __init__(
-        self, in_features: int, out_features: int, gain: float = HE_GAIN, lr_mul: float = 1.0
-    ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
-        self.bias = nn.Parameter(torch.zeros(out_features))
-        self.weight_scale = gain / math.sqrt(in_features) * lr_mul
-        self.lr_mul = lr_mul
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.weight_scale, self.bias * self.lr_mul)
 
 
 class EqualizedConv2d(nn.Module):
@@ -335,7 +323,7 @@ class MappingNetwork(nn.Module):
         dims = [config.z_dim] + [config.mapping_fmaps] * (config.mapping_layers - 1)
         dims.append(config.w_dim)
         self.layers = nn.ModuleList(
-            EqualizedLinear(dims[i], dims[i + 1], lr_mul=config.mapping_lr_mul)
+            EqualizedLinear(dims[i], dims[i + 1], gain=HE_GAIN, lr_mul=config.mapping_lr_mul)
             for i in range(config.mapping_layers)
         )
 
@@ -388,8 +376,7 @@ class SynthesisNetwork(nn.Module):
         noise_mode: str = "const",
         const: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if noise_mode not in NOISE_MODES:
-            raise ConfigError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        check_noise_mode(noise_mode)
         batch = w_plus.shape[0]
         if const is None:
             x = self.const.expand(batch, -1, -1, -1)
@@ -475,11 +462,7 @@ class StyleGAN1Generator(nn.Module):
         the same count, except that its ``None`` means no truncation.
         """
         w_plus = self.mapping(z).unsqueeze(1).repeat(1, self.num_ws, 1)
-        if truncation != 1.0:
-            layers = self.num_ws if truncation_layers is None else truncation_layers
-            average = self.w_avg.to(w_plus.dtype)
-            truncated = average + truncation * (w_plus[:, :layers] - average)
-            w_plus = torch.cat([truncated, w_plus[:, layers:]], dim=1)
+        w_plus = truncate_w_plus(w_plus, self.w_avg, truncation, truncation_layers)
         return self.synthesis(w_plus, noise_mode=noise_mode)
 
 
@@ -558,8 +541,9 @@ def _family_hint(state_dict: Mapping[str, torch.Tensor]) -> str:
         return " (this looks like a genforce StyleGAN2 generator: use the stylegan2 family)"
     if any(key.startswith(("style.", "convs.", "to_rgbs.")) for key in keys):
         return " (this looks like a rosinality StyleGAN2 generator: use the stylegan2 family)"
-    if "synthesis.layer0.weight" in keys and "mapping.dense0.weight" not in keys:
-        return " (this looks like a PGGAN generator)"
+    other = identify_checkpoint({"generator": dict(state_dict)})  # another plugin's family
+    if other is not None and other.gan != "stylegan1":
+        return f" (this looks like {other.description}: use --gan {other.gan})"
     return ""
 
 
@@ -661,7 +645,8 @@ def stylegan1_from_genforce(state_dict: Mapping[str, torch.Tensor]) -> StyleGAN1
     naming them.  ``w_avg`` comes from ``truncation.w_avg``.
     """
     state_dict = _check_state_dict(state_dict)
-    model = StyleGAN1Generator(stylegan1_config_from_genforce(state_dict))
+    config = stylegan1_config_from_genforce(state_dict)
+    model = build_checked(lambda: StyleGAN1Generator(config), "the genforce StyleGAN1 file")
     ours = model.state_dict()
     names = {_genforce_key(key): key for key in ours}
     expected = set(names) | {_LOD_KEY}

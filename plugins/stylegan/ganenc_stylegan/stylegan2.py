@@ -37,9 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganenc.adapters import check_noise_mode
 from ganenc.errors import ConfigError
+from ganenc.nn import EqualizedLinear  # the one equalized dense layer (keys weight, bias)
 
-NOISE_MODES = ("const", "random", "none")
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
 DEMODULATION_EPS = 1e-8
@@ -132,6 +133,22 @@ def leaky_relu_gain(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, LRELU_SLOPE) * LRELU_GAIN
 
 
+def truncate_w_plus(
+    w_plus: torch.Tensor, w_avg: torch.Tensor, truncation: float, layers: int | None = None
+) -> torch.Tensor:
+    """The truncation trick: ``w_avg + psi * (w - w_avg)`` on the first ``layers`` of ``w_plus``.
+
+    ``layers=None`` truncates all of them.  One implementation for the StyleGAN1
+    and StyleGAN2 models and the adapter of every StyleGAN family.
+    """
+    if float(truncation) == 1.0 or layers == 0:
+        return w_plus
+    layers = w_plus.shape[1] if layers is None else layers
+    avg = w_avg.to(w_plus)
+    head = avg + float(truncation) * (w_plus[:, :layers] - avg)
+    return torch.cat([head, w_plus[:, layers:]], dim=1)
+
+
 def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Pixel norm of the mapping input: each z scaled to unit mean square."""
     return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
@@ -188,35 +205,6 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
-
-
-class EqualizedLinear(nn.Module):
-    """Dense layer with equalised learning rate: weights stored N(0,1)/lr_mul, scaled at run time.
-
-    Effective weight ``weight * lr_mul / sqrt(in_features)``, effective bias
-    ``bias * lr_mul``; ``activation=True`` adds leaky ReLU 0.2 times sqrt(2).
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        lr_mul: float = 1.0,
-        bias_init: float = 0.0,
-        activation: bool = False,
-    ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
-        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul))
-        self.lr_mul = lr_mul
-        self.weight_gain = lr_mul / math.sqrt(in_features)
-        self.activation = activation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.linear(x, self.weight * self.weight_gain)
-        out = out + self.bias * self.lr_mul
-        return leaky_relu_gain(out) if self.activation else out
 
 
 class MappingNetwork(nn.Module):
@@ -479,8 +467,7 @@ class SynthesisNetwork(nn.Module):
             raise ConfigError(
                 f"w_plus must have shape [N, {self.num_ws}, {self.w_dim}], got {list(w_plus.shape)}"
             )
-        if noise_mode not in NOISE_MODES:
-            raise ConfigError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        check_noise_mode(noise_mode)
         n = w_plus.shape[0]
         if const is None:
             x = self.const.expand(n, -1, -1, -1)
@@ -547,9 +534,5 @@ class StyleGAN2Generator(nn.Module):
     ) -> torch.Tensor:
         """z -> image, with the truncation trick toward ``w_avg`` on the first layers."""
         w_plus = self.mapping(z)[:, None].repeat(1, self.num_ws, 1)
-        if truncation != 1.0:
-            layers = self.num_ws if truncation_layers is None else truncation_layers
-            avg = self.w_avg.to(w_plus.dtype)
-            mixed = avg + truncation * (w_plus[:, :layers] - avg)
-            w_plus = torch.cat([mixed, w_plus[:, layers:]], dim=1)
+        w_plus = truncate_w_plus(w_plus, self.w_avg, truncation, truncation_layers)
         return self.synthesis(w_plus, noise_mode=noise_mode)

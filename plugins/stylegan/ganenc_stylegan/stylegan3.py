@@ -41,9 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganenc.adapters import check_noise_mode
+from ganenc.checkpoints import build_checked
 from ganenc.errors import CheckpointError, ConfigError
 
-from .stylegan2 import NOISE_MODES, EqualizedLinear, is_power_of_two, normalize_2nd_moment
+from .stylegan2 import EqualizedLinear, is_power_of_two, normalize_2nd_moment
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
@@ -502,8 +504,7 @@ class SynthesisNetwork(nn.Module):
         ``noise_mode`` is checked and otherwise ignored (StyleGAN3 has no noise);
         ``const`` must be ``None`` (there is no constant input).
         """
-        if noise_mode not in NOISE_MODES:
-            raise ConfigError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        check_noise_mode(noise_mode)
         if const is not None:
             raise ConfigError("StyleGAN3 has no constant input; pass only w, w_plus or z")
         if ws.ndim == 2:
@@ -713,7 +714,7 @@ def stylegan3_from_nvidia(found: Any, where: str) -> StyleGAN3Generator:
     config = stylegan3_config_from_kwargs(network.init_kwargs, where)
     _check_geometry(network, config, where)
     with torch.random.fork_rng(devices=[]):
-        model = StyleGAN3Generator(config)
+        model = build_checked(lambda: StyleGAN3Generator(config), where)
     target = model.state_dict()
     missing = [key for key in target if key not in state]
     unexpected = [key for key in state if key not in target]

@@ -13,8 +13,8 @@ import torch
 from click.testing import CliRunner
 
 import ganenc
-from ganenc.cli.convert import convert_command, nvidia_constructor_kwargs
 from ganenc.testing.fixtures import build_state_dict, load_manifest
+from ganenc_stylegan.convert import convert_command, nvidia_constructor_kwargs
 
 torch.set_num_threads(1)
 
@@ -123,3 +123,17 @@ def test_force_overwrites(tmp_path):
     out.write_bytes(b"old")
     _convert(ADA / "generator.pkl", out, "--to", "genforce", "--force")
     assert "generator_smooth" in torch.load(out, weights_only=True)
+
+
+def test_the_plugin_adds_convert_to_the_command_line(tmp_path):
+    """``ganenc convert`` comes from this plugin's ``register_commands``, not from the engine."""
+    from ganenc.cli.main import cli
+
+    commands = cli.plugin_commands()
+    assert commands["convert"] is convert_command
+    out = tmp_path / "ada.pth"
+    result = CliRunner().invoke(
+        cli, ["convert", str(ADA / "generator.pkl"), str(out), "--to", "genforce"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"wrote {out} (genforce)")

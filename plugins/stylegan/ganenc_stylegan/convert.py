@@ -11,7 +11,10 @@ genforce ``.pth``, a bare NVIDIA state dict) goes in; out comes
 - ``genforce``: ``{"generator_smooth": state_dict}`` as in genforce's model zoo.
 
 The written file is read back through ganenc's own loader and compared
-tensor by tensor before the command reports success.
+tensor by tensor before the command reports success.  The command is the
+StyleGAN plugin's: it reaches the command line through ``register_commands``
+(as datasette's ``publish`` targets do), so the engine knows no GAN family.
+This module imports only click at import time (``ganenc --help`` stays light).
 """
 
 from __future__ import annotations
@@ -23,18 +26,9 @@ from typing import Any
 import click
 
 from ganenc.errors import GanencError
+from ganenc.files import check_output
 
 TARGETS = ("rosinality", "nvidia-state-dict", "genforce")
-
-
-def _stylegan_plugin() -> Any:
-    try:
-        from ganenc_stylegan import formats, nvidia
-    except ImportError as exc:  # pragma: no cover - the plugin ships with ganenc
-        raise GanencError(
-            f"'ganenc convert' needs the StyleGAN plugin (ganenc-stylegan): {exc}"
-        ) from None
-    return formats, nvidia
 
 
 def nvidia_constructor_kwargs(config: Any) -> dict[str, Any] | None:
@@ -70,7 +64,8 @@ def convert_generator(source: str | os.PathLike, out: str | os.PathLike, target:
 
     import ganenc
 
-    formats, nvidia = _stylegan_plugin()
+    from . import formats, nvidia
+
     if target not in TARGETS:
         raise GanencError(f"--to must be one of {', '.join(TARGETS)}, got {target!r}")
     model = ganenc.load_generator("stylegan2", str(source)).model
@@ -124,11 +119,10 @@ def convert_generator(source: str | os.PathLike, out: str | os.PathLike, target:
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def convert_command(source: str, out: str, target: str, force: bool) -> None:
     """Write the StyleGAN2 generator in IN (NVIDIA .pkl, rosinality, genforce) to OUT."""
-    if Path(out).exists() and not force:
-        raise click.ClickException(f"{out} exists; pass --force to overwrite it")
     if Path(out).resolve() == Path(source).resolve():
         raise click.ClickException("IN and OUT are the same file")
     try:
+        check_output(out, force=force, option="OUT")
         notes = convert_generator(source, out, target)
     except GanencError as exc:
         raise click.ClickException(str(exc)) from None

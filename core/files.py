@@ -1,0 +1,109 @@
+"""Writing the user's files: outputs checked before work starts, atomic writes, strict JSON.
+
+Every command that writes goes through these three rules: an output is checked (free, and
+writable) before any work; a file appears whole or not at all (no stale ``.tmp`` after a full
+disk or a kill); JSON never holds ``NaN``/``Infinity`` (not JSON; NaN is written as ``null``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import GanencError
+
+
+def check_output(
+    path: str | os.PathLike,
+    *,
+    folder: bool = False,
+    force: bool | None = None,
+    option: str = "--out",
+) -> Path:
+    """Raise unless ``path`` may be written: free (or ``force``) and in a writable place.
+
+    ``folder``: ``path`` is a folder that must be missing or empty.  ``force`` is ``None``
+    for a command without ``--force`` (the message then offers only another path).
+    """
+    path = Path(path)
+    verb = "write into it" if folder else "overwrite it"
+    how = (f"pass --force to {verb} or " if force is not None else "") + f"choose another {option}"
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise GanencError(f"{option} {path} is a file, not a folder")
+        if not force and path.is_dir() and any(path.iterdir()):
+            raise GanencError(f"{path} already holds files; {how} (nothing was overwritten)")
+    else:
+        if path.is_dir():
+            raise GanencError(f"{option} {path} is a folder; give a file name")
+        if not force and path.exists():
+            raise GanencError(f"{path} exists; {how} (nothing was overwritten)")
+    existing = path if folder and path.exists() else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise GanencError(f"cannot write {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise GanencError(
+            f"cannot write {path}: {existing} is not writable; choose another {option}"
+        )
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary name next to ``path``, renamed onto it if the block succeeds, else removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def torch_save(payload: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` that leaves either the whole file or the previous one (never a ``.tmp``)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN as ``None`` and infinities as ``"inf"``/``"-inf"`` (strict JSON)."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Strict JSON (see :func:`json_safe`), indented, written atomically."""
+    text = json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def strict_json(text: str) -> Any:
+    """``json.loads`` that refuses ``NaN`` and ``Infinity`` (Python's accepts them)."""
+    return json.loads(text, parse_constant=_no_constant)
