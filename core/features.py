@@ -57,6 +57,10 @@ DEFAULT_DOWNLOAD_TIMEOUT = _weights.DEFAULT_DOWNLOAD_TIMEOUT
 TORCHVISION_URL_BASE = "https://download.pytorch.org/models/"
 #: The tag family of feature networks in the model zoo (``features:vgg16``).
 FEATURES_FAMILY = "features"
+#: ImageNet's per-channel mean and std on [0, 1] RGB: the input normalisation of torchvision's
+#: classifiers (Grad-CAM feeds every classifier so, and the emoji classifier was trained so).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class RandomFeatureWeightsWarning(UserWarning):

@@ -20,17 +20,15 @@ generator's samples (fixed latents) to ``samples/``.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
+from ganenc.emoji import load_split
 from ganenc.images import save_grid
 from ganenc.nn.equalized import EqualizedConv2d, EqualizedLinear
 from ganenc_stylegan.formats import ensure_w_avg, save_rosinality
@@ -45,14 +43,6 @@ EMOJI_CONFIG = {
     "mapping_layers": 4,
     "channels": {4: 256, 8: 128, 16: 64, 32: 32, 64: 16},
 }
-
-
-def load_split(root: Path, split: str = "train") -> torch.Tensor:
-    """uint8 [N, 3, 64, 64] images of one split of ``labels.csv``."""
-    with (root / "labels.csv").open(newline="", encoding="utf-8") as handle:
-        files = [row["file"] for row in csv.DictReader(handle) if row["split"] == split]
-    arrays = [np.asarray(Image.open(root / "noto64" / name).convert("RGB")) for name in files]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
 # -- DiffAugment (Zhao et al. 2020): the same random transform for real and fake ---------------
@@ -185,7 +175,7 @@ def main() -> None:
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
-    images = load_split(args.data).to(device)
+    images = load_split(args.data, "train").images.to(device)
     print(f"{images.shape[0]} training images")
 
     config = StyleGAN2Config(**EMOJI_CONFIG)

@@ -16,10 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..features import IMAGENET_MEAN, IMAGENET_STD
 from .data import ATTRIBUTES, GROUPS
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 #: The shipped weights (fp16 state dict), registered as ``features:emoji-cnn``.
 WEIGHTS_FILE = "emoji-cnn.pt"
 

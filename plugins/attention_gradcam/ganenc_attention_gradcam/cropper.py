@@ -30,6 +30,8 @@ from torch import nn
 from ganenc.config import Settings
 from ganenc.errors import ConfigError
 from ganenc.features import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     build_feature_network,
     is_random,
     load_state_dict_into,
@@ -39,8 +41,6 @@ from ganenc.features import (
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 MinSize = int | tuple[int, int] | Sequence[int | tuple[int, int]]
 
