@@ -44,5 +44,5 @@ def test_two_steps_resume_and_export(tmp_path):
     assert "resumed at step 1" in result.stdout
     assert torch.load(tmp_path / "state.pt", weights_only=True)["step"] == 2
     generator = ganenc.load_generator("stylegan2", str(tmp_path / "stylegan2-emoji-64.pt"))
-    assert (generator.resolution, generator.w_dim, generator.num_ws) == (64, 256, 10)
+    assert (generator.resolution, generator.w_dim, generator.num_ws) == (64, 128, 10)
     assert (tmp_path / "samples" / "step-000002.png").is_file()
