@@ -259,6 +259,10 @@ class Registry:
         self.plugins.pop(name, None)
         self._components = None
 
+    def refresh(self) -> None:
+        """Collect the components again on next use: a plugin's table changed at run time."""
+        self._components = None
+
     def _record_failure(self, info: PluginInfo, exc: BaseException) -> None:
         info.status = "failed"
         info.error = short_error(exc)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganenc import features
+from ganenc import features, weights
 from ganenc.errors import CheckpointError, ConfigError, WeightsNotFoundError
 from ganenc.features import FeatureWeights, RandomFeatureWeightsWarning
 
@@ -89,8 +89,8 @@ def serve(tmp_path):
 
 def test_offline_error_names_file_folder_and_url_within_seconds(hub, monkeypatch):
     monkeypatch.setenv(features.OFFLINE_ENV, "1")
-    monkeypatch.setattr(
-        features, "download_weights", lambda *a, **k: pytest.fail("GANENC_OFFLINE=1 downloaded")
+    monkeypatch.setattr(  # the model zoo's fetch is the only downloader of feature weights
+        weights.resolve, "download_file", lambda *a, **k: pytest.fail("GANENC_OFFLINE=1 downloaded")
     )
     start = time.monotonic()
     with pytest.raises(WeightsNotFoundError) as info:
@@ -172,7 +172,7 @@ def test_cache_file_is_found_without_download(hub, register_tiny, monkeypatch):
     entry = register_tiny("tiny-00000000.pth", "http://127.0.0.1:9/none")
     hub.mkdir(parents=True)
     torch.save(nn.Linear(3, 2).state_dict(), hub / entry.filename)
-    monkeypatch.setattr(features, "download_weights", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(weights.resolve, "download_file", lambda *a, **k: pytest.fail("downloaded"))
     assert features.resolve_weights_file(entry.name) == hub / entry.filename
 
 

@@ -59,10 +59,14 @@ class WeightsFile:
     @classmethod
     def from_hub_url(cls, url: str, *mirrors: str, **fields: Any) -> WeightsFile:
         """A file named like the URL's last part, its sha256 prefix read from a torch.hub name."""
-        filename = url.rsplit("/", 1)[-1]
+        return cls.from_hub_name(url.rsplit("/", 1)[-1], url, *mirrors, **fields)
+
+    @classmethod
+    def from_hub_name(cls, filename: str, *urls: str, **fields: Any) -> WeightsFile:
+        """A file whose sha256 prefix is read from its torch.hub name (``name-<prefix>.ext``)."""
         match = _HUB_HASH_RE.search(filename)
         fields.setdefault("sha256", match.group(1) if match else None)
-        return cls(filename=filename, urls=(url, *mirrors), **fields)
+        return cls(filename=filename, urls=urls, **fields)
 
     @property
     def full_sha256(self) -> bool:
