@@ -224,3 +224,54 @@ def test_import_does_not_import_torch_or_download():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_a_plugin_registers_a_feature_network_through_register_weights(hub, tmp_path, monkeypatch):
+    from ganenc import hookimpl
+    from ganenc.features import FeatureEntry
+    from ganenc.testing import register_plugin
+    from ganenc.weights import WeightsEntry, WeightsFile, register_entries
+
+    network = FeatureEntry(
+        tag="features:plugged",
+        files=(WeightsFile("plugged-00000000.pth", ("http://127.0.0.1:9/none",)),),
+        build=_tiny_network,
+    )
+    plain = WeightsEntry(
+        tag="features:plain",
+        files=(WeightsFile("plain.pth", ("http://127.0.0.1:9/p",)),),
+        format="x",
+    )
+
+    class Plugin:
+        @hookimpl
+        def register_weights(self, register):
+            register_entries(register, [network, plain])
+
+    state = nn.Linear(3, 2).state_dict()
+    hub.mkdir(parents=True)
+    torch.save(state, hub / "plugged-00000000.pth")
+    monkeypatch.setattr(weights.resolve, "download_file", lambda *a, **k: pytest.fail("download"))
+    with register_plugin(Plugin(), name="plugged"):
+        assert features.feature_weights_entry("plugged") is network  # the one registry
+        assert torch.equal(features.build_feature_network("plugged").bias, state["bias"])
+        with pytest.raises(ConfigError, match="not a feature network"):
+            features.feature_weights_entry("plain")
+    with pytest.raises(ConfigError, match="unknown feature network"):
+        features.feature_weights_entry("plugged")
+
+
+def test_the_weights_package_has_no_import_cycle():
+    """Each module of ganenc.weights imports (at run time) only those before it."""
+    import ast
+
+    layers = ["entries", "cache", "records", "download", "resolve"]
+    folder = Path(weights.__file__).parent
+    for position, name in enumerate(layers):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {
+            node.module
+            for node in tree.body  # top level only: TYPE_CHECKING and lazy imports do not count
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        }
+        assert imported <= set(layers[:position]), (name, imported)
