@@ -23,6 +23,21 @@ from typing import Any
 from .errors import CheckpointError
 
 
+def existing_checkpoint(path: str | os.PathLike) -> Path:
+    """``path``, checked to name a non-empty file (one clear error for each other case).
+
+    Every reader of checkpoint files starts here, whatever unpickler it then uses.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"expected a checkpoint file, got a directory: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    return path
+
+
 def read_checkpoint(
     path: str | os.PathLike,
     *,
@@ -36,13 +51,7 @@ def read_checkpoint(
     """
     import torch
 
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if path.is_dir():
-        raise CheckpointError(f"expected a checkpoint file, got a directory: {path}")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    path = existing_checkpoint(path)
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
             return torch.load(path, map_location=map_location, weights_only=True)
