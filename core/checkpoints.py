@@ -18,7 +18,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import CheckpointError
 
@@ -43,18 +43,22 @@ def read_checkpoint(
     *,
     safe_globals: Iterable[Any] = (),
     map_location: Any = "cpu",
+    opened: BinaryIO | None = None,
 ) -> Any:
     """``torch.load(path, weights_only=True)`` with readable errors.
 
     ``safe_globals`` lists extra classes the format legitimately stores (for
     example ``argparse.Namespace`` in rosinality's ``train.py`` checkpoints).
+    ``opened`` is a binary handle on ``path``, at its start, read instead of
+    opening the file again (a caller that sniffed the file's head opens it once).
     """
     import torch
 
     path = existing_checkpoint(path)
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
-            return torch.load(path, map_location=map_location, weights_only=True)
+            source = path if opened is None else opened
+            return torch.load(source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch's text advises turning weights_only off: only the facts are kept.
         text = str(exc).split("WeightsUnpickler error:")[-1]

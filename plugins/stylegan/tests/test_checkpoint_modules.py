@@ -8,6 +8,8 @@ still caught.
 from __future__ import annotations
 
 import ast
+import builtins
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 import torch
 
 import ganenc_stylegan
+from ganenc.errors import CheckpointError
 from ganenc_stylegan import checkpoints, formats, nvidia
 from ganenc_stylegan.checkpoints import dispatch, nvidia_pickle
 from ganenc_stylegan.stylegan2 import StyleGAN2Config, StyleGAN2Generator
@@ -115,27 +118,42 @@ def _small_generator() -> StyleGAN2Generator:
 
 
 @pytest.fixture
-def sniff_calls(monkeypatch):
-    """Counts calls of the NVIDIA-pickle detection, wherever a module holds it."""
-    calls: list[Path] = []
-    original = nvidia_pickle.is_nvidia_pickle
+def file_use(monkeypatch):
+    """Records each NVIDIA-pickle detection ("sniff") and each open of a file, by path."""
+    events: list[tuple[str, Path]] = []
+    for detector in ("is_nvidia_pickle", "looks_like_nvidia_pickle"):
+        original = getattr(nvidia_pickle, detector)
 
-    def counting(path):
-        calls.append(Path(path))
-        return original(path)
+        def counting(path, *args, _original=original):
+            events.append(("sniff", Path(path)))
+            return _original(path, *args)
 
-    for name, module in list(sys.modules.items()):
-        if name.startswith("ganenc_stylegan") and hasattr(module, "is_nvidia_pickle"):
-            monkeypatch.setattr(module, "is_nvidia_pickle", counting)
-    return calls
+        for name, module in list(sys.modules.items()):
+            if name.startswith("ganenc_stylegan") and hasattr(module, detector):
+                monkeypatch.setattr(module, detector, counting)
+    path_open, builtin_open = Path.open, builtins.open
+
+    def counting_path_open(self, *args, **kwargs):
+        events.append(("open", Path(self)))
+        return path_open(self, *args, **kwargs)
+
+    def counting_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)):
+            events.append(("open", Path(file)))
+        return builtin_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting_path_open)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    return events
 
 
 @pytest.mark.parametrize("layout", ["rosinality", "genforce", "nvidia-state-dict"])
-def test_a_torch_file_is_sniffed_once_per_load(tmp_path, sniff_calls, layout):
+def test_a_torch_file_is_opened_and_sniffed_once_per_load(tmp_path, file_use, layout):
     model = _small_generator()
     path = dispatch.write_stylegan2_checkpoint(model, tmp_path / "g.pt", layout)
+    file_use.clear()
     loaded = dispatch.load_stylegan2_checkpoint(path)
-    assert sniff_calls == [path]
+    assert [event for event in file_use if event[1] == path] == [("open", path), ("sniff", path)]
     assert torch.equal(loaded.synthesis.const, model.synthesis.const)
 
 
@@ -146,14 +164,14 @@ def test_a_torch_file_is_sniffed_once_per_load(tmp_path, sniff_calls, layout):
         ("stylegan3_nvidia_pkl", dispatch.load_stylegan3_checkpoint),
     ],
 )
-def test_an_nvidia_pickle_is_sniffed_once_per_load(sniff_calls, folder, load):
+def test_an_nvidia_pickle_is_opened_and_sniffed_once_per_load(file_use, folder, load):
     path = FIXTURES / folder / "generator.pkl"
     load(path)
-    assert sniff_calls == [path]
+    assert [event for event in file_use if event[1] == path] == [("open", path), ("sniff", path)]
 
 
-def test_the_wrong_family_is_named_after_one_sniff(sniff_calls):
+def test_the_wrong_family_is_named_after_one_sniff(file_use):
     path = FIXTURES / "stylegan2_ada_nvidia_pkl" / "generator.pkl"
-    with pytest.raises(Exception, match="load it with --gan stylegan2"):
+    with pytest.raises(CheckpointError, match="load it with --gan stylegan2"):
         dispatch.load_stylegan3_checkpoint(path)
-    assert sniff_calls == [path]
+    assert [event for event in file_use if event[1] == path] == [("open", path), ("sniff", path)]

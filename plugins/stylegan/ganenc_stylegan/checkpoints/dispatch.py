@@ -16,9 +16,10 @@ Recognised files (read with ``torch.load(weights_only=True)`` through
   read by the restricted unpickler (:mod:`.nvidia_pickle`), never by
   ``torch.load``/``pickle.load``.
 
-:func:`read_stylegan_checkpoint` sniffs the file once (:func:`.nvidia_pickle.is_nvidia_pickle`),
-reads it once with the matching reader and names its family and layout; the
-``load_*`` functions hand the result to that layout's builder.  A file of
+:func:`read_stylegan_checkpoint` opens the file once, sniffs its head once
+(:func:`.nvidia_pickle.looks_like_nvidia_pickle`), reads it with the matching
+reader and names its family and layout; the ``load_*`` functions hand the
+result to that layout's builder.  A file of
 another GAN family gets the ``--gan`` hint of the plugin that recognises it
 (the ``identify_checkpoint`` hook): this plugin names no other family.
 """
@@ -35,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganenc.checkpoints import describe_checkpoint, read_checkpoint
+from ganenc.checkpoints import describe_checkpoint, existing_checkpoint, read_checkpoint
 from ganenc.checkpoints import identify_checkpoint as identify_family
 from ganenc.errors import CheckpointError, ConfigError, GanencError
 
@@ -43,9 +44,10 @@ from ..stylegan2 import StyleGAN2Generator
 from . import FAMILY_NAMES
 from .genforce import save_genforce, stylegan2_from_genforce
 from .nvidia_pickle import (
+    SNIFF_BYTES,
     NvidiaGenerator,
     generator_from_pickle,
-    is_nvidia_pickle,
+    looks_like_nvidia_pickle,
     read_nvidia_generator,
 )
 from .nvidia_state import save_nvidia_state_dict, stylegan2_from_nvidia_state
@@ -140,18 +142,22 @@ def _not_stylegan_message(path: Path, obj: Any, description: str, wanted: str) -
 
 
 def read_stylegan_checkpoint(path: str | os.PathLike, family: str) -> IdentifiedCheckpoint:
-    """Read ``path`` safely, once, and check that it holds a generator of ``family``.
+    """Read ``path`` safely and check that it holds a generator of ``family``.
 
-    The one place that decides a file's layout: an NVIDIA pickle (sniffed once)
-    comes back with its ``G_ema`` in :attr:`IdentifiedCheckpoint.nvidia`.
+    The one place that decides a file's layout: it opens the file once, sniffs
+    its head once and hands the open file to the matching reader.  An NVIDIA
+    pickle comes back with its ``G_ema`` in :attr:`IdentifiedCheckpoint.nvidia`.
     """
-    path = Path(path)
-    if is_nvidia_pickle(path):
-        generator = read_nvidia_generator(path, family)  # raises if of another family
-        return IdentifiedCheckpoint(
-            generator.family, "nvidia-pickle", generator.state, nvidia=generator
-        )
-    obj = read_checkpoint(path, safe_globals=[argparse.Namespace])
+    path = existing_checkpoint(path)
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+        handle.seek(0)
+        if looks_like_nvidia_pickle(path, head):
+            generator = read_nvidia_generator(path, family, handle)  # raises if another family
+            return IdentifiedCheckpoint(
+                generator.family, "nvidia-pickle", generator.state, nvidia=generator
+            )
+        obj = read_checkpoint(path, safe_globals=[argparse.Namespace], opened=handle)
     found = identify_checkpoint(obj)
     if found.family is None and "StyleGAN" in found.layout:  # the container says StyleGAN
         raise CheckpointError(

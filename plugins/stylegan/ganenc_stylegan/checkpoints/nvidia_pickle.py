@@ -49,39 +49,48 @@ ZIP_MAGIC = b"PK\x03\x04"
 # Files.
 
 
-def is_nvidia_pickle(path: str | os.PathLike) -> bool:
-    """Whether ``path`` should be read as an NVIDIA network pickle.
+def looks_like_nvidia_pickle(path: Path, head: bytes) -> bool:
+    """Whether a file named ``path`` that starts with ``head`` is an NVIDIA network pickle.
 
     True for a file named ``*.pkl`` and for any file that names NVIDIA's
-    persistence module near its start, unless it is a ``torch.save`` file
-    (zip, or legacy: a pickle that starts with torch's magic number).  Reads
-    the file's head once; never unpickles.
+    persistence module near its start (``head`` is its first
+    :data:`SNIFF_BYTES`), unless it is a ``torch.save`` file (zip, or legacy: a
+    pickle that starts with torch's magic number).
+    """
+    if not head or head.startswith(ZIP_MAGIC) or head.startswith(LEGACY_TORCH_PREFIX):
+        return False
+    return path.suffix.lower() == ".pkl" or PERSISTENCE_MARKER in head
+
+
+def is_nvidia_pickle(path: str | os.PathLike) -> bool:
+    """Whether ``path`` should be read as an NVIDIA network pickle (never unpickles).
+
+    The dispatcher, which opens the file anyway, asks :func:`looks_like_nvidia_pickle`.
     """
     path = Path(path)
     if not path.is_file():
         return False
     with path.open("rb") as handle:
         head = handle.read(SNIFF_BYTES)
-    if not head or head.startswith(ZIP_MAGIC) or head.startswith(LEGACY_TORCH_PREFIX):
-        return False
-    return path.suffix.lower() == ".pkl" or PERSISTENCE_MARKER in head
+    return looks_like_nvidia_pickle(path, head)
 
 
-def read_nvidia_pickle(path: str | os.PathLike) -> dict[str, Any]:
+def read_nvidia_pickle(path: str | os.PathLike, opened: BinaryIO | None = None) -> dict[str, Any]:
     """The top-level dict of an NVIDIA network pickle, networks as :class:`PersistentObject`.
 
-    Raises :class:`~ganenc.errors.CheckpointError` for a missing, empty,
-    truncated or foreign file, and for any global outside the format (before
-    calling anything).
+    ``opened`` is a binary handle on ``path``, at its start, read instead of
+    opening the file again.  Raises :class:`~ganenc.errors.CheckpointError` for
+    a missing, empty, truncated or foreign file, and for any global outside the
+    format (before calling anything).
     """
     path = existing_checkpoint(path)
-    with path.open("rb") as handle:  # the one open of the file
-        if handle.read(len(ZIP_MAGIC)) == ZIP_MAGIC:
-            raise CheckpointError(
-                f"{path} is a torch.save zip archive, not an NVIDIA network pickle"
-            )
-        handle.seek(0)
-        obj = _unpickle(handle, path)
+    if opened is None:
+        with path.open("rb") as handle:
+            return read_nvidia_pickle(path, handle)
+    if opened.read(len(ZIP_MAGIC)) == ZIP_MAGIC:
+        raise CheckpointError(f"{path} is a torch.save zip archive, not an NVIDIA network pickle")
+    opened.seek(0)
+    obj = _unpickle(opened, path)
     if isinstance(obj, int) and obj == LEGACY_TORCH_MAGIC:
         raise CheckpointError(f"{path} is a legacy torch.save file, not an NVIDIA network pickle")
     if not isinstance(obj, Mapping):
@@ -159,9 +168,11 @@ class NvidiaGenerator:
     state: dict[str, torch.Tensor]
 
 
-def read_nvidia_generator(path: str | os.PathLike, family: str) -> NvidiaGenerator:
-    """``G_ema`` of the pickle at ``path``, checked to be a ``family`` generator."""
-    top = read_nvidia_pickle(path)
+def read_nvidia_generator(
+    path: str | os.PathLike, family: str, opened: BinaryIO | None = None
+) -> NvidiaGenerator:
+    """``G_ema`` of the pickle at ``path`` (or its open handle), checked to be a ``family`` one."""
+    top = read_nvidia_pickle(path, opened)
     network = top["G_ema"]
     try:
         found = nvidia_family(network)
