@@ -41,8 +41,8 @@ from ganenc.config import PathText, Seed, Settings, validate_options
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 
-from .formats import (
-    ensure_w_avg,
+from .average_latent import ensure_w_avg
+from .checkpoints.dispatch import (
     load_stylegan1_checkpoint,
     load_stylegan2_checkpoint,
     load_stylegan3_checkpoint,

@@ -13,7 +13,7 @@ Numerics follow the reference implementations (equalised learning rate, leaky
 ReLU 0.2 times sqrt(2), demodulation eps 1e-8, (1, 3, 3, 1) filters with gain 4),
 so converted checkpoints reproduce their reference outputs to float32 noise.
 
-Internal conventions (the loaders in :mod:`ganenc_stylegan.formats` convert to
+Internal conventions (the readers in :mod:`ganenc_stylegan.checkpoints` convert to
 and from the public formats):
 
 - the affine ("modulation") bias is stored WITH the +1 of the reference, as in

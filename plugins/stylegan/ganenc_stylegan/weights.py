@@ -16,7 +16,7 @@ Sources:
 
 No sha256 is published for any of these files: the digest is recorded at the
 first download (and checked from then on).  NVIDIA pickles need the
-``ganenc_stylegan.nvidia`` reader.
+``ganenc_stylegan.checkpoints.nvidia_pickle`` reader.
 
 One tag ships inside this distribution (``assets/``), so it works offline:
 ``stylegan2:emoji-64``, a small StyleGAN2 that ganenc trained on the Noto emoji
