@@ -25,7 +25,9 @@ from .options import (
 @click.command("train")
 @click.option("--gan", help="Generator family (see 'ganenc list --kind generator').")
 @click.option(
-    "--attention", help="Cropper for AT1/AT2 (center, gradcam, ... or none). Default center."
+    "--attention",
+    help="Cropper for AT1/AT2 (center, gradcam, ... or none;"
+    f" default {default_of(TrainSettings, 'attention')}).",
 )
 @click.option(
     "--checkpoint",

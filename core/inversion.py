@@ -55,13 +55,19 @@ from .latents import (  # noqa: F401 - public names of this module before latent
     save_latent_file,
 )
 from .precision import autocast, grad_scaler, optimizer_step
+from .training.settings import RefinementSettings
 
 REFINE_MODES = ("none", "optimize", "finetune")
+_REFINEMENT = RefinementSettings()
 #: Default refinement steps per image: latent optimisation, and the reference's fine-tuning.
-DEFAULT_STEPS = {"none": 0, "optimize": 200, "finetune": 1500}
+DEFAULT_STEPS = {
+    "none": 0,
+    "optimize": _REFINEMENT.optimize_steps,
+    "finetune": _REFINEMENT.finetune_steps,
+}
 #: Adam learning rates: latent optimisation, and the reference's per-image fine-tuning.
-DEFAULT_OPTIMIZE_LR = 0.01
-DEFAULT_FINETUNE_LR = 0.005
+DEFAULT_OPTIMIZE_LR = _REFINEMENT.optimize_lr
+DEFAULT_FINETUNE_LR = _REFINEMENT.finetune_lr
 INDEX_FILE = "index.json"
 
 
