@@ -17,6 +17,7 @@ from .options import (
     loss_option,
     loss_settings,
     parse_key_values,
+    run_options,
     run_settings,
     speed_options,
 )
@@ -38,9 +39,6 @@ from .options import (
 @encoder_option(help="Encoder option (repeatable).")
 @crop_option(help="Cropper option (repeatable).")
 @loss_option()
-@click.option(
-    "--feature-weights", help="VGG16 weights file for LPIPS/Grad-CAM, or 'random' (warns)."
-)
 @click.option(
     "--iterations",
     type=int,
@@ -68,25 +66,7 @@ from .options import (
     type=int,
     help=f"Held-out samples for val.json (default {default_of(TrainSettings, 'val_samples')}).",
 )
-@click.option(
-    "--device", help=f"auto, cpu or cuda (default {default_of(TrainSettings, 'device')})."
-)
-@click.option(
-    "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision (CUDA)."
-)
-@click.option(
-    "--out", type=click.Path(file_okay=False), help="Run directory (default runs/train-GAN-TIME)."
-)
-@click.option("--checkpoint-every", type=int, help="Save a checkpoint every N steps.")
-@click.option("--image-every", type=int, help="Save an image grid every N steps.")
-@click.option("--log-every", type=int, help="Append to metrics.jsonl every N steps.")
-@click.option(
-    "--resume",
-    is_flag=True,
-    default=None,
-    help="Continue the run in --out from its last checkpoint.",
-)
-@click.option("--no-progress", "progress", flag_value=False, default=None, help="No progress bar.")
+@run_options(TrainSettings, "train")
 @speed_options
 @config_option
 def train_command(
