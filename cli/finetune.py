@@ -19,6 +19,7 @@ from .options import (
     run_options,
     run_settings,
     speed_options,
+    step_options,
 )
 
 
@@ -36,20 +37,11 @@ from .options import (
     help="Override the generator checkpoint (file or weights tag) recorded with the encoder.",
 )
 @click.option("--attention", help="Cropper (default: the one used in pre-training).")
-@click.option(
-    "--iterations",
-    type=int,
-    help=f"Steps (per image in per-image mode; default {default_of(FinetuneSettings, 'iterations')}).",
-)
-@click.option(
-    "--batch-size",
-    type=int,
-    help=f"Images per step in dataset mode (default {default_of(FinetuneSettings, 'batch_size')}).",
-)
-@click.option(
-    "--lr",
-    type=FiniteFloat(),
-    help=f"Adam learning rate (default {default_of(FinetuneSettings, 'optimizer.lr')}, the reference's).",
+@step_options(
+    FinetuneSettings,
+    iterations="Steps (per image in per-image mode; default {}).",
+    batch_size="Images per step in dataset mode (default {}).",
+    lr="Adam learning rate (default {}, the reference's).",
 )
 @click.option(
     "--held-out",

@@ -159,6 +159,26 @@ def speed_options(command):
     return command
 
 
+def step_options(model: type, *, iterations: str, batch_size: str, lr: str):
+    """``--iterations``, ``--batch-size``, ``--lr``; each help's ``{}`` is ``model``'s default."""
+    options = [
+        click.option(
+            "--iterations", type=int, help=iterations.format(default_of(model, "iterations"))
+        ),
+        click.option(
+            "--batch-size", type=int, help=batch_size.format(default_of(model, "batch_size"))
+        ),
+        click.option("--lr", type=FiniteFloat(), help=lr.format(default_of(model, "optimizer.lr"))),
+    ]
+
+    def decorate(function):
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
 def run_options(model: type, command: str):
     """Options of a run directory shared by ``train`` and ``finetune``: device, out, intervals.
 

@@ -20,6 +20,7 @@ from .options import (
     run_options,
     run_settings,
     speed_options,
+    step_options,
 )
 
 
@@ -39,20 +40,11 @@ from .options import (
 @encoder_option(help="Encoder option (repeatable).")
 @crop_option(help="Cropper option (repeatable).")
 @loss_option()
-@click.option(
-    "--iterations",
-    type=int,
-    help=f"Training steps (default {default_of(TrainSettings, 'iterations')}, the reference's).",
-)
-@click.option(
-    "--batch-size",
-    type=int,
-    help=f"Images per step and process (default {default_of(TrainSettings, 'batch_size')}).",
-)
-@click.option(
-    "--lr",
-    type=FiniteFloat(),
-    help=f"Adam learning rate (default {default_of(TrainSettings, 'optimizer.lr')}).",
+@step_options(
+    TrainSettings,
+    iterations="Training steps (default {}, the reference's).",
+    batch_size="Images per step and process (default {}).",
+    lr="Adam learning rate (default {}).",
 )
 @click.option(
     "--truncation",
