@@ -116,6 +116,7 @@ class PGGANAdapter(GeneratorAdapter):
         z = torch.randn(n, self.z_dim, generator=seeded_generator(seed))
         return {"z": z.to(self.device if device is None else device)}
 
+    # GeneratorAdapter.synthesize's signature (an override, not a copy)
     def synthesize(
         self,
         latents: Latents,

@@ -231,6 +231,7 @@ class StyleGANAdapter(GeneratorAdapter):
             return w_plus  # before reading w_avg: reading it may estimate it
         return truncate_w_plus(w_plus, self.w_avg, truncation, layers)
 
+    # GeneratorAdapter.synthesize's signature (an override, not a copy)
     def synthesize(
         self,
         latents: Latents,
