@@ -614,7 +614,6 @@ def evaluate_encoder(
     much the metrics vary between subsets, as the paper's Table 2.
     """
     from .data import load_image_folder
-    from .progress import Progress
 
     folder = load_image_folder(images, inverter.generator.resolution)
     fold_indices = kfold_indices(len(folder.names), folds, seed) if folds else None
@@ -625,17 +624,16 @@ def evaluate_encoder(
         image_count=len(folder.names),
         fid_min_images=options.get("fid_min_images", DEFAULT_FID_MIN_IMAGES),
     )
-    from .inversion import DEFAULT_STEPS
+    from .inversion import invert_with_progress
 
-    steps = DEFAULT_STEPS.get(refine, 0) if steps is None else steps
-    total = steps * len(folder.names) if refine != "none" else 0
-    bar = Progress(total, 0, progress and total > 0, f"inverting ({refine})")
-    try:
-        result = inverter.invert(
-            folder.images, refine=refine, steps=steps, batch_size=batch_size, progress=bar.update
-        )
-    finally:
-        bar.close()
+    result = invert_with_progress(
+        inverter,
+        folder.images,
+        refine=refine,
+        steps=steps,
+        batch_size=batch_size,
+        progress=progress,
+    )
     report = evaluate_images(
         folder.images,
         result.reconstructions,

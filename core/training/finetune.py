@@ -46,6 +46,7 @@ from .loop import (
     Progress,
     StepOutput,
     comparison_grid,
+    fit_and_close,
     interrupt_as_keyboard_interrupt,
     training_loop,
 )
@@ -394,9 +395,4 @@ def _read_png(path: Path, resolution: int) -> torch.Tensor:
 
 def finetune(settings: FinetuneSettings) -> Path:
     """Run (or resume) fine-tuning; returns the run directory."""
-    tuner = Finetuner(settings)
-    try:
-        return tuner.fit()
-    finally:
-        tuner.run.close()
-        tuner.dist.close()
+    return fit_and_close(Finetuner(settings))

@@ -68,6 +68,7 @@ class BigGANEncoder(nn.Module):
         self,
         geometry: GeneratorGeometry,
         *,
+        # AdaptiveEncoderOptions' fields, spelt out in each family's signature on purpose
         start_channels: int | None = None,
         max_channels: int = 512,
         embedding_dim: int = 128,

@@ -38,6 +38,8 @@ GEN_Z_MULTIPLIER = 16
 #: BigGAN-deep layer lists ``(upsample, in_multiplier, out_multiplier)`` per output size.
 #: 128/256/512 are the published models; 64 is 128 without its first block pair
 #: (the layout of the test fixture) and 32 a tiny variant for tests.
+#: The tables repeat rows on purpose: they are data, kept row by row to compare
+#: with the published configurations.
 DEFAULT_LAYERS: dict[int, list[tuple[bool, int, int]]] = {
     32: [(False, 16, 8), (True, 8, 4), (False, 4, 4), (True, 4, 2), (False, 2, 2), (True, 2, 1)],
     64: [

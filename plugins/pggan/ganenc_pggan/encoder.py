@@ -29,6 +29,7 @@ class PGGANEncoder(nn.Module):
         self,
         geometry: GeneratorGeometry,
         *,
+        # AdaptiveEncoderOptions' fields, spelt out in each family's signature on purpose
         start_channels: int | None = None,
         max_channels: int = 512,
     ) -> None:

@@ -1,4 +1,8 @@
-"""Hook implementations of this plugin: registrations only, no torch import here."""
+"""Hook implementations of this plugin: registrations only, no torch import here.
+
+The GAN plugins' hook modules look alike on purpose (same hooks, their own
+names): each is a separate distribution and none imports another plugin.
+"""
 
 from __future__ import annotations
 

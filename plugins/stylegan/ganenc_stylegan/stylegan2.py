@@ -489,7 +489,41 @@ class SynthesisNetwork(nn.Module):
         return image
 
 
-class StyleGAN2Generator(nn.Module):
+class AverageWGenerator:
+    """What the StyleGAN1 and StyleGAN2 generators share: ``w_avg`` and the z -> image call.
+
+    Mixed into ``nn.Module`` subclasses that have ``mapping`` (z -> w),
+    ``synthesis`` (w+ -> image), ``num_ws``, ``w_dim`` and a ``w_avg`` buffer.
+    """
+
+    w_avg: torch.Tensor
+    has_w_avg: bool
+
+    def set_w_avg(self, w_avg: torch.Tensor) -> None:
+        """Store the average w (shape ``[w_dim]``) and mark it as known."""
+        with torch.no_grad():
+            self.w_avg.copy_(w_avg.reshape(self.w_dim).to(self.w_avg))
+        self.has_w_avg = True
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        truncation: float = 1.0,
+        truncation_layers: int | None = None,
+        noise_mode: str = "const",
+    ) -> torch.Tensor:
+        """z -> image, with the truncation trick toward ``w_avg`` on the first layers.
+
+        Truncation ``w_avg + truncation * (w - w_avg)`` on the first
+        ``truncation_layers`` layers (``None``: all); genforce's ``trunc_layers`` is
+        the same count, except that its ``None`` means no truncation.
+        """
+        w_plus = self.mapping(z)[:, None].repeat(1, self.num_ws, 1)
+        w_plus = truncate_w_plus(w_plus, self.w_avg, truncation, truncation_layers)
+        return self.synthesis(w_plus, noise_mode=noise_mode)
+
+
+class StyleGAN2Generator(AverageWGenerator, nn.Module):
     """StyleGAN2 config-F generator: ``mapping`` (z -> w) and ``synthesis`` (w+ -> image).
 
     ``w_avg`` is the average w used by the truncation trick; ``has_w_avg`` says
@@ -519,20 +553,3 @@ class StyleGAN2Generator(nn.Module):
     @property
     def const_shape(self) -> tuple[int, int, int]:
         return self.synthesis.const_shape
-
-    def set_w_avg(self, w_avg: torch.Tensor) -> None:
-        """Store the average w (shape [w_dim]) and mark it as known."""
-        self.w_avg.copy_(w_avg.reshape(self.w_dim).to(self.w_avg))
-        self.has_w_avg = True
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        truncation: float = 1.0,
-        truncation_layers: int | None = None,
-        noise_mode: str = "const",
-    ) -> torch.Tensor:
-        """z -> image, with the truncation trick toward ``w_avg`` on the first layers."""
-        w_plus = self.mapping(z)[:, None].repeat(1, self.num_ws, 1)
-        w_plus = truncate_w_plus(w_plus, self.w_avg, truncation, truncation_layers)
-        return self.synthesis(w_plus, noise_mode=noise_mode)

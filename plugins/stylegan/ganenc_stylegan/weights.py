@@ -208,17 +208,13 @@ def stylegan2_entries() -> list[WeightsEntry]:
         for name, filename, resolution, what in NVIDIA_ADA
     ]
     for dataset, resolution in NGC_STYLEGAN2:
-        filename = f"stylegan2-{dataset}-{resolution}x{resolution}.pkl"
         entries.append(
-            WeightsEntry(
-                tag=f"stylegan2:ngc-{dataset}-{resolution}",
-                files=(WeightsFile(filename, (NGC_STYLEGAN2_BASE + filename,)),),
-                format="nvidia-pkl",
-                description=f"StyleGAN2 {dataset} {resolution} px retrained for the StyleGAN3 paper",
-                resolution=resolution,
-                latents=STYLEGAN_LATENTS,
-                licence=NGC_LICENCE,
-                source=NGC_SOURCE,
+            _ngc_entry(
+                f"stylegan2:ngc-{dataset}-{resolution}",
+                NGC_STYLEGAN2_BASE,
+                f"stylegan2-{dataset}-{resolution}x{resolution}.pkl",
+                f"StyleGAN2 {dataset} {resolution} px retrained for the StyleGAN3 paper",
+                resolution,
                 notes="pickle of the stylegan3 code base (training/networks_stylegan2.py)",
             )
         )
@@ -239,22 +235,33 @@ def stylegan1_entries() -> list[WeightsEntry]:
 
 def stylegan3_entries() -> list[WeightsEntry]:
     """Tags of the ``stylegan3`` generator (NVIDIA NGC pickles)."""
-    entries = []
-    for config, dataset, resolution in NGC_STYLEGAN3:
-        filename = f"stylegan3-{config}-{dataset}-{resolution}x{resolution}.pkl"
-        entries.append(
-            WeightsEntry(
-                tag=f"stylegan3:{config}-{dataset}-{resolution}",
-                files=(WeightsFile(filename, (NGC_STYLEGAN3_BASE + filename,)),),
-                format="nvidia-pkl",
-                description=f"StyleGAN3-{config.upper()} {dataset} {resolution} px (NVIDIA)",
-                resolution=resolution,
-                latents=STYLEGAN_LATENTS,
-                licence=NGC_LICENCE,
-                source=NGC_SOURCE,
-            )
+    return [
+        _ngc_entry(
+            f"stylegan3:{config}-{dataset}-{resolution}",
+            NGC_STYLEGAN3_BASE,
+            f"stylegan3-{config}-{dataset}-{resolution}x{resolution}.pkl",
+            f"StyleGAN3-{config.upper()} {dataset} {resolution} px (NVIDIA)",
+            resolution,
         )
-    return entries
+        for config, dataset, resolution in NGC_STYLEGAN3
+    ]
+
+
+def _ngc_entry(
+    tag: str, base: str, filename: str, description: str, resolution: int, notes: str = ""
+) -> WeightsEntry:
+    """A pickle of NVIDIA's NGC catalogue (StyleGAN3 paper's models and retrained StyleGAN2s)."""
+    return WeightsEntry(
+        tag=tag,
+        files=(WeightsFile(filename, (base + filename,)),),
+        format="nvidia-pkl",
+        description=description,
+        resolution=resolution,
+        latents=STYLEGAN_LATENTS,
+        licence=NGC_LICENCE,
+        source=NGC_SOURCE,
+        notes=notes,
+    )
 
 
 def all_entries() -> list[WeightsEntry]:
