@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -217,6 +218,28 @@ def test_download_timeout_from_environment(monkeypatch):
     monkeypatch.setenv(features.DOWNLOAD_TIMEOUT_ENV, "soon")
     with pytest.raises(ConfigError):
         features.download_timeout()
+
+
+@pytest.mark.parametrize(
+    ("variable", "read", "value", "expected"),
+    [
+        ("GANENC_DOWNLOAD_TIMEOUT", "download_timeout", "", 10.0),
+        ("GANENC_DOWNLOAD_TIMEOUT", "download_timeout", "soon", "is not a number of seconds"),
+        ("GANENC_DOWNLOAD_TIMEOUT", "download_timeout", "0", "must be positive, got '0'"),
+        ("GANENC_DOWNLOAD_RETRIES", "download_retries", "5", 5),
+        ("GANENC_DOWNLOAD_RETRIES", "download_retries", "", 3),
+        ("GANENC_DOWNLOAD_RETRIES", "download_retries", "1.5", "is not a whole number"),
+        ("GANENC_DOWNLOAD_RETRIES", "download_retries", "-1", "must be 0 or more, got '-1'"),
+    ],
+)
+def test_download_settings_from_environment(monkeypatch, variable, read, value, expected):
+    monkeypatch.setenv(variable, value)
+    if isinstance(expected, str):
+        with pytest.raises(ConfigError, match=f"{variable}.*{re.escape(expected)}"):
+            getattr(weights, read)()
+    else:
+        result = getattr(weights, read)()
+        assert result == expected and type(result) is type(expected)
 
 
 def test_import_does_not_import_torch_or_download():

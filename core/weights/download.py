@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import ConfigError, WeightsNotFoundError
 from .cache import _make_folders, _part_path, _remove_empty_folders, file_path
@@ -38,6 +38,8 @@ DEFAULT_DOWNLOAD_RETRIES = 3
 #: First pause between attempts, doubled after each failure.
 RETRY_BACKOFF_SECONDS = 0.2
 
+_N = TypeVar("_N", int, float)
+
 
 class WeightsDownloadError(WeightsNotFoundError):
     """Weights could not be fetched: the message names each URL and where to put the file."""
@@ -58,32 +60,49 @@ def offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _number_from_env(
+    name: str,
+    default: _N,
+    parse: Callable[[str], _N],
+    kind: str,
+    rule: str,
+    invalid: Callable[[_N], bool],
+) -> _N:
+    """``$name`` parsed with ``parse``; unset or empty gives ``default``, a bad value one clear error."""
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = parse(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not {kind}") from None
+    if invalid(number):
+        raise ConfigError(f"{name} must be {rule}, got {value!r}")
+    return number
+
+
 def download_timeout() -> float:
     """The socket timeout of a download, from ``GANENC_DOWNLOAD_TIMEOUT`` (seconds)."""
-    value = os.environ.get(DOWNLOAD_TIMEOUT_ENV)
-    if not value:
-        return DEFAULT_DOWNLOAD_TIMEOUT
-    try:
-        timeout = float(value)
-    except ValueError:
-        raise ConfigError(f"{DOWNLOAD_TIMEOUT_ENV}={value!r} is not a number of seconds") from None
-    if timeout <= 0:
-        raise ConfigError(f"{DOWNLOAD_TIMEOUT_ENV} must be positive, got {value!r}")
-    return timeout
+    return _number_from_env(
+        DOWNLOAD_TIMEOUT_ENV,
+        DEFAULT_DOWNLOAD_TIMEOUT,
+        float,
+        "a number of seconds",
+        "positive",
+        lambda seconds: seconds <= 0,
+    )
 
 
 def download_retries() -> int:
     """How many times a failed attempt is retried, from ``GANENC_DOWNLOAD_RETRIES``."""
-    value = os.environ.get(DOWNLOAD_RETRIES_ENV)
-    if not value:
-        return DEFAULT_DOWNLOAD_RETRIES
-    try:
-        retries = int(value)
-    except ValueError:
-        raise ConfigError(f"{DOWNLOAD_RETRIES_ENV}={value!r} is not a whole number") from None
-    if retries < 0:
-        raise ConfigError(f"{DOWNLOAD_RETRIES_ENV} must be 0 or more, got {value!r}")
-    return retries
+    return _number_from_env(
+        DOWNLOAD_RETRIES_ENV,
+        DEFAULT_DOWNLOAD_RETRIES,
+        int,
+        "a whole number",
+        "0 or more",
+        lambda retries: retries < 0,
+    )
 
 
 # -- telling the user ----------------------------------------------------------------------------
