@@ -20,6 +20,7 @@ from ganenc.errors import CheckpointError
 from ..average_latent import ensure_w_avg
 from ..stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from .keymaps import (
+    channels_by_level,
     config_from_shapes,
     count_entries,
     entry_shape,
@@ -60,9 +61,14 @@ def infer_genforce_config(state: Mapping[str, Any], where: str = "checkpoint") -
             " (generators without repeat_w are not supported)"
         )
     resolution = resolution_from_levels(levels, where)
-    channels = {4: entry_shape(state, "synthesis.early_layer.const", where)[1]}
-    for b in range(1, levels):
-        channels[2 ** (b + 2)] = entry_shape(state, f"synthesis.layer{2 * b - 1}.weight", where)[0]
+    channels = channels_by_level(
+        state,
+        levels,
+        "synthesis.early_layer.const",
+        lambda b: f"synthesis.layer{2 * b - 1}.weight",
+        0,
+        where,
+    )
     return config_from_shapes(where, first, last, mapping_layers, resolution, channels)
 
 

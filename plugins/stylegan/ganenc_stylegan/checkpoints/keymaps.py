@@ -50,26 +50,34 @@ def _blocks(config: StyleGAN2Config) -> Iterator[tuple[int, str, list[int]]]:
         yield b, f"synthesis.blocks.{b}", flat
 
 
+def _mapping_plan(config: StyleGAN2Config, layer: Callable[[int], str]) -> list[KeyMap]:
+    """The mapping network's weights and biases; ``layer(i)`` names the layout's i-th layer."""
+    return [
+        KeyMap(f"mapping.layers.{i}.{name}", f"{layer(i)}.{name}")
+        for i in range(config.mapping_layers)
+        for name in ("weight", "bias")
+    ]
+
+
+def _rosinality_modulated_conv(ours: str, theirs: str) -> list[KeyMap]:
+    """A modulated convolution's weight (rosinality's has a batch dimension) and affine."""
+    return [
+        KeyMap(f"{ours}.weight", f"{theirs}.weight", lambda x: x[0], lambda x: x[None]),
+        KeyMap(f"{ours}.affine.weight", f"{theirs}.modulation.weight"),
+        KeyMap(f"{ours}.affine.bias", f"{theirs}.modulation.bias"),
+    ]
+
+
 def rosinality_plan(config: StyleGAN2Config) -> list[KeyMap]:
     """Internal <-> rosinality ``Generator`` state-dict keys."""
-    plan = []
-    for i in range(config.mapping_layers):
-        for name in ("weight", "bias"):
-            plan.append(KeyMap(f"mapping.layers.{i}.{name}", f"style.{i + 1}.{name}"))
+    plan = _mapping_plan(config, lambda i: f"style.{i + 1}")
     plan.append(KeyMap("synthesis.const", "input.input"))
     for b, prefix, flat in _blocks(config):
         for j, k in enumerate(flat):
             conv = "conv1" if b == 0 else f"convs.{k - 1}"
             inner = f"{prefix}.convs.{j}"
             plan += [
-                KeyMap(
-                    f"{inner}.conv.weight",
-                    f"{conv}.conv.weight",
-                    lambda x: x[0],
-                    lambda x: x[None],
-                ),
-                KeyMap(f"{inner}.conv.affine.weight", f"{conv}.conv.modulation.weight"),
-                KeyMap(f"{inner}.conv.affine.bias", f"{conv}.conv.modulation.bias"),
+                *_rosinality_modulated_conv(f"{inner}.conv", f"{conv}.conv"),
                 KeyMap(
                     f"{inner}.noise_strength",
                     f"{conv}.noise.weight",
@@ -81,14 +89,7 @@ def rosinality_plan(config: StyleGAN2Config) -> list[KeyMap]:
             ]
         rgb = "to_rgb1" if b == 0 else f"to_rgbs.{b - 1}"
         plan += [
-            KeyMap(
-                f"{prefix}.to_rgb.conv.weight",
-                f"{rgb}.conv.weight",
-                lambda x: x[0],
-                lambda x: x[None],
-            ),
-            KeyMap(f"{prefix}.to_rgb.conv.affine.weight", f"{rgb}.conv.modulation.weight"),
-            KeyMap(f"{prefix}.to_rgb.conv.affine.bias", f"{rgb}.conv.modulation.bias"),
+            *_rosinality_modulated_conv(f"{prefix}.to_rgb.conv", f"{rgb}.conv"),
             KeyMap(
                 f"{prefix}.to_rgb.bias",
                 f"{rgb}.bias",
@@ -123,10 +124,7 @@ def _flip(x: torch.Tensor) -> torch.Tensor:
 
 def genforce_plan(config: StyleGAN2Config) -> list[KeyMap]:
     """Internal <-> genforce ``StyleGAN2Generator`` state-dict keys."""
-    plan = []
-    for i in range(config.mapping_layers):
-        for name in ("weight", "bias"):
-            plan.append(KeyMap(f"mapping.layers.{i}.{name}", f"mapping.dense{i}.{name}"))
+    plan = _mapping_plan(config, lambda i: f"mapping.dense{i}")
     plan.append(KeyMap("w_avg", "truncation.w_avg"))
     plan.append(KeyMap("synthesis.const", "synthesis.early_layer.const"))
     for b, prefix, flat in _blocks(config):
@@ -174,10 +172,7 @@ def nvidia_stylegan2_plan(config: StyleGAN2Config) -> list[KeyMap]:
     Same math as ours: the affine bias carries its +1, the upsampling weight is
     the one ``conv_transpose2d`` uses, ``noise_const`` is ``[r, r]``.
     """
-    plan = []
-    for i in range(config.mapping_layers):
-        for name in ("weight", "bias"):
-            plan.append(KeyMap(f"mapping.layers.{i}.{name}", f"mapping.fc{i}.{name}"))
+    plan = _mapping_plan(config, lambda i: f"mapping.fc{i}")
     plan.append(KeyMap("w_avg", "mapping.w_avg"))
     plan.append(KeyMap("synthesis.const", "synthesis.b4.const", _add_batch, _drop_batch))
     for b, res in enumerate(config.resolutions):
@@ -323,6 +318,21 @@ def resolution_from_levels(levels: int, where: str) -> int:
     if levels < 1:
         raise CheckpointError(f"{where}: no ToRGB layers found; not a StyleGAN2 skip generator")
     return 2 ** (levels + 1)
+
+
+def channels_by_level(
+    state: Mapping[str, Any],
+    levels: int,
+    const_key: str,
+    conv_key: Callable[[int], str],
+    out_axis: int,
+    where: str,
+) -> dict[int, int]:
+    """Channels per resolution: the constant's, then the first conv's output of each level."""
+    channels = {4: entry_shape(state, const_key, where)[1]}
+    for b in range(1, levels):
+        channels[2 ** (b + 2)] = entry_shape(state, conv_key(b), where)[out_axis]
+    return channels
 
 
 def config_from_shapes(

@@ -18,6 +18,7 @@ from ganenc.errors import CheckpointError
 
 from ..stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from .keymaps import (
+    channels_by_level,
     config_from_shapes,
     count_entries,
     entry_shape,
@@ -38,9 +39,9 @@ def infer_rosinality_config(state: Mapping[str, Any], where: str = "checkpoint")
     last = entry_shape(state, f"style.{mapping_layers}.weight", where)
     levels = 1 + count_entries(state, lambda i: f"to_rgbs.{i}.conv.weight")
     resolution = resolution_from_levels(levels, where)
-    channels = {4: entry_shape(state, "input.input", where)[1]}
-    for b in range(1, levels):
-        channels[2 ** (b + 2)] = entry_shape(state, f"convs.{2 * (b - 1)}.conv.weight", where)[1]
+    channels = channels_by_level(
+        state, levels, "input.input", lambda b: f"convs.{2 * (b - 1)}.conv.weight", 1, where
+    )
     return config_from_shapes(where, first, last, mapping_layers, resolution, channels)
 
 
