@@ -6,6 +6,7 @@ import click
 
 from ganenc.training.settings import FinetuneSettings
 
+# Deliberately alike: the run commands import the same option helpers of cli/options.py
 from .options import (
     SEED,
     FiniteFloat,
@@ -13,9 +14,8 @@ from .options import (
     crop_option,
     default_of,
     generator_option,
+    given_run_options,
     loss_option,
-    loss_settings,
-    parse_key_values,
     run_options,
     run_settings,
     speed_options,
@@ -66,10 +66,7 @@ def finetune_command(
     """
     from ganenc.training.finetune import finetune
 
-    given["cropper_options"] = parse_key_values(crop_options, "--crop-option") or None
-    given["generator_options"] = parse_key_values(gen_options, "-O/--option") or None
-    given["optimizer"] = {"lr": lr} if lr is not None else None
-    given["loss"] = loss_settings(loss_options, feature_weights)
+    given_run_options(given, gen_options, crop_options, lr, loss_options, feature_weights)
     settings = run_settings(FinetuneSettings, config_file, "finetune settings", given)
     run = finetune(settings)
     click.echo(f"run directory: {run}")

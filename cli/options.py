@@ -131,6 +131,24 @@ def loss_settings(loss_options: tuple[str, ...], feature_weights: str | None) ->
     return loss or None
 
 
+def given_run_options(
+    given: dict[str, Any],
+    gen_options: tuple[str, ...],
+    crop_options: tuple[str, ...],
+    lr: float | None,
+    loss_options: tuple[str, ...],
+    feature_weights: str | None,
+) -> None:
+    """Put the generator, cropper, optimizer and loss options of a run command into ``given``.
+
+    ``train`` and ``finetune`` take these the same way, so they are parsed here once.
+    """
+    given["generator_options"] = parse_key_values(gen_options, "-O/--option") or None
+    given["cropper_options"] = parse_key_values(crop_options, "--crop-option") or None
+    given["optimizer"] = {"lr": lr} if lr is not None else None
+    given["loss"] = loss_settings(loss_options, feature_weights)
+
+
 def speed_options(command):
     """The opt-in speed flags shared by ``train`` and ``finetune`` (see docs/benchmarks.md)."""
     flags = [

@@ -6,6 +6,7 @@ import click
 
 from ganenc.training.settings import TrainSettings
 
+# Deliberately alike: the run commands import the same option helpers of cli/options.py
 from .options import (
     SEED,
     FiniteFloat,
@@ -14,8 +15,8 @@ from .options import (
     default_of,
     encoder_option,
     generator_option,
+    given_run_options,
     loss_option,
-    loss_settings,
     parse_key_values,
     run_options,
     run_settings,
@@ -80,16 +81,13 @@ def train_command(
     """
     from ganenc.training.pretrain import pretrain
 
-    given["generator_options"] = parse_key_values(gen_options, "-O/--option") or None
+    given_run_options(given, gen_options, crop_options, lr, loss_options, feature_weights)
     if resolution is not None:
         given["generator_options"] = {
             **(given["generator_options"] or {}),
             "resolution": resolution,
         }
     given["encoder_options"] = parse_key_values(encoder_options, "--encoder-option") or None
-    given["cropper_options"] = parse_key_values(crop_options, "--crop-option") or None
-    given["optimizer"] = {"lr": lr} if lr is not None else None
-    given["loss"] = loss_settings(loss_options, feature_weights)
     settings = run_settings(TrainSettings, config_file, "train settings", given)
     run = pretrain(settings)
     click.echo(f"run directory: {run}")
