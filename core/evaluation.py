@@ -412,6 +412,7 @@ def pair_folders(real: str | os.PathLike, recon: str | os.PathLike) -> list[tupl
     real_files, recon_files = image_files(real), image_files(recon)
     only_real = sorted(set(real_files) - set(recon_files))
     only_recon = sorted(set(recon_files) - set(real_files))
+    # Deliberately alike: a two-sided mismatch message; other sides and wording than genforce's keys
     if only_real or only_recon:
         parts = []
         if only_real:
@@ -474,6 +475,7 @@ class EvaluationReport:
     details: dict[str, Any] = field(default_factory=dict)
     not_computed: dict[str, str] = field(default_factory=dict)
 
+    # Deliberately alike: each record class lists its own fields as plain data
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (NaN as ``None``, infinities as ``"inf"``)."""
         from .files import json_safe
@@ -626,6 +628,7 @@ def evaluate_encoder(
     )
     from .inversion import invert_with_progress
 
+    # Deliberately alike: eval and invert call the one invert_with_progress with the same keywords
     result = invert_with_progress(
         inverter,
         folder.images,

@@ -200,6 +200,7 @@ TORCH_FIDELITY_INCEPTION_URL = (
     "weights-inception-2015-12-05-6726825d.pth"
 )
 
+# Deliberately alike: a weights table (data), one entry per feature network
 #: The built-in plugin's ``features:*`` tags (registered through ``register_weights``).
 _NETWORKS: dict[str, FeatureEntry] = {
     entry.name: entry

@@ -154,6 +154,7 @@ class Inverter:
         self._initial_state = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
 
     # -- construction from a training run ----------------------------------------------------
+    # Deliberately alike: Inverter.from_encoder takes EncoderRun.open's overrides and passes them on
     @classmethod
     def from_encoder(
         cls,
@@ -336,6 +337,7 @@ class Inverter:
         return latents, float(value)
 
     # -- the whole thing ---------------------------------------------------------------------
+    # Deliberately alike: only the parameter list matches another signature; the bodies differ
     def invert(
         self,
         images: torch.Tensor,
@@ -441,6 +443,7 @@ def invert(
 # -- the folder command ----------------------------------------------------------------------
 
 
+# Deliberately alike: only the parameter list matches another signature; the bodies differ
 def invert_with_progress(
     inverter: Inverter,
     images: torch.Tensor,
@@ -501,6 +504,7 @@ def invert_folder(
             "images whose names differ only by extension would write the same latent file: "
             + "; ".join(", ".join(group) for group in duplicates)
         )
+    # Deliberately alike: eval and invert call the one invert_with_progress with the same keywords
     result = invert_with_progress(
         inverter,
         folder.images,

@@ -79,6 +79,7 @@ class PluginInfo:
     error: str | None = None
     traceback: str | None = None
 
+    # Deliberately alike: each record class lists its own fields as plain data
     def as_dict(self) -> dict[str, Any]:
         data = {
             "name": self.name,
@@ -121,6 +122,7 @@ class ComponentSpec:
             return self.options
         return _import_object(self.options, f"options of {self.kind} {self.qualified_name!r}")
 
+    # Deliberately alike: each record class lists its own fields as plain data
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -71,6 +71,7 @@ def pretrained_context(settings: FinetuneSettings) -> tuple[dict, GeneratorSpec,
 
 def open_encoder_run(settings: FinetuneSettings) -> EncoderRun:
     """The encoder run fine-tuning starts from, with the overrides of ``settings``."""
+    # Deliberately alike: keyword arguments spelt out at a call; nothing to share
     return EncoderRun.open(
         settings.encoder,
         gan=settings.gan,
@@ -266,6 +267,7 @@ class Finetuner:
         from ..inversion import Inverter
 
         opt = self.settings.optimizer
+        # Deliberately alike: keyword arguments spelt out at a call; nothing to share
         return Inverter(
             self.encoder,
             self.generator,

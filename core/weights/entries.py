@@ -144,6 +144,7 @@ class WeightsEntry:
     def is_folder(self) -> bool:
         return bool(self.folder) if self.folder is not None else len(self.files) > 1
 
+    # Deliberately alike: each record class lists its own fields as plain data
     def summary(self) -> dict[str, Any]:
         """A JSON-ready description (``ganenc weights list --json``)."""
         from .cache import cache_status, file_path, local_path

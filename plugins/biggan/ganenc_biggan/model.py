@@ -35,6 +35,7 @@ BLOCK_REDUCTION = 4
 #: ``gen_z`` outputs ``4 * 4 * GEN_Z_MULTIPLIER * channel_width`` features.
 GEN_Z_MULTIPLIER = 16
 
+# Deliberately alike: published BigGAN-deep layer tables, row by row as in the releases
 #: BigGAN-deep layer lists ``(upsample, in_multiplier, out_multiplier)`` per output size.
 #: 128/256/512 are the published models; 64 is 128 without its first block pair
 #: (the layout of the test fixture) and 32 a tiny variant for tests.
@@ -140,6 +141,7 @@ class BigGANConfig:
         config.validate()
         return config
 
+    # Deliberately alike: only the parameter list matches another signature; the bodies differ
     @classmethod
     def for_resolution(
         cls,
@@ -162,6 +164,7 @@ class BigGANConfig:
             layers = DEFAULT_LAYERS[resolution]
         if attention_layer_position is None:
             attention_layer_position = DEFAULT_ATTENTION_POSITION.get(resolution, len(layers))
+        # Deliberately alike: keyword arguments spelt out at a call; nothing to share
         config = cls(
             output_dim=resolution,
             z_dim=z_dim,

@@ -18,6 +18,7 @@ ENCODER_CHECK_OPTIONS = {
 }
 
 
+# Deliberately alike: each plugin registers its own hooks; plugins never import each other
 @hookimpl
 def register_generators(register):
     register(
@@ -30,6 +31,7 @@ def register_generators(register):
     )
 
 
+# Deliberately alike: each plugin registers its own hooks; plugins never import each other
 @hookimpl
 def register_encoders(register):
     register(

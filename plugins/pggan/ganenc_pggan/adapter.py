@@ -116,7 +116,7 @@ class PGGANAdapter(GeneratorAdapter):
         z = torch.randn(n, self.z_dim, generator=seeded_generator(seed))
         return {"z": z.to(self.device if device is None else device)}
 
-    # GeneratorAdapter.synthesize's signature (an override, not a copy)
+    # Deliberately alike: GeneratorAdapter.synthesize's signature (an override, not a copy)
     def synthesize(
         self,
         latents: Latents,
@@ -175,6 +175,7 @@ def load_pggan(options: PGGANOptions) -> PGGANAdapter:
     """
     if options.checkpoint is None:
         generator = build_checked(
+            # Deliberately alike: keyword arguments spelt out at a call; nothing to share
             lambda: PGGANGenerator.from_resolution(
                 options.resolution,
                 z_dim=options.z_dim,

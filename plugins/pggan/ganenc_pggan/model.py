@@ -199,6 +199,7 @@ class EqualizedConv2d(_Equalized):
 class EqualizedLinear(_Equalized):
     """Linear layer with the equalized learning rate of PGGAN."""
 
+    # Deliberately alike: only the parameter list matches another signature; the bodies differ
     def __init__(
         self,
         in_features: int,

@@ -231,7 +231,7 @@ class StyleGANAdapter(GeneratorAdapter):
             return w_plus  # before reading w_avg: reading it may estimate it
         return truncate_w_plus(w_plus, self.w_avg, truncation, layers)
 
-    # GeneratorAdapter.synthesize's signature (an override, not a copy)
+    # Deliberately alike: GeneratorAdapter.synthesize's signature (an override, not a copy)
     def synthesize(
         self,
         latents: Latents,
@@ -335,6 +335,7 @@ def _seeded(seed: int, build: Any) -> Any:
         return build_checked(build, "the generator options")
 
 
+# Deliberately alike: each factory maps its options onto its own generator's config fields
 @builds_from(StyleGAN2Options, "generator 'stylegan2'")
 def load_stylegan2(opts: StyleGAN2Options) -> StyleGANAdapter:
     """The "stylegan2" generator: from a rosinality/genforce ``checkpoint``, or random.
@@ -357,6 +358,7 @@ def load_stylegan2(opts: StyleGAN2Options) -> StyleGANAdapter:
     return StyleGANAdapter(model, "stylegan2", opts.checkpoint).freeze()
 
 
+# Deliberately alike: each factory maps its options onto its own generator's config fields
 @builds_from(StyleGAN1Options, "generator 'stylegan1'")
 def load_stylegan1(opts: StyleGAN1Options) -> StyleGANAdapter:
     """The "stylegan1" generator: from a genforce ``checkpoint``, or random.
@@ -381,6 +383,7 @@ def load_stylegan1(opts: StyleGAN1Options) -> StyleGANAdapter:
     return StyleGANAdapter(model, "stylegan1", opts.checkpoint).freeze()
 
 
+# Deliberately alike: each factory maps its options onto its own generator's config fields
 @builds_from(StyleGAN3Options, "generator 'stylegan3'")
 def load_stylegan3(opts: StyleGAN3Options) -> StyleGAN3Adapter:
     """The "stylegan3" generator: from NVIDIA's ``.pkl`` (``G_ema``), or random.

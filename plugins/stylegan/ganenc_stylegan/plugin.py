@@ -13,6 +13,7 @@ CHECK_OPTIONS = {"resolution": 32, "channel_base": 256, "channel_max": 16, "z_di
 ENCODER_CHECK_OPTIONS = {"start_channels": 8, "max_channels": 16}
 
 
+# Deliberately alike: each plugin registers its own hooks; plugins never import each other
 @hookimpl
 def register_generators(register):
     register(
@@ -39,6 +40,7 @@ def register_generators(register):
     )
 
 
+# Deliberately alike: each plugin registers its own hooks; plugins never import each other
 @hookimpl
 def register_encoders(register):
     register(

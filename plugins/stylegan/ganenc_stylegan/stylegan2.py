@@ -50,6 +50,7 @@ def is_power_of_two(value: int) -> bool:
     return value > 0 and value & (value - 1) == 0
 
 
+# Deliberately alike: each generator's config lists its own published defaults
 @dataclass
 class StyleGAN2Config:
     """Architecture of a StyleGAN2 generator.
@@ -243,6 +244,7 @@ class ModulatedConv2d(nn.Module):
     with a stride-2 transposed convolution followed by the FIR blur.
     """
 
+    # Deliberately alike: only the parameter list matches another signature; the bodies differ
     def __init__(
         self,
         in_channels: int,
@@ -299,6 +301,7 @@ class StyledConv(nn.Module):
     ``"none"`` leaves the noise out.
     """
 
+    # Deliberately alike: only the parameter list matches another signature; the bodies differ
     def __init__(
         self,
         in_channels: int,
@@ -365,6 +368,7 @@ class SynthesisBlock(nn.Module):
     block), the ToRGB uses 2b+1, which the next block's first conv shares.
     """
 
+    # Deliberately alike: only the parameter list matches another signature; the bodies differ
     def __init__(
         self,
         in_channels: int,

@@ -96,6 +96,7 @@ class InputSpec:
     bandwidth: float
 
 
+# Deliberately alike: each generator's config lists its own published defaults
 @dataclass
 class StyleGAN3Config:
     """Architecture of a StyleGAN3 generator; the defaults are NVIDIA's config T.

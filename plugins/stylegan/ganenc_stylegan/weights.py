@@ -44,6 +44,7 @@ NGC_STYLEGAN2_BASE = (
 NGC_SOURCE = "https://github.com/NVlabs/stylegan3#additional-material"
 NGC_LICENCE = "NVIDIA Source Code License-NC (non-commercial), see the NGC model card"
 
+# Deliberately alike: published model-zoo tables (data), one per release
 GENFORCE_BASE = "https://mycuhk-my.sharepoint.com/:u:/g/personal/1155082926_link_cuhk_edu_hk/"
 GENFORCE_SOURCE = "https://github.com/genforce/genforce/blob/master/MODEL_ZOO.md"
 GENFORCE_NOTE = "OneDrive link: if it refuses the download, fetch it with a browser"
