@@ -6,7 +6,6 @@ import click
 
 from ganenc.training.settings import FinetuneSettings
 
-# Deliberately alike: the run commands import the same option helpers of cli/options.py
 from .options import (
     SEED,
     FiniteFloat,
@@ -37,6 +36,7 @@ from .options import (
     help="Override the generator checkpoint (file or weights tag) recorded with the encoder.",
 )
 @click.option("--attention", help="Cropper (default: the one used in pre-training).")
+# Deliberately alike: option blocks of two commands, each with its own help texts
 @step_options(
     FinetuneSettings,
     iterations="Steps (per image in per-image mode; default {}).",

@@ -6,7 +6,6 @@ import click
 
 from ganenc.training.settings import TrainSettings
 
-# Deliberately alike: the run commands import the same option helpers of cli/options.py
 from .options import (
     SEED,
     FiniteFloat,
@@ -41,6 +40,7 @@ from .options import (
 @encoder_option(help="Encoder option (repeatable).")
 @crop_option(help="Cropper option (repeatable).")
 @loss_option()
+# Deliberately alike: option blocks of two commands, each with its own help texts
 @step_options(
     TrainSettings,
     iterations="Training steps (default {}, the reference's).",
