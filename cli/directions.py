@@ -7,6 +7,7 @@ import click
 from .options import SEED, FiniteFloat
 
 
+# Deliberately alike: click option blocks of different commands (own help, types and defaults)
 @click.command("directions")
 @click.option(
     "--latents",

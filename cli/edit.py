@@ -7,6 +7,7 @@ import click
 from .options import generator_option, parse_key_values
 
 
+# Deliberately alike: click option blocks of different commands (own help, types and defaults)
 @click.command("edit")
 @click.option(
     "--latents",

@@ -13,11 +13,12 @@ from .options import (
     crop_option,
     default_of,
     generator_option,
+    given_run_options,
     loss_option,
-    loss_settings,
-    parse_key_values,
+    run_options,
     run_settings,
     speed_options,
+    step_options,
 )
 
 
@@ -35,23 +36,12 @@ from .options import (
     help="Override the generator checkpoint (file or weights tag) recorded with the encoder.",
 )
 @click.option("--attention", help="Cropper (default: the one used in pre-training).")
-@click.option(
-    "--feature-weights", help="VGG16 weights file for LPIPS/Grad-CAM, or 'random' (warns)."
-)
-@click.option(
-    "--iterations",
-    type=int,
-    help=f"Steps (per image in per-image mode; default {default_of(FinetuneSettings, 'iterations')}).",
-)
-@click.option(
-    "--batch-size",
-    type=int,
-    help=f"Images per step in dataset mode (default {default_of(FinetuneSettings, 'batch_size')}).",
-)
-@click.option(
-    "--lr",
-    type=FiniteFloat(),
-    help=f"Adam learning rate (default {default_of(FinetuneSettings, 'optimizer.lr')}, the reference's).",
+# Deliberately alike: option blocks of two commands, each with its own help texts
+@step_options(
+    FinetuneSettings,
+    iterations="Steps (per image in per-image mode; default {}).",
+    batch_size="Images per step in dataset mode (default {}).",
+    lr="Adam learning rate (default {}, the reference's).",
 )
 @click.option(
     "--held-out",
@@ -59,26 +49,11 @@ from .options import (
     help=f"Fraction of images held out in dataset mode (default {default_of(FinetuneSettings, 'held_out')}).",
 )
 @click.option("--seed", type=SEED, help="Seed of the split and the batch order.")
-@click.option(
-    "--device", help=f"auto, cpu or cuda (default {default_of(FinetuneSettings, 'device')})."
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    help="Run directory (default runs/finetune-GAN-TIME).",
-)
-@click.option("--checkpoint-every", type=int)
-@click.option("--image-every", type=int)
-@click.option("--log-every", type=int)
-@click.option("--resume", is_flag=True, default=None, help="Continue the run in --out.")
-@click.option("--no-progress", "progress", flag_value=False, default=None, help="No progress bar.")
 @generator_option(help="Generator option overriding the ones the encoder records (repeatable).")
 @crop_option(help="Cropper option (repeatable).")
 @loss_option()
 @speed_options
-@click.option(
-    "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision (CUDA)."
-)
+@run_options(FinetuneSettings, "finetune")
 @config_option
 def finetune_command(
     config_file, gen_options, crop_options, loss_options, lr, feature_weights, **given
@@ -91,10 +66,7 @@ def finetune_command(
     """
     from ganenc.training.finetune import finetune
 
-    given["cropper_options"] = parse_key_values(crop_options, "--crop-option") or None
-    given["generator_options"] = parse_key_values(gen_options, "-O/--option") or None
-    given["optimizer"] = {"lr": lr} if lr is not None else None
-    given["loss"] = loss_settings(loss_options, feature_weights)
+    given_run_options(given, gen_options, crop_options, lr, loss_options, feature_weights)
     settings = run_settings(FinetuneSettings, config_file, "finetune settings", given)
     run = finetune(settings)
     click.echo(f"run directory: {run}")

@@ -6,7 +6,16 @@ from typing import Any
 
 import click
 
-from .options import FiniteFloat, crop_option, generator_option, loss_option, parse_key_values
+from ganenc.training.settings import RefinementSettings
+
+from .options import (
+    FiniteFloat,
+    crop_option,
+    default_of,
+    generator_option,
+    loss_option,
+    parse_key_values,
+)
 
 
 def generator_override_options(function):
@@ -37,12 +46,16 @@ def refinement_options(function):
         click.option(
             "--steps",
             type=click.IntRange(min=1),
-            help="Refinement steps per image (default 200 for optimize, 1500 for finetune).",
+            help="Refinement steps per image (default"
+            f" {default_of(RefinementSettings, 'optimize_steps')} for optimize,"
+            f" {default_of(RefinementSettings, 'finetune_steps')} for finetune).",
         ),
         click.option(
             "--lr",
             type=FiniteFloat(min=0, min_open=True),
-            help="Adam learning rate of the refinement (default 0.01 optimize, 0.005 finetune).",
+            help="Adam learning rate of the refinement (default"
+            f" {default_of(RefinementSettings, 'optimize_lr')} optimize,"
+            f" {default_of(RefinementSettings, 'finetune_lr')} finetune).",
         ),
         click.option(
             "--anchor-weight",

@@ -30,6 +30,10 @@ class FiniteFloat(click.FloatRange):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
 
+    def _describe_range(self) -> str:
+        # click would show "[x<=None]" for a number without bounds
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
 
 #: A seed option: a whole number in [0, MAX_SEED] (what numpy and torch take).
 SEED = click.IntRange(0, MAX_SEED)
@@ -127,6 +131,24 @@ def loss_settings(loss_options: tuple[str, ...], feature_weights: str | None) ->
     return loss or None
 
 
+def given_run_options(
+    given: dict[str, Any],
+    gen_options: tuple[str, ...],
+    crop_options: tuple[str, ...],
+    lr: float | None,
+    loss_options: tuple[str, ...],
+    feature_weights: str | None,
+) -> None:
+    """Put the generator, cropper, optimizer and loss options of a run command into ``given``.
+
+    ``train`` and ``finetune`` take these the same way, so they are parsed here once.
+    """
+    given["generator_options"] = parse_key_values(gen_options, "-O/--option") or None
+    given["cropper_options"] = parse_key_values(crop_options, "--crop-option") or None
+    given["optimizer"] = {"lr": lr} if lr is not None else None
+    given["loss"] = loss_settings(loss_options, feature_weights)
+
+
 def speed_options(command):
     """The opt-in speed flags shared by ``train`` and ``finetune`` (see docs/benchmarks.md)."""
     flags = [
@@ -153,6 +175,72 @@ def speed_options(command):
     for flag in reversed(flags):
         command = flag(command)
     return command
+
+
+def step_options(model: type, *, iterations: str, batch_size: str, lr: str):
+    """``--iterations``, ``--batch-size``, ``--lr``; each help's ``{}`` is ``model``'s default."""
+    options = [
+        click.option(
+            "--iterations", type=int, help=iterations.format(default_of(model, "iterations"))
+        ),
+        click.option(
+            "--batch-size", type=int, help=batch_size.format(default_of(model, "batch_size"))
+        ),
+        click.option("--lr", type=FiniteFloat(), help=lr.format(default_of(model, "optimizer.lr"))),
+    ]
+
+    def decorate(function):
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def run_options(model: type, command: str):
+    """Options of a run directory shared by ``train`` and ``finetune``: device, out, intervals.
+
+    ``model`` is the command's settings model (help texts quote its defaults);
+    ``command`` names the default run directory.
+    """
+    options = [
+        click.option(
+            "--feature-weights",
+            help="VGG16 weights file for LPIPS/Grad-CAM, or 'random' (warns).",
+        ),
+        click.option(
+            "--device", help=f"auto, cpu or cuda (default {default_of(model, 'device')})."
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["fp32", "bf16", "fp16"]),
+            help="Mixed precision (CUDA).",
+        ),
+        click.option(
+            "--out",
+            type=click.Path(file_okay=False),
+            help=f"Run directory (default runs/{command}-GAN-TIME).",
+        ),
+        click.option("--checkpoint-every", type=int, help="Save a checkpoint every N steps."),
+        click.option("--image-every", type=int, help="Save an image grid every N steps."),
+        click.option("--log-every", type=int, help="Append to metrics.jsonl every N steps."),
+        click.option(
+            "--resume",
+            is_flag=True,
+            default=None,
+            help="Continue the run in --out from its last checkpoint.",
+        ),
+        click.option(
+            "--no-progress", "progress", flag_value=False, default=None, help="No progress bar."
+        ),
+    ]
+
+    def decorate(function):
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
 
 
 config_option = click.option(

@@ -14,18 +14,22 @@ from .options import (
     default_of,
     encoder_option,
     generator_option,
+    given_run_options,
     loss_option,
-    loss_settings,
     parse_key_values,
+    run_options,
     run_settings,
     speed_options,
+    step_options,
 )
 
 
 @click.command("train")
 @click.option("--gan", help="Generator family (see 'ganenc list --kind generator').")
 @click.option(
-    "--attention", help="Cropper for AT1/AT2 (center, gradcam, ... or none). Default center."
+    "--attention",
+    help="Cropper for AT1/AT2 (center, gradcam, ... or none;"
+    f" default {default_of(TrainSettings, 'attention')}).",
 )
 @click.option(
     "--checkpoint",
@@ -36,23 +40,12 @@ from .options import (
 @encoder_option(help="Encoder option (repeatable).")
 @crop_option(help="Cropper option (repeatable).")
 @loss_option()
-@click.option(
-    "--feature-weights", help="VGG16 weights file for LPIPS/Grad-CAM, or 'random' (warns)."
-)
-@click.option(
-    "--iterations",
-    type=int,
-    help=f"Training steps (default {default_of(TrainSettings, 'iterations')}, the reference's).",
-)
-@click.option(
-    "--batch-size",
-    type=int,
-    help=f"Images per step and process (default {default_of(TrainSettings, 'batch_size')}).",
-)
-@click.option(
-    "--lr",
-    type=FiniteFloat(),
-    help=f"Adam learning rate (default {default_of(TrainSettings, 'optimizer.lr')}).",
+# Deliberately alike: option blocks of two commands, each with its own help texts
+@step_options(
+    TrainSettings,
+    iterations="Training steps (default {}, the reference's).",
+    batch_size="Images per step and process (default {}).",
+    lr="Adam learning rate (default {}).",
 )
 @click.option(
     "--truncation",
@@ -66,25 +59,7 @@ from .options import (
     type=int,
     help=f"Held-out samples for val.json (default {default_of(TrainSettings, 'val_samples')}).",
 )
-@click.option(
-    "--device", help=f"auto, cpu or cuda (default {default_of(TrainSettings, 'device')})."
-)
-@click.option(
-    "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Mixed precision (CUDA)."
-)
-@click.option(
-    "--out", type=click.Path(file_okay=False), help="Run directory (default runs/train-GAN-TIME)."
-)
-@click.option("--checkpoint-every", type=int, help="Save a checkpoint every N steps.")
-@click.option("--image-every", type=int, help="Save an image grid every N steps.")
-@click.option("--log-every", type=int, help="Append to metrics.jsonl every N steps.")
-@click.option(
-    "--resume",
-    is_flag=True,
-    default=None,
-    help="Continue the run in --out from its last checkpoint.",
-)
-@click.option("--no-progress", "progress", flag_value=False, default=None, help="No progress bar.")
+@run_options(TrainSettings, "train")
 @speed_options
 @config_option
 def train_command(
@@ -106,16 +81,13 @@ def train_command(
     """
     from ganenc.training.pretrain import pretrain
 
-    given["generator_options"] = parse_key_values(gen_options, "-O/--option") or None
+    given_run_options(given, gen_options, crop_options, lr, loss_options, feature_weights)
     if resolution is not None:
         given["generator_options"] = {
             **(given["generator_options"] or {}),
             "resolution": resolution,
         }
     given["encoder_options"] = parse_key_values(encoder_options, "--encoder-option") or None
-    given["cropper_options"] = parse_key_values(crop_options, "--crop-option") or None
-    given["optimizer"] = {"lr": lr} if lr is not None else None
-    given["loss"] = loss_settings(loss_options, feature_weights)
     settings = run_settings(TrainSettings, config_file, "train settings", given)
     run = pretrain(settings)
     click.echo(f"run directory: {run}")

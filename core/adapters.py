@@ -60,6 +60,7 @@ class GeneratorAdapter(nn.Module, ABC):
     ) -> Latents:
         """Draw ``n`` latents from the generator's prior, reproducibly from ``seed``."""
 
+    # Deliberately alike: every adapter overrides this signature (an override, not a copy)
     @abstractmethod
     def synthesize(
         self,

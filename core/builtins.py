@@ -15,7 +15,10 @@ def register_losses(register):
 
 @hookimpl
 def register_weights(register):
-    """Feature networks as weights tags: ``features:vgg16``, ``features:inception-fid``, ..."""
+    """Feature networks as weights tags: ``features:vgg16``, ``features:inception-fid``, ...
+
+    The only registry of feature networks: :mod:`ganenc.features` looks them up here.
+    """
     from .features import builtin_weights_entries
     from .weights import register_entries
 

@@ -18,24 +18,16 @@ import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import CheckpointError
 
 
-def read_checkpoint(
-    path: str | os.PathLike,
-    *,
-    safe_globals: Iterable[Any] = (),
-    map_location: Any = "cpu",
-) -> Any:
-    """``torch.load(path, weights_only=True)`` with readable errors.
+def existing_checkpoint(path: str | os.PathLike) -> Path:
+    """``path``, checked to name a non-empty file (one clear error for each other case).
 
-    ``safe_globals`` lists extra classes the format legitimately stores (for
-    example ``argparse.Namespace`` in rosinality's ``train.py`` checkpoints).
+    Every reader of checkpoint files starts here, whatever unpickler it then uses.
     """
-    import torch
-
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -43,9 +35,30 @@ def read_checkpoint(
         raise CheckpointError(f"expected a checkpoint file, got a directory: {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    return path
+
+
+def read_checkpoint(
+    path: str | os.PathLike,
+    *,
+    safe_globals: Iterable[Any] = (),
+    map_location: Any = "cpu",
+    opened: BinaryIO | None = None,
+) -> Any:
+    """``torch.load(path, weights_only=True)`` with readable errors.
+
+    ``safe_globals`` lists extra classes the format legitimately stores (for
+    example ``argparse.Namespace`` in rosinality's ``train.py`` checkpoints).
+    ``opened`` is a binary handle on ``path``, at its start, read instead of
+    opening the file again (a caller that sniffed the file's head opens it once).
+    """
+    import torch
+
+    path = existing_checkpoint(path)
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
-            return torch.load(path, map_location=map_location, weights_only=True)
+            source = path if opened is None else opened
+            return torch.load(source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch's text advises turning weights_only off: only the facts are kept.
         text = str(exc).split("WeightsUnpickler error:")[-1]

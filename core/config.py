@@ -7,8 +7,10 @@ directory records the resolved settings and the plugin versions that ran.
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -96,6 +98,28 @@ def validate_options(model: type[M], options: dict[str, Any], what: str) -> M:
         if extra:
             message += f" (known settings: {', '.join(model.model_fields)})"
         raise ConfigError(message) from None
+
+
+def builds_from(model: type[M], what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator for a component factory written against its validated options model.
+
+    ``build(*args, options: Model)`` becomes a factory called with keyword values
+    that validates them once; its ``from_options`` attribute is ``build`` itself.
+    :meth:`ganenc.registry.Registry.create` validates a component's options with
+    the registered model and hands the instance to ``from_options``, so a factory
+    never validates again what the registry already checked.
+    """
+
+    def decorate(build: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(build, assigned=("__module__", "__name__", "__qualname__", "__doc__"))
+        def factory(*args: Any, **fields: Any) -> Any:
+            return build(*args, validate_options(model, fields, what))
+
+        factory.from_options = build  # type: ignore[attr-defined]
+        factory.options_model = model  # type: ignore[attr-defined]
+        return factory
+
+    return decorate
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:

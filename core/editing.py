@@ -96,6 +96,7 @@ def direction_problem(vector: torch.Tensor) -> str | None:
     return None
 
 
+# Deliberately alike: numpy to numbers for JSON; encoders._plain refuses non-plain values
 def plain_data(value: Any) -> Any:
     """Numbers, strings, lists and dicts only (numpy scalars become Python numbers)."""
     if isinstance(value, dict):

@@ -158,6 +158,7 @@ class EncoderRun:
     cropper_options: dict[str, Any]
     truncation: dict[str, Any]
 
+    # Deliberately alike: Inverter.from_encoder takes EncoderRun.open's overrides and passes them on
     @classmethod
     def open(
         cls,
@@ -206,6 +207,7 @@ class EncoderRun:
         if cropper_options is None:
             same = chosen_attention == recorded_attention
             cropper_options = (trained_with.get("cropper_options") or {}) if same else {}
+        # Deliberately alike: keyword arguments spelt out at a call; nothing to share
         return cls(
             path=path,
             payload=payload,

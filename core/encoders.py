@@ -65,6 +65,7 @@ def build_encoder(generator: Any, name: str | None = None, **options: Any):
     return encoder
 
 
+# Deliberately alike: refuses what weights_only rejects; editing.plain_data is for JSON
 def _plain(value: Any) -> Any:
     """Options as plain data (so ``weights_only`` loading accepts them)."""
     if isinstance(value, dict):

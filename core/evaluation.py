@@ -412,6 +412,7 @@ def pair_folders(real: str | os.PathLike, recon: str | os.PathLike) -> list[tupl
     real_files, recon_files = image_files(real), image_files(recon)
     only_real = sorted(set(real_files) - set(recon_files))
     only_recon = sorted(set(recon_files) - set(real_files))
+    # Deliberately alike: a two-sided mismatch message; other sides and wording than genforce's keys
     if only_real or only_recon:
         parts = []
         if only_real:
@@ -474,6 +475,7 @@ class EvaluationReport:
     details: dict[str, Any] = field(default_factory=dict)
     not_computed: dict[str, str] = field(default_factory=dict)
 
+    # Deliberately alike: each record class lists its own fields as plain data
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (NaN as ``None``, infinities as ``"inf"``)."""
         from .files import json_safe
@@ -614,7 +616,6 @@ def evaluate_encoder(
     much the metrics vary between subsets, as the paper's Table 2.
     """
     from .data import load_image_folder
-    from .progress import Progress
 
     folder = load_image_folder(images, inverter.generator.resolution)
     fold_indices = kfold_indices(len(folder.names), folds, seed) if folds else None
@@ -625,17 +626,17 @@ def evaluate_encoder(
         image_count=len(folder.names),
         fid_min_images=options.get("fid_min_images", DEFAULT_FID_MIN_IMAGES),
     )
-    from .inversion import DEFAULT_STEPS
+    from .inversion import invert_with_progress
 
-    steps = DEFAULT_STEPS.get(refine, 0) if steps is None else steps
-    total = steps * len(folder.names) if refine != "none" else 0
-    bar = Progress(total, 0, progress and total > 0, f"inverting ({refine})")
-    try:
-        result = inverter.invert(
-            folder.images, refine=refine, steps=steps, batch_size=batch_size, progress=bar.update
-        )
-    finally:
-        bar.close()
+    # Deliberately alike: eval and invert call the one invert_with_progress with the same keywords
+    result = invert_with_progress(
+        inverter,
+        folder.images,
+        refine=refine,
+        steps=steps,
+        batch_size=batch_size,
+        progress=progress,
+    )
     report = evaluate_images(
         folder.images,
         result.reconstructions,

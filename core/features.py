@@ -1,30 +1,31 @@
 """Pretrained feature networks (VGG16, AlexNet, the FID Inception), found or fetched.
 
-Losses and attention croppers need ImageNet weights that ganenc does not ship.
-They are looked for, in this order:
+Losses, attention croppers and metrics need ImageNet weights that ganenc does not
+ship.  Each network is a weights tag of the family ``features`` (``features:vgg16``,
+``features:alexnet``, ``features:inception-fid``, ``features:emoji-cnn``): a
+:class:`FeatureEntry`, which is a :class:`ganenc.weights.WeightsEntry` plus how to
+build the network its file fits.  The built-in plugin registers them through the
+``register_weights`` hook like every generator's weights, so there is one registry,
+and only :mod:`ganenc.weights` finds, downloads and checks their files:
 
 1. an explicit path from the settings (``feature_weights="/path/vgg16.pth"``);
 2. torch's hub cache, ``torch.hub.get_dir()/checkpoints/<file>`` (the place
-   torchvision itself uses, so weights fetched once by torchvision are found);
-3. a download into that cache through the model zoo's downloader
-   (:func:`ganenc.weights.download_file`: socket timeout, retries, resumed
-   partial files, sha256 check against the file name's prefix, atomic rename),
-   unless ``GANENC_OFFLINE=1``.
+   torchvision itself uses, so weights fetched once by torchvision are found; a
+   copy of the FID Inception under torch-fidelity's name is found too);
+3. a download into that cache by :func:`ganenc.weights.fetch` (socket timeout,
+   retries, resumed partial files, sha256 check against the file name's prefix,
+   atomic rename), unless ``GANENC_OFFLINE=1``.
 
-The catalogue entries are also weights tags (``features:vgg16``,
-``features:alexnet``, ``features:inception-fid``), so ``ganenc weights
-download|verify|path`` handle them like generator weights.  ``inception-fid``
-is pytorch-fid's FID Inception-v3 file; a copy already in the hub cache under
-torch-fidelity's name (torchmetrics' FID) is found too.
-
-When none works, :class:`ganenc.WeightsNotFoundError` says which file is
-missing, where to put it and where to get it; nothing falls back to random
+``ganenc weights download|verify|path`` handle these tags like generator weights.
+When no step finds a file, :class:`ganenc.WeightsNotFoundError` says which file
+is missing, where to put it and where to get it; nothing falls back to random
 weights silently.  Random weights exist only behind the explicit opt-in
 ``feature_weights="random"`` (meant for smoke tests), which warns loudly.
 
-Nothing is downloaded at import time.  New networks are added with
-:func:`register_feature_weights`; torchvision classifiers that are not in the
-catalogue are looked up in torchvision's own weight tables.
+Nothing is downloaded at import time.  Plugins add networks by registering
+:class:`FeatureEntry` objects under ``features:<name>`` tags; torchvision
+classifiers that are not registered are looked up in torchvision's own weight
+tables.
 """
 
 from __future__ import annotations
@@ -32,15 +33,27 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from . import weights as _weights
-from .errors import CheckpointError, ConfigError, WeightsNotFoundError
+from .errors import CheckpointError, ConfigError, UnknownComponentError, WeightsNotFoundError
+from .weights import DEFAULT_DOWNLOAD_TIMEOUT as DEFAULT_DOWNLOAD_TIMEOUT  # compatibility
+from .weights import DOWNLOAD_TIMEOUT_ENV as DOWNLOAD_TIMEOUT_ENV  # compatibility
+from .weights import (
+    OFFLINE_ENV,
+    TAG_RE,
+    WeightsEntry,
+    WeightsFile,
+    fetch,
+    file_path,
+    offline,
+    torch_hub_checkpoint_dir,
+    weights_entry,
+)
+from .weights import download_timeout as download_timeout  # compatibility
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -49,11 +62,6 @@ logger = logging.getLogger(__name__)
 
 #: The value of ``feature_weights`` that asks for random weights (smoke tests only).
 RANDOM_WEIGHTS = "random"
-#: ``GANENC_OFFLINE=1`` skips the download attempt (the cache and explicit paths still work).
-OFFLINE_ENV = _weights.OFFLINE_ENV
-#: Seconds a socket may stall (connect or read) before the download gives up.
-DOWNLOAD_TIMEOUT_ENV = _weights.DOWNLOAD_TIMEOUT_ENV
-DEFAULT_DOWNLOAD_TIMEOUT = _weights.DEFAULT_DOWNLOAD_TIMEOUT
 TORCHVISION_URL_BASE = "https://download.pytorch.org/models/"
 #: The tag family of feature networks in the model zoo (``features:vgg16``).
 FEATURES_FAMILY = "features"
@@ -61,6 +69,8 @@ FEATURES_FAMILY = "features"
 #: classifiers (Grad-CAM feeds every classifier so, and the emoji classifier was trained so).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Kept for compatibility: torch's hub cache folder is the model zoo's.
+hub_checkpoint_dir = torch_hub_checkpoint_dir
 
 
 class RandomFeatureWeightsWarning(UserWarning):
@@ -68,41 +78,54 @@ class RandomFeatureWeightsWarning(UserWarning):
 
 
 @dataclass(frozen=True)
-class FeatureWeights:
-    """Where one network's pretrained weights live and how to build the network they fit.
+class FeatureEntry(WeightsEntry):
+    """A feature network's weights tag (``features:<name>``) and how to build the network.
 
     ``build`` returns the randomly initialised network (a callable or a
     ``"module:attribute"`` string, imported only when needed) whose
     ``state_dict`` the weights file matches.  Networks that must be built
     around their file instead (``load(path) -> nn.Module``) set ``load``.
-    ``filename`` follows torchvision's ``name-<sha256 prefix>.pth`` convention
-    when the prefix should be checked after a download.  ``mirrors`` are more
-    URLs of the same bytes; ``aliases`` are other tools' names for the same file
-    in the hub cache.  Networks shipped with a distribution (``emoji-cnn``) name
-    the importable ``package`` whose folder holds the file and its full ``sha256``.
+    The file, its URLs, hash and cache are the :class:`WeightsEntry`'s: one file,
+    in torch's hub cache unless ``cache="package"`` names a distribution's folder.
     """
 
-    name: str
-    filename: str
-    url: str
-    build: Callable[[], Any] | str | None
-    description: str = ""
-    mirrors: tuple[str, ...] = ()
-    aliases: tuple[str, ...] = ()
+    format: str = "torch-state-dict"
+    cache: Literal["ganenc", "torch-hub", "package"] = "torch-hub"
+    build: Callable[[], Any] | str | None = None
     load: Callable[[Path], Any] | str | None = None
-    licence: str = "unknown"
-    source: str = ""
-    package: str | None = None
-    sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.family != FEATURES_FAMILY or len(self.files) != 1:
+            raise ConfigError(
+                f"feature network {self.tag!r}: tag it {FEATURES_FAMILY}:<name>, with one file"
+            )
+
+    @property
+    def file(self) -> WeightsFile:
+        return self.files[0]
+
+    @property
+    def filename(self) -> str:
+        return self.file.filename
+
+    @property
+    def url(self) -> str:
+        """The first download URL ("" for shipped files)."""
+        return self.file.urls[0] if self.file.urls else ""
+
+    @property
+    def mirrors(self) -> tuple[str, ...]:
+        return self.file.urls[1:]
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return self.file.aliases
 
     @property
     def hash_prefix(self) -> str | None:
-        """The sha256 (prefix) to check: ``sha256``, else the one in the file name
-        (``vgg16-397923af.pth`` -> ``397923af``)."""
-        if self.sha256:
-            return self.sha256
-        match = re.search(r"-([0-9a-f]{8,})\.[A-Za-z0-9]+$", self.filename)
-        return match.group(1) if match else None
+        """The sha256 (or its prefix from the file name, ``vgg16-397923af.pth``) to check."""
+        return self.file.sha256
 
     def build_network(self) -> nn.Module:
         """The network with random weights (load a state dict into it afterwards)."""
@@ -113,27 +136,47 @@ class FeatureWeights:
             )
         return _resolve_callable(self.build)()
 
-    def weights_file(self) -> _weights.WeightsFile:
-        """The file as the model zoo describes it (hash prefix from the file name)."""
-        return _weights.WeightsFile(
-            filename=self.filename,
-            urls=tuple(url for url in (self.url, *self.mirrors) if url),
-            sha256=self.hash_prefix,
-            aliases=self.aliases,
-        )
+    def weights_file(self) -> WeightsFile:
+        """The one file (kept for compatibility: the entry is a weights entry itself)."""
+        return self.file
 
-    def weights_entry(self) -> _weights.WeightsEntry:
-        """This network as the weights tag ``features:<name>`` (kept in torch's hub cache)."""
-        return _weights.WeightsEntry(
-            tag=f"{FEATURES_FAMILY}:{self.name}",
-            files=(self.weights_file(),),
-            format="torch-state-dict",
-            description=self.description,
-            licence=self.licence,
-            source=self.source,
-            cache="package" if self.package else "torch-hub",
-            package=self.package,
-        )
+    def weights_entry(self) -> FeatureEntry:
+        """The entry itself (kept for compatibility: it is a :class:`WeightsEntry`)."""
+        return self
+
+
+def FeatureWeights(  # noqa: N802 - the old class name, kept as a constructor
+    name: str,
+    filename: str,
+    url: str,
+    build: Callable[[], Any] | str | None,
+    description: str = "",
+    mirrors: tuple[str, ...] = (),
+    aliases: tuple[str, ...] = (),
+    load: Callable[[Path], Any] | str | None = None,
+    licence: str = "unknown",
+    source: str = "",
+    package: str | None = None,
+    sha256: str | None = None,
+) -> FeatureEntry:
+    """A :class:`FeatureEntry` from the old one-file fields (kept for compatibility).
+
+    Without ``sha256``, the prefix in a torch.hub file name (``name-<prefix>.pth``)
+    is checked after a download.
+    """
+    urls = tuple(u for u in (url, *mirrors) if u)
+    hashes = {"sha256": sha256} if sha256 else {}
+    return FeatureEntry(
+        tag=f"{FEATURES_FAMILY}:{name}",
+        files=(WeightsFile.from_hub_name(filename, *urls, aliases=aliases, **hashes),),
+        build=build,
+        load=load,
+        description=description,
+        licence=licence,
+        source=source,
+        cache="package" if package else "torch-hub",
+        package=package,
+    )
 
 
 def _resolve_callable(value: Callable[..., Any] | str) -> Callable[..., Any]:
@@ -141,21 +184,6 @@ def _resolve_callable(value: Callable[..., Any] | str) -> Callable[..., Any]:
         module_name, _, attribute = value.partition(":")
         return getattr(importlib.import_module(module_name), attribute)
     return value
-
-
-_CATALOG: dict[str, FeatureWeights] = {}
-
-
-def register_feature_weights(entry: FeatureWeights, *, replace: bool = False) -> None:
-    """Add a network to the catalogue (e.g. Inception for FID); ``replace`` to override one."""
-    if entry.name in _CATALOG and not replace:
-        raise ConfigError(f"feature weights {entry.name!r} are already registered")
-    _CATALOG[entry.name] = entry
-
-
-def unregister_feature_weights(name: str) -> None:
-    """Remove a catalogue entry (tests register throw-away ones)."""
-    _CATALOG.pop(name, None)
 
 
 _TORCHVISION_LICENCE = "BSD-3-Clause (torchvision); trained on ImageNet"
@@ -172,73 +200,118 @@ TORCH_FIDELITY_INCEPTION_URL = (
     "weights-inception-2015-12-05-6726825d.pth"
 )
 
-register_feature_weights(
-    FeatureWeights(
-        name="vgg16",
-        filename="vgg16-397923af.pth",
-        url=TORCHVISION_URL_BASE + "vgg16-397923af.pth",
-        build="torchvision.models:vgg16",
-        description="torchvision VGG16, ImageNet (IMAGENET1K_V1): LPIPS backbone and Grad-CAM",
-        licence=_TORCHVISION_LICENCE,
-        source=_TORCHVISION_SOURCE,
+# Deliberately alike: a weights table (data), one entry per feature network
+#: The built-in plugin's ``features:*`` tags (registered through ``register_weights``).
+_NETWORKS: dict[str, FeatureEntry] = {
+    entry.name: entry
+    for entry in (
+        FeatureEntry(
+            tag="features:vgg16",
+            files=(WeightsFile.from_hub_url(TORCHVISION_URL_BASE + "vgg16-397923af.pth"),),
+            build="torchvision.models:vgg16",
+            description="torchvision VGG16, ImageNet (IMAGENET1K_V1): LPIPS backbone and Grad-CAM",
+            licence=_TORCHVISION_LICENCE,
+            source=_TORCHVISION_SOURCE,
+        ),
+        FeatureEntry(
+            tag="features:alexnet",
+            files=(WeightsFile.from_hub_url(TORCHVISION_URL_BASE + "alexnet-owt-7be5be79.pth"),),
+            build="torchvision.models:alexnet",
+            description="torchvision AlexNet, ImageNet (IMAGENET1K_V1): LPIPS backbone option",
+            licence=_TORCHVISION_LICENCE,
+            source=_TORCHVISION_SOURCE,
+        ),
+        FeatureEntry(
+            tag="features:inception-fid",
+            files=(
+                WeightsFile.from_hub_url(
+                    FID_INCEPTION_URL,
+                    aliases=(TORCH_FIDELITY_INCEPTION_URL.rsplit("/", 1)[-1],),
+                ),
+            ),
+            load="ganenc.features:load_fid_inception",
+            description="FID Inception-v3 (TensorFlow 2015-12-05 graph) as used by pytorch-fid,"
+            " torchmetrics and torch-fidelity",
+            licence="Apache-2.0 (TensorFlow models; pytorch-fid port)",
+            source="https://github.com/mseitzer/pytorch-fid",
+        ),
+        FeatureEntry(
+            tag="features:emoji-cnn",
+            files=(
+                WeightsFile(
+                    "emoji-cnn.pt",
+                    (),
+                    sha256="3404b30a61e7241f60a0f45c1aaac8214804f18fa1d8c03574e8fdf3c96d8d1a",
+                ),
+            ),
+            cache="package",
+            package="ganenc.emoji",
+            build="ganenc.emoji.classifier:EmojiCNN",
+            load="ganenc.emoji.classifier:load_emoji_cnn",
+            description="ganenc's emoji classifier (Unicode group of a 64 px Noto emoji):"
+            " Grad-CAM boxes and emoji FID/KID features, offline",
+            licence="MIT (ganenc); trained on Noto Color Emoji renders (OFL-1.1 font)",
+            source="examples/train_emoji_classifier.py (docs/emoji-models.md)",
+        ),
     )
-)
-register_feature_weights(
-    FeatureWeights(
-        name="alexnet",
-        filename="alexnet-owt-7be5be79.pth",
-        url=TORCHVISION_URL_BASE + "alexnet-owt-7be5be79.pth",
-        build="torchvision.models:alexnet",
-        description="torchvision AlexNet, ImageNet (IMAGENET1K_V1): LPIPS backbone option",
-        licence=_TORCHVISION_LICENCE,
-        source=_TORCHVISION_SOURCE,
+}
+
+
+def builtin_weights_entries() -> list[FeatureEntry]:
+    """The ``features:*`` tags the built-in plugin registers through ``register_weights``."""
+    return list(_NETWORKS.values())
+
+
+def register_feature_weights(entry: FeatureEntry, *, replace: bool = False) -> None:
+    """Add a network to the built-in ``features:*`` tags (kept for compatibility: plugins
+    register :class:`FeatureEntry` objects with the ``register_weights`` hook)."""
+    from .registry import get_registry
+
+    registry = get_registry()
+    taken = entry.name in _NETWORKS or any(
+        spec.name == entry.tag for spec in registry.components("weights")
     )
-)
-register_feature_weights(
-    FeatureWeights(
-        name="inception-fid",
-        filename="pt_inception-2015-12-05-6726825d.pth",
-        url=FID_INCEPTION_URL,
-        aliases=(TORCH_FIDELITY_INCEPTION_URL.rsplit("/", 1)[-1],),
-        build=None,
-        load="ganenc.features:load_fid_inception",
-        description="FID Inception-v3 (TensorFlow 2015-12-05 graph) as used by pytorch-fid,"
-        " torchmetrics and torch-fidelity",
-        licence="Apache-2.0 (TensorFlow models; pytorch-fid port)",
-        source="https://github.com/mseitzer/pytorch-fid",
-    )
-)
+    if taken and not replace:
+        raise ConfigError(f"feature weights {entry.name!r} are already registered")
+    _NETWORKS[entry.name] = entry
+    registry.refresh()
 
 
-register_feature_weights(
-    FeatureWeights(
-        name="emoji-cnn",
-        filename="emoji-cnn.pt",
-        url="",
-        package="ganenc.emoji",
-        sha256="3404b30a61e7241f60a0f45c1aaac8214804f18fa1d8c03574e8fdf3c96d8d1a",
-        build="ganenc.emoji.classifier:EmojiCNN",
-        load="ganenc.emoji.classifier:load_emoji_cnn",
-        description="ganenc's emoji classifier (Unicode group of a 64 px Noto emoji):"
-        " Grad-CAM boxes and emoji FID/KID features, offline",
-        licence="MIT (ganenc); trained on Noto Color Emoji renders (OFL-1.1 font)",
-        source="examples/train_emoji_classifier.py (docs/emoji-models.md)",
-    )
-)
+def unregister_feature_weights(name: str) -> None:
+    """Remove a tag added by :func:`register_feature_weights` (tests add throw-away ones)."""
+    from .registry import get_registry
+
+    if _NETWORKS.pop(name, None) is not None:
+        get_registry().refresh()
 
 
-def builtin_weights_entries() -> list[_weights.WeightsEntry]:
-    """The catalogue's networks as weights tags (registered by the built-in plugin)."""
-    return [entry.weights_entry() for entry in _CATALOG.values()]
+def feature_weights_entry(name: str) -> FeatureEntry:
+    """The registered ``features:<name>`` tag, else torchvision's default ImageNet weights."""
+    from .registry import get_registry
 
-
-def feature_weights_entry(name: str) -> FeatureWeights:
-    """The catalogue entry of ``name``, else torchvision's default ImageNet weights for it."""
-    if name in _CATALOG:
-        return _CATALOG[name]
+    registry = get_registry()
+    tag = f"{FEATURES_FAMILY}:{name}"
+    if TAG_RE.match(tag):
+        try:
+            entry = weights_entry(tag, registry)
+        except UnknownComponentError:
+            pass
+        else:
+            if not isinstance(entry, FeatureEntry):
+                raise ConfigError(
+                    f"weights {tag!r} are a {type(entry).__name__}, not a feature network"
+                    " (register a ganenc.features.FeatureEntry under that tag)"
+                )
+            return entry
     entry = _torchvision_entry(name)
     if entry is None:
-        known = ", ".join(sorted(_CATALOG))
+        known = ", ".join(
+            sorted(
+                spec.name.partition(":")[2]
+                for spec in registry.components("weights")
+                if spec.name.partition(":")[0] == FEATURES_FAMILY
+            )
+        )
         raise ConfigError(
             f"unknown feature network {name!r}: not in ganenc's catalogue ({known})"
             " nor a torchvision classification model with pretrained weights"
@@ -246,7 +319,7 @@ def feature_weights_entry(name: str) -> FeatureWeights:
     return entry
 
 
-def _torchvision_entry(name: str) -> FeatureWeights | None:
+def _torchvision_entry(name: str) -> FeatureEntry | None:
     try:
         import torchvision.models as models
 
@@ -254,50 +327,12 @@ def _torchvision_entry(name: str) -> FeatureWeights | None:
         models.get_model_builder(name)
     except (ImportError, ValueError, KeyError, AttributeError):
         return None
-    url = weights.url
-    return FeatureWeights(
-        name=name,
-        filename=url.rsplit("/", 1)[-1],
-        url=url,
+    return FeatureEntry(
+        tag=f"{FEATURES_FAMILY}:{name}",
+        files=(WeightsFile.from_hub_url(weights.url),),
         build=lambda: models.get_model(name, weights=None),
         description=f"torchvision {name}, {weights}",
     )
-
-
-def hub_checkpoint_dir() -> Path:
-    """Torch's hub cache for weight files: ``$TORCH_HOME/hub/checkpoints`` by default."""
-    import torch.hub
-
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def offline() -> bool:
-    """Whether ``GANENC_OFFLINE`` forbids the download attempt."""
-    return _weights.offline()
-
-
-def download_timeout() -> float:
-    """The socket timeout of a download, from ``GANENC_DOWNLOAD_TIMEOUT`` (seconds)."""
-    return _weights.download_timeout()
-
-
-def download_weights(entry: FeatureWeights, destination: Path, timeout: float) -> None:
-    """Fetch ``entry``'s file to ``destination`` with the model zoo's downloader.
-
-    Mirrors are tried in order; the file is checked against its name's hash
-    prefix (a mismatch deletes it) and its full digest is recorded on first
-    download (see :mod:`ganenc.weights`).
-    """
-    logger.warning("downloading %s weights from %s to %s", entry.name, entry.url, destination)
-    weights_file = entry.weights_file()
-    digest, url = _weights.download_file(
-        weights_file.urls,
-        destination,
-        sha256=weights_file.sha256,
-        timeout=timeout,
-        label=f"{FEATURES_FAMILY}:{entry.name}",
-    )
-    _weights.remember_download(entry.weights_entry(), weights_file, digest, url)
 
 
 def _missing(message: str, path: Path) -> WeightsNotFoundError:
@@ -307,7 +342,7 @@ def _missing(message: str, path: Path) -> WeightsNotFoundError:
     return error
 
 
-def _missing_message(entry: FeatureWeights, cached: Path, reason: str) -> str:
+def _missing_message(entry: FeatureEntry, cached: Path, reason: str) -> str:
     return (
         f"pretrained {entry.name} weights not found: expected the file {entry.filename} at"
         f" {cached} ({reason}). Download {entry.url} and put it there (torch's hub cache, set"
@@ -323,15 +358,14 @@ def resolve_weights_file(
     download: bool | None = None,
     timeout: float | None = None,
 ) -> Path:
-    """The weights file of network ``name``: explicit path, else hub cache, else a download.
+    """The weights file of network ``name``: explicit path, else :func:`ganenc.weights.fetch`.
 
+    Kept for compatibility: the tag's cache and download are the model zoo's.
     ``download=None`` downloads unless ``GANENC_OFFLINE`` is set.  Raises
     :class:`ganenc.WeightsNotFoundError` naming the file, where to put it and
     its URL when no step finds it.
     """
     entry = feature_weights_entry(name)
-    if path is None and entry.package:
-        return _weights.fetch(entry.weights_entry())
     if path is not None:
         explicit = Path(path).expanduser()
         if explicit.is_file():
@@ -341,23 +375,20 @@ def resolve_weights_file(
             f" The expected file is {entry.filename}, from {entry.url}.",
             explicit,
         )
-    cached = hub_checkpoint_dir() / entry.filename
-    for candidate in (cached, *(cached.with_name(alias) for alias in entry.aliases)):
-        if candidate.is_file():
-            return candidate
+    if entry.cache == "package":  # shipped: never downloaded; a missing file means reinstall
+        return fetch(entry)
     if download is None:
         download = not offline()
-    if not download:
-        reason = f"download skipped: {OFFLINE_ENV}=1" if offline() else "not downloaded here"
-        raise _missing(_missing_message(entry, cached, reason), cached)
     try:
-        download_weights(entry, cached, download_timeout() if timeout is None else timeout)
-    except Exception as exc:  # noqa: BLE001 - network, disk and hash errors all end the same way
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WeightsNotFoundError(
-            _missing_message(entry, cached, f"download failed: {type(exc).__name__}: {reason}")
-        ) from None
-    return cached
+        return fetch(entry, download=download, timeout=timeout)
+    except OSError as exc:  # not cached offline; network, disk and hash errors end the same way
+        if download:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = f"download failed: {type(exc).__name__}: {detail}"
+        else:
+            reason = f"download skipped: {OFFLINE_ENV}=1" if offline() else "not downloaded here"
+        cached = file_path(entry, entry.file)
+        raise _missing(_missing_message(entry, cached, reason), cached) from None
 
 
 def warn_random_weights(what: str) -> None:

@@ -79,6 +79,7 @@ class PluginInfo:
     error: str | None = None
     traceback: str | None = None
 
+    # Deliberately alike: each record class lists its own fields as plain data
     def as_dict(self) -> dict[str, Any]:
         data = {
             "name": self.name,
@@ -121,6 +122,7 @@ class ComponentSpec:
             return self.options
         return _import_object(self.options, f"options of {self.kind} {self.qualified_name!r}")
 
+    # Deliberately alike: each record class lists its own fields as plain data
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -257,6 +259,10 @@ class Registry:
         if plugin is not None:
             self.plugin_manager.unregister(plugin, name=name)
         self.plugins.pop(name, None)
+        self._components = None
+
+    def refresh(self) -> None:
+        """Collect the components again on next use: a plugin's table changed at run time."""
         self._components = None
 
     def _record_failure(self, info: PluginInfo, exc: BaseException) -> None:
@@ -414,15 +420,24 @@ class Registry:
         return message
 
     def create(self, kind: str, name: str, /, *args: Any, **options: Any) -> Any:
-        """Build a component: validate ``options`` with its model, then call its factory."""
+        """Build a component: validate ``options`` with its model (once), then call its factory.
+
+        A factory made with :func:`ganenc.config.builds_from` gets the validated
+        model instance; any other factory gets its fields as keyword arguments.
+        """
         spec = self.get(kind, name)
         model = spec.load_options_model()
+        factory = spec.load_factory()
         if model is not None:
             from .config import validate_options
 
             validated = validate_options(model, options, what=f"{kind} {spec.name!r}")
+            # a factory made with ganenc.config.builds_from takes the validated model itself
+            takes_model = getattr(factory, "from_options", None)
+            if takes_model is not None and isinstance(validated, factory.options_model):
+                return takes_model(*args, validated)
             options = {key: getattr(validated, key) for key in type(validated).model_fields}
-        return spec.load_factory()(*args, **options)
+        return factory(*args, **options)
 
     def find(self, kind: str, **metadata: Any) -> list[ComponentSpec]:
         """Components of ``kind`` whose metadata lists each given value.

@@ -31,7 +31,8 @@ from torch import nn
 from ganenc.emoji import load_split
 from ganenc.images import save_grid
 from ganenc.nn.equalized import EqualizedConv2d, EqualizedLinear
-from ganenc_stylegan.formats import ensure_w_avg, save_rosinality
+from ganenc_stylegan.average_latent import ensure_w_avg
+from ganenc_stylegan.checkpoints.rosinality import save_rosinality
 from ganenc_stylegan.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 #: The architecture of ``stylegan2:emoji-64``: narrow enough to train on 2 CPU cores (about

@@ -200,3 +200,34 @@ def test_help_texts_quote_the_settings_defaults():
     train_help = " ".join(run("train", "--help").output.split())
     assert "Adam learning rate (default 0.0015)" in train_help
     assert "Training steps (default 210000, the reference's)" in train_help
+
+
+@pytest.mark.parametrize("command", ["invert", "eval"])
+def test_refinement_help_quotes_the_refinement_settings(command):
+    """``invert``/``eval --help`` state RefinementSettings' defaults, whatever they are."""
+    from ganenc.cli.options import default_of
+    from ganenc.inversion import DEFAULT_FINETUNE_LR, DEFAULT_OPTIMIZE_LR, DEFAULT_STEPS
+    from ganenc.training.settings import FinetuneSettings, RefinementSettings
+
+    defaults = RefinementSettings()
+    text = " ".join(run(command, "--help").output.split())
+    assert (
+        f"(default {defaults.optimize_steps} for optimize, {defaults.finetune_steps} for finetune)"
+        in text
+    )
+    assert f"(default {defaults.optimize_lr} optimize, {defaults.finetune_lr} finetune)" in text
+    # per-image fine-tuning is one refinement: invert's defaults are finetune's
+    assert defaults.finetune_steps == FinetuneSettings.model_fields["iterations"].default
+    assert defaults.finetune_lr == default_of(FinetuneSettings, "optimizer.lr")
+    assert DEFAULT_STEPS["optimize"] == defaults.optimize_steps
+    assert (DEFAULT_OPTIMIZE_LR, DEFAULT_FINETUNE_LR) == (
+        defaults.optimize_lr,
+        defaults.finetune_lr,
+    )
+
+
+def test_train_help_quotes_the_default_cropper():
+    from ganenc.training.settings import TrainSettings
+
+    text = " ".join(run("train", "--help").output.split())
+    assert f"default {TrainSettings.model_fields['attention'].default})" in text

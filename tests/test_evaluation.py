@@ -89,12 +89,12 @@ def test_eval_pairs_folders_by_name_and_lists_every_unmatched_name(tmp_path):
 @pytest.fixture
 def empty_hub(tmp_path, monkeypatch):
     """No weights in torch's hub cache, and any download attempt fails the test."""
-    import ganenc.features as features
+    import ganenc.weights.resolve as resolve  # fetch's downloader: the only one of feature weights
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
     monkeypatch.delenv("GANENC_OFFLINE", raising=False)
     monkeypatch.setattr(
-        features, "download_weights", lambda *a, **k: pytest.fail("an optional metric downloaded")
+        resolve, "download_file", lambda *a, **k: pytest.fail("an optional metric downloaded")
     )
     return tmp_path / "empty-hub" / "hub" / "checkpoints"
 

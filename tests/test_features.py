@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganenc import features
+from ganenc import features, weights
 from ganenc.errors import CheckpointError, ConfigError, WeightsNotFoundError
 from ganenc.features import FeatureWeights, RandomFeatureWeightsWarning
 
@@ -89,8 +90,8 @@ def serve(tmp_path):
 
 def test_offline_error_names_file_folder_and_url_within_seconds(hub, monkeypatch):
     monkeypatch.setenv(features.OFFLINE_ENV, "1")
-    monkeypatch.setattr(
-        features, "download_weights", lambda *a, **k: pytest.fail("GANENC_OFFLINE=1 downloaded")
+    monkeypatch.setattr(  # the model zoo's fetch is the only downloader of feature weights
+        weights.resolve, "download_file", lambda *a, **k: pytest.fail("GANENC_OFFLINE=1 downloaded")
     )
     start = time.monotonic()
     with pytest.raises(WeightsNotFoundError) as info:
@@ -172,7 +173,7 @@ def test_cache_file_is_found_without_download(hub, register_tiny, monkeypatch):
     entry = register_tiny("tiny-00000000.pth", "http://127.0.0.1:9/none")
     hub.mkdir(parents=True)
     torch.save(nn.Linear(3, 2).state_dict(), hub / entry.filename)
-    monkeypatch.setattr(features, "download_weights", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(weights.resolve, "download_file", lambda *a, **k: pytest.fail("downloaded"))
     assert features.resolve_weights_file(entry.name) == hub / entry.filename
 
 
@@ -219,8 +220,81 @@ def test_download_timeout_from_environment(monkeypatch):
         features.download_timeout()
 
 
+@pytest.mark.parametrize(
+    ("variable", "read", "value", "expected"),
+    [
+        ("GANENC_DOWNLOAD_TIMEOUT", "download_timeout", "", 10.0),
+        ("GANENC_DOWNLOAD_TIMEOUT", "download_timeout", "soon", "is not a number of seconds"),
+        ("GANENC_DOWNLOAD_TIMEOUT", "download_timeout", "0", "must be positive, got '0'"),
+        ("GANENC_DOWNLOAD_RETRIES", "download_retries", "5", 5),
+        ("GANENC_DOWNLOAD_RETRIES", "download_retries", "", 3),
+        ("GANENC_DOWNLOAD_RETRIES", "download_retries", "1.5", "is not a whole number"),
+        ("GANENC_DOWNLOAD_RETRIES", "download_retries", "-1", "must be 0 or more, got '-1'"),
+    ],
+)
+def test_download_settings_from_environment(monkeypatch, variable, read, value, expected):
+    monkeypatch.setenv(variable, value)
+    if isinstance(expected, str):
+        with pytest.raises(ConfigError, match=f"{variable}.*{re.escape(expected)}"):
+            getattr(weights, read)()
+    else:
+        result = getattr(weights, read)()
+        assert result == expected and type(result) is type(expected)
+
+
 def test_import_does_not_import_torch_or_download():
     code = "import sys, ganenc.features; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_a_plugin_registers_a_feature_network_through_register_weights(hub, tmp_path, monkeypatch):
+    from ganenc import hookimpl
+    from ganenc.features import FeatureEntry
+    from ganenc.testing import register_plugin
+    from ganenc.weights import WeightsEntry, WeightsFile, register_entries
+
+    network = FeatureEntry(
+        tag="features:plugged",
+        files=(WeightsFile("plugged-00000000.pth", ("http://127.0.0.1:9/none",)),),
+        build=_tiny_network,
+    )
+    plain = WeightsEntry(
+        tag="features:plain",
+        files=(WeightsFile("plain.pth", ("http://127.0.0.1:9/p",)),),
+        format="x",
+    )
+
+    class Plugin:
+        @hookimpl
+        def register_weights(self, register):
+            register_entries(register, [network, plain])
+
+    state = nn.Linear(3, 2).state_dict()
+    hub.mkdir(parents=True)
+    torch.save(state, hub / "plugged-00000000.pth")
+    monkeypatch.setattr(weights.resolve, "download_file", lambda *a, **k: pytest.fail("download"))
+    with register_plugin(Plugin(), name="plugged"):
+        assert features.feature_weights_entry("plugged") is network  # the one registry
+        assert torch.equal(features.build_feature_network("plugged").bias, state["bias"])
+        with pytest.raises(ConfigError, match="not a feature network"):
+            features.feature_weights_entry("plain")
+    with pytest.raises(ConfigError, match="unknown feature network"):
+        features.feature_weights_entry("plugged")
+
+
+def test_the_weights_package_has_no_import_cycle():
+    """Each module of ganenc.weights imports (at run time) only those before it."""
+    import ast
+
+    layers = ["entries", "cache", "records", "download", "resolve"]
+    folder = Path(weights.__file__).parent
+    for position, name in enumerate(layers):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {
+            node.module
+            for node in tree.body  # top level only: TYPE_CHECKING and lazy imports do not count
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        }
+        assert imported <= set(layers[:position]), (name, imported)

@@ -291,7 +291,8 @@ def test_the_old_generator_option_spelling_still_works(tmp_path):
 def test_a_missing_local_weights_file_fails_at_once(tmp_path, caplog, monkeypatch):
     from ganenc import weights
 
-    monkeypatch.setattr(weights, "RETRY_BACKOFF_SECONDS", 60.0)  # a retry would hang the test
+    # a retry would hang the test (the downloader reads the pause from its own module)
+    monkeypatch.setattr(weights.download, "RETRY_BACKOFF_SECONDS", 60.0)
     missing = (tmp_path / "missing.pt").as_uri()
     with (
         caplog.at_level(logging.WARNING, logger="ganenc"),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
-from pydantic import Field
+from pydantic import Field, field_validator
 
 import ganenc
 from ganenc import hookimpl
-from ganenc.config import Settings
+from ganenc.config import Settings, builds_from
 from ganenc.errors import (
     ComponentConflictError,
     ConfigError,
@@ -65,6 +67,63 @@ def test_create_validates_options_with_the_component_model():
             ganenc.create("cropper", "toy", margin=0.7)
         with pytest.raises(ConfigError, match="unknown setting 'colour'"):
             ganenc.create("cropper", "toy", colour="red")
+
+
+class CountedOptions(Settings):
+    """Options that count how often they are validated."""
+
+    margin: float = Field(0.1, ge=0, lt=0.5)
+    validations: ClassVar[list[float]] = []
+
+    @field_validator("margin")
+    @classmethod
+    def _count(cls, value: float) -> float:
+        cls.validations.append(value)
+        return value
+
+
+@builds_from(CountedOptions, "cropper 'counted'")
+def counted_cropper(options: CountedOptions) -> tuple[str, CountedOptions]:
+    return ("counted", options)
+
+
+class CountedPlugin:
+    @hookimpl
+    def register_croppers(self, register):
+        register("counted", counted_cropper, options=CountedOptions)
+
+
+def test_a_builds_from_factory_gets_the_model_the_registry_validated_once():
+    CountedOptions.validations.clear()
+    with isolated_registry(), register_plugin(CountedPlugin()):
+        name, options = ganenc.create("cropper", "counted", margin=0.25)
+        assert name == "counted" and isinstance(options, CountedOptions)
+        assert options.margin == 0.25
+        assert CountedOptions.validations == [0.25]  # the registry's validation, not a second
+        with pytest.raises(ConfigError, match=r"cropper 'counted'.*margin = 0\.7"):
+            ganenc.create("cropper", "counted", margin=0.7)
+    CountedOptions.validations.clear()
+    # called directly (not through the registry) it validates its keyword values itself, once
+    assert counted_cropper(margin=0.3)[1].margin == 0.3
+    assert CountedOptions.validations == [0.3]
+    with pytest.raises(ConfigError, match="unknown setting 'colour'"):
+        counted_cropper(colour="red")
+
+
+def test_generator_factories_validate_once_through_the_registry(monkeypatch):
+    from ganenc_pggan.adapter import PGGANOptions, load_pggan
+
+    calls = []
+    original = PGGANOptions.model_validate.__func__
+
+    def counting(cls, *args, **kwargs):
+        calls.append(cls)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(PGGANOptions, "model_validate", classmethod(counting))
+    assert load_pggan.from_options is not None and load_pggan.options_model is PGGANOptions
+    ganenc.create("generator", "pggan", resolution=16, z_dim=16, fmaps_base=64, fmaps_max=8)
+    assert calls == [PGGANOptions]
 
 
 def test_register_plugin_lasts_one_block_only():

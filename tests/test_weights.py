@@ -39,7 +39,7 @@ def zoo_env(tmp_path, monkeypatch):
     for variable in ("GANENC_OFFLINE", "GANENC_DOWNLOAD_TIMEOUT"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("GANENC_DOWNLOAD_RETRIES", "0")
-    monkeypatch.setattr(weights, "RETRY_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(weights.download, "RETRY_BACKOFF_SECONDS", 0.01)  # read there
     real_urlopen = urllib.request.urlopen
 
     def loopback_only(request, *args, **kwargs):
@@ -227,8 +227,10 @@ def test_cache_hit_needs_no_network(server, zoo_env, monkeypatch):
     first = weights.fetch(entry)
     server.close()
     monkeypatch.setenv("GANENC_OFFLINE", "1")
-    monkeypatch.setattr(
-        weights, "download_file", lambda *a, **k: pytest.fail("a cached file was downloaded")
+    monkeypatch.setattr(  # where fetch looks the downloader up
+        weights.resolve,
+        "download_file",
+        lambda *a, **k: pytest.fail("a cached file was downloaded"),
     )
     assert weights.fetch(entry) == first
     assert weights.cache_status(entry) == "cached" and weights.cached_path(entry) == first

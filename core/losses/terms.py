@@ -35,6 +35,7 @@ class SSIMLoss(nn.Module):
     Computed in float32 whatever the autocast (see :meth:`forward`).
     """
 
+    # Deliberately alike: only the parameter list matches another signature; the bodies differ
     def __init__(
         self,
         win_size: int = 11,

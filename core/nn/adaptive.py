@@ -129,6 +129,7 @@ class AdaptiveBlock(nn.Module):
     for a head that is absent.
     """
 
+    # Deliberately alike: only the parameter list matches another signature; the bodies differ
     def __init__(
         self,
         in_channels: int,
@@ -241,6 +242,7 @@ class AdaptiveEncoderTrunk(nn.Module):
     would update the running statistics twice).
     """
 
+    # Deliberately alike: only the parameter list matches another signature; the bodies differ
     def __init__(
         self,
         resolution: int,

@@ -46,6 +46,7 @@ from .loop import (
     Progress,
     StepOutput,
     comparison_grid,
+    fit_and_close,
     interrupt_as_keyboard_interrupt,
     training_loop,
 )
@@ -70,6 +71,7 @@ def pretrained_context(settings: FinetuneSettings) -> tuple[dict, GeneratorSpec,
 
 def open_encoder_run(settings: FinetuneSettings) -> EncoderRun:
     """The encoder run fine-tuning starts from, with the overrides of ``settings``."""
+    # Deliberately alike: keyword arguments spelt out at a call; nothing to share
     return EncoderRun.open(
         settings.encoder,
         gan=settings.gan,
@@ -265,6 +267,7 @@ class Finetuner:
         from ..inversion import Inverter
 
         opt = self.settings.optimizer
+        # Deliberately alike: keyword arguments spelt out at a call; nothing to share
         return Inverter(
             self.encoder,
             self.generator,
@@ -394,9 +397,4 @@ def _read_png(path: Path, resolution: int) -> torch.Tensor:
 
 def finetune(settings: FinetuneSettings) -> Path:
     """Run (or resume) fine-tuning; returns the run directory."""
-    tuner = Finetuner(settings)
-    try:
-        return tuner.fit()
-    finally:
-        tuner.run.close()
-        tuner.dist.close()
+    return fit_and_close(Finetuner(settings))

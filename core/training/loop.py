@@ -188,6 +188,19 @@ def training_loop(
     return step
 
 
+def fit_and_close(trainer: Any) -> Any:
+    """``trainer.fit()`` (its run directory), closing the run and the process group whatever happens.
+
+    The end of ``train`` (:class:`~ganenc.training.pretrain.Pretrainer`) and of
+    ``finetune`` (:class:`~ganenc.training.finetune.Finetuner`).
+    """
+    try:
+        return trainer.fit()
+    finally:
+        trainer.run.close()
+        trainer.dist.close()
+
+
 def comparison_grid(
     target: torch.Tensor, reconstruction: torch.Tensor, boxes: list[torch.Tensor] | None
 ):

@@ -36,6 +36,7 @@ from .loop import (
     SeedSchedule,
     StepOutput,
     comparison_grid,
+    fit_and_close,
     synthesize_for_seeds,
     training_loop,
 )
@@ -218,9 +219,4 @@ class Pretrainer:
 
 def pretrain(settings: TrainSettings) -> Path:
     """Run (or resume) pre-training; returns the run directory."""
-    trainer = Pretrainer(settings)
-    try:
-        return trainer.fit()
-    finally:
-        trainer.run.close()
-        trainer.dist.close()
+    return fit_and_close(Pretrainer(settings))

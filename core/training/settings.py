@@ -122,3 +122,21 @@ class FinetuneSettings(RunSettings):
         1.0, ge=0, description="times the latent loss of E(G(E(x))) vs E(x) (already x0.01)"
     )
     latent_l2: float = Field(3e-4, ge=0)
+
+
+class RefinementSettings(Settings):
+    """Per-image refinement of ``invert``/``eval``: steps and Adam lr of each mode.
+
+    Fine-tuning is the paper's per-image fine-tuning, the same as ``finetune
+    --mode per-image``, so its defaults are :class:`FinetuneSettings`'.
+    """
+
+    optimize_steps: int = Field(200, ge=1)
+    optimize_lr: float = Field(0.01, gt=0)
+    finetune_steps: int = Field(
+        default_factory=lambda: FinetuneSettings.model_fields["iterations"].default, ge=1
+    )
+    finetune_lr: float = Field(
+        default_factory=lambda: FinetuneSettings.model_fields["optimizer"].default_factory().lr,
+        gt=0,
+    )

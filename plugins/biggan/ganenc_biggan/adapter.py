@@ -36,7 +36,7 @@ from ganenc.adapters import (
     seeded_generator,
 )
 from ganenc.checkpoints import build_checked
-from ganenc.config import PathText, Seed, Settings, validate_options
+from ganenc.config import PathText, Seed, Settings, builds_from
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 
@@ -236,9 +236,9 @@ def truncated_normal(shape: tuple[int, ...], generator: torch.Generator) -> torc
     return values
 
 
-def load_biggan(**fields: object) -> BigGANAdapter:
+@builds_from(BigGANOptions, "generator 'biggan'")
+def load_biggan(options: BigGANOptions) -> BigGANAdapter:
     """The ``biggan`` factory: a HuggingFace checkpoint, or random weights for tests."""
-    options = validate_options(BigGANOptions, fields, what="generator 'biggan'")
     if options.checkpoint is not None:
         model = load_hf(options.checkpoint, options.config)
     else:

@@ -68,6 +68,7 @@ class BigGANEncoder(nn.Module):
         self,
         geometry: GeneratorGeometry,
         *,
+        # Deliberately alike: AdaptiveEncoderOptions' fields, spelt out in each family's signature
         start_channels: int | None = None,
         max_channels: int = 512,
         embedding_dim: int = 128,

@@ -101,6 +101,7 @@ def check_state_dict(model: BigGAN, state: dict[str, torch.Tensor], where: str) 
     ]
     if not (missing or unexpected or wrong):
         return
+    # Deliberately alike: each plugin words its own state-dict errors; no plugin imports another
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing, e.g. {missing[:3]}")

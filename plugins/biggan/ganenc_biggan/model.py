@@ -35,9 +35,12 @@ BLOCK_REDUCTION = 4
 #: ``gen_z`` outputs ``4 * 4 * GEN_Z_MULTIPLIER * channel_width`` features.
 GEN_Z_MULTIPLIER = 16
 
+# Deliberately alike: published BigGAN-deep layer tables, row by row as in the releases
 #: BigGAN-deep layer lists ``(upsample, in_multiplier, out_multiplier)`` per output size.
 #: 128/256/512 are the published models; 64 is 128 without its first block pair
 #: (the layout of the test fixture) and 32 a tiny variant for tests.
+#: The tables repeat rows on purpose: they are data, kept row by row to compare
+#: with the published configurations.
 DEFAULT_LAYERS: dict[int, list[tuple[bool, int, int]]] = {
     32: [(False, 16, 8), (True, 8, 4), (False, 4, 4), (True, 4, 2), (False, 2, 2), (True, 2, 1)],
     64: [
@@ -138,6 +141,7 @@ class BigGANConfig:
         config.validate()
         return config
 
+    # Deliberately alike: only the parameter list matches another signature; the bodies differ
     @classmethod
     def for_resolution(
         cls,
@@ -160,6 +164,7 @@ class BigGANConfig:
             layers = DEFAULT_LAYERS[resolution]
         if attention_layer_position is None:
             attention_layer_position = DEFAULT_ATTENTION_POSITION.get(resolution, len(layers))
+        # Deliberately alike: keyword arguments spelt out at a call; nothing to share
         config = cls(
             output_dim=resolution,
             z_dim=z_dim,

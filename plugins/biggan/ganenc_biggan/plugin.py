@@ -1,4 +1,8 @@
-"""Hook implementations of this plugin: registrations only, no torch import here."""
+"""Hook implementations of this plugin: registrations only, no torch import here.
+
+The GAN plugins' hook modules look alike on purpose (same hooks, their own
+names): each is a separate distribution and none imports another plugin.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ ENCODER_CHECK_OPTIONS = {
 }
 
 
+# Deliberately alike: each plugin registers its own hooks; plugins never import each other
 @hookimpl
 def register_generators(register):
     register(
@@ -26,6 +31,7 @@ def register_generators(register):
     )
 
 
+# Deliberately alike: each plugin registers its own hooks; plugins never import each other
 @hookimpl
 def register_encoders(register):
     register(

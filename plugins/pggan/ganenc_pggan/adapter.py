@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -31,7 +31,7 @@ from ganenc.adapters import (
     seeded_generator,
 )
 from ganenc.checkpoints import build_checked
-from ganenc.config import PathText, Seed, Settings, validate_options
+from ganenc.config import PathText, Seed, Settings, builds_from
 from ganenc.errors import CheckpointError
 from ganenc.geometry import GeneratorGeometry
 
@@ -116,6 +116,7 @@ class PGGANAdapter(GeneratorAdapter):
         z = torch.randn(n, self.z_dim, generator=seeded_generator(seed))
         return {"z": z.to(self.device if device is None else device)}
 
+    # Deliberately alike: GeneratorAdapter.synthesize's signature (an override, not a copy)
     def synthesize(
         self,
         latents: Latents,
@@ -164,16 +165,17 @@ def _check_truncation(truncation: float) -> float:
     return float(truncation)
 
 
-def load_pggan(**fields: Any) -> PGGANAdapter:
+@builds_from(PGGANOptions, "generator 'pggan'")
+def load_pggan(options: PGGANOptions) -> PGGANAdapter:
     """The ``pggan`` factory: a generator from ``checkpoint``, or a random one (frozen, eval mode).
 
     Files of pytorch_GAN_zoo and genforce are recognised by their layout; the
     averaged generator (``avgG`` / ``generator_smooth``) is used when present
     unless ``averaged=False``.
     """
-    options = validate_options(PGGANOptions, fields, what="generator 'pggan'")
     if options.checkpoint is None:
         generator = build_checked(
+            # Deliberately alike: keyword arguments spelt out at a call; nothing to share
             lambda: PGGANGenerator.from_resolution(
                 options.resolution,
                 z_dim=options.z_dim,

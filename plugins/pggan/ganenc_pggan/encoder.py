@@ -29,6 +29,7 @@ class PGGANEncoder(nn.Module):
         self,
         geometry: GeneratorGeometry,
         *,
+        # Deliberately alike: AdaptiveEncoderOptions' fields, spelt out in each family's signature
         start_channels: int | None = None,
         max_channels: int = 512,
     ) -> None:
@@ -50,6 +51,7 @@ class PGGANEncoder(nn.Module):
         )
         self.to_z = EqualizedLinear(self.trunk.out_channels * 4 * 4, self.z_dim, gain=1.0)
 
+    # Deliberately alike: each family's encoder forward; plugins never import each other
     def forward(
         self, images: torch.Tensor, condition: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:

@@ -339,6 +339,7 @@ _INTERNAL = re.compile(
 )
 
 
+# Deliberately alike: one key translator per file layout (other names, other numbering)
 def gan_zoo_key(internal: str) -> str:
     """Our parameter name -> pytorch_GAN_zoo's (``blocks.2.conv0.weight`` -> ``scaleLayers.1.0.module.weight``)."""
     match = _INTERNAL.fullmatch(internal)
@@ -354,6 +355,7 @@ def gan_zoo_key(internal: str) -> str:
     return f"scaleLayers.{int(block) - 1}.{layer[-1]}.module.{leaf}"
 
 
+# Deliberately alike: one key translator per file layout (other names, other numbering)
 def genforce_key(internal: str) -> str:
     """Our parameter name -> genforce's (``blocks.2.conv0.weight`` -> ``layer4.weight``)."""
     match = _INTERNAL.fullmatch(internal)
@@ -383,6 +385,7 @@ def _load_state(
         for k, v in expected.items()
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
+    # Deliberately alike: each plugin words its own state-dict errors; no plugin imports another
     problems = []
     if missing:
         problems.append(f"missing {missing[:4]}")

@@ -138,7 +138,15 @@ def upsample2x(x: torch.Tensor) -> torch.Tensor:
 
 
 class _Equalized(nn.Module):
-    """Weights stored N(0, 1)-scaled and multiplied by ``gain / sqrt(fan_in)`` at run time."""
+    """Weights stored N(0, 1)-scaled and multiplied by ``gain / sqrt(fan_in)`` at run time.
+
+    Deliberately not :class:`ganenc.nn.EqualizedLinear`/``EqualizedConv2d``: those
+    scale the weight (``op(x, W * c, b)``), while pytorch_GAN_zoo files need the
+    whole output scaled (``op(x, W, b) * c``, which also scales the bias and rounds
+    differently, so the exact fixture tests would drift), and PGGAN also needs
+    unequalized layers and genforce's 4x4 projection (even kernel, padding 3), which the core
+    layers do not have.  Only the genforce convention equals the core's layers.
+    """
 
     def __init__(
         self,
@@ -191,6 +199,7 @@ class EqualizedConv2d(_Equalized):
 class EqualizedLinear(_Equalized):
     """Linear layer with the equalized learning rate of PGGAN."""
 
+    # Deliberately alike: only the parameter list matches another signature; the bodies differ
     def __init__(
         self,
         in_features: int,

@@ -23,6 +23,7 @@ GAN_ZOO_BASE = "https://dl.fbaipublicfiles.com/gan_zoo/PGAN/"
 GAN_ZOO_SOURCE = "https://github.com/facebookresearch/pytorch_GAN_zoo/blob/main/hubconf.py"
 GAN_ZOO_LICENCE = "BSD-3-Clause (pytorch_GAN_zoo)"
 
+# Deliberately alike: published model-zoo tables (data); plugins never import each other
 GENFORCE_BASE = "https://mycuhk-my.sharepoint.com/:u:/g/personal/1155082926_link_cuhk_edu_hk/"
 GENFORCE_SOURCE = "https://github.com/genforce/genforce/blob/master/MODEL_ZOO.md"
 GENFORCE_LICENCE = (

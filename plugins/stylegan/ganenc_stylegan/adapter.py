@@ -37,12 +37,12 @@ from ganenc.adapters import (
     seeded_generator,
 )
 from ganenc.checkpoints import build_checked
-from ganenc.config import PathText, Seed, Settings, validate_options
+from ganenc.config import PathText, Seed, Settings, builds_from
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 
-from .formats import (
-    ensure_w_avg,
+from .average_latent import ensure_w_avg
+from .checkpoints.dispatch import (
     load_stylegan1_checkpoint,
     load_stylegan2_checkpoint,
     load_stylegan3_checkpoint,
@@ -231,6 +231,7 @@ class StyleGANAdapter(GeneratorAdapter):
             return w_plus  # before reading w_avg: reading it may estimate it
         return truncate_w_plus(w_plus, self.w_avg, truncation, layers)
 
+    # Deliberately alike: GeneratorAdapter.synthesize's signature (an override, not a copy)
     def synthesize(
         self,
         latents: Latents,
@@ -334,12 +335,13 @@ def _seeded(seed: int, build: Any) -> Any:
         return build_checked(build, "the generator options")
 
 
-def load_stylegan2(**options: Any) -> StyleGANAdapter:
+# Deliberately alike: each factory maps its options onto its own generator's config fields
+@builds_from(StyleGAN2Options, "generator 'stylegan2'")
+def load_stylegan2(opts: StyleGAN2Options) -> StyleGANAdapter:
     """The "stylegan2" generator: from a rosinality/genforce ``checkpoint``, or random.
 
-    Options are those of :class:`StyleGAN2Options`.
+    Called with the fields of :class:`StyleGAN2Options` (validated once, by the registry or here).
     """
-    opts = validate_options(StyleGAN2Options, options, "generator 'stylegan2'")
     if opts.checkpoint:
         model = load_stylegan2_checkpoint(opts.checkpoint)
     else:
@@ -356,12 +358,13 @@ def load_stylegan2(**options: Any) -> StyleGANAdapter:
     return StyleGANAdapter(model, "stylegan2", opts.checkpoint).freeze()
 
 
-def load_stylegan1(**options: Any) -> StyleGANAdapter:
+# Deliberately alike: each factory maps its options onto its own generator's config fields
+@builds_from(StyleGAN1Options, "generator 'stylegan1'")
+def load_stylegan1(opts: StyleGAN1Options) -> StyleGANAdapter:
     """The "stylegan1" generator: from a genforce ``checkpoint``, or random.
 
-    Options are those of :class:`StyleGAN1Options`.
+    Called with the fields of :class:`StyleGAN1Options` (validated once, by the registry or here).
     """
-    opts = validate_options(StyleGAN1Options, options, "generator 'stylegan1'")
     if opts.checkpoint:
         model = load_stylegan1_checkpoint(opts.checkpoint)
     else:
@@ -380,12 +383,13 @@ def load_stylegan1(**options: Any) -> StyleGANAdapter:
     return StyleGANAdapter(model, "stylegan1", opts.checkpoint).freeze()
 
 
-def load_stylegan3(**options: Any) -> StyleGAN3Adapter:
+# Deliberately alike: each factory maps its options onto its own generator's config fields
+@builds_from(StyleGAN3Options, "generator 'stylegan3'")
+def load_stylegan3(opts: StyleGAN3Options) -> StyleGAN3Adapter:
     """The "stylegan3" generator: from NVIDIA's ``.pkl`` (``G_ema``), or random.
 
-    Options are those of :class:`StyleGAN3Options`.
+    Called with the fields of :class:`StyleGAN3Options` (validated once, by the registry or here).
     """
-    opts = validate_options(StyleGAN3Options, options, "generator 'stylegan3'")
     if opts.checkpoint:
         model = load_stylegan3_checkpoint(opts.checkpoint)
     else:

@@ -28,7 +28,7 @@ import click
 from ganenc.errors import GanencError
 from ganenc.files import check_output
 
-TARGETS = ("rosinality", "nvidia-state-dict", "genforce")
+from .checkpoints import WRITE_LAYOUTS as TARGETS  # the package module imports no torch
 
 
 def nvidia_constructor_kwargs(config: Any) -> dict[str, Any] | None:
@@ -64,7 +64,7 @@ def convert_generator(source: str | os.PathLike, out: str | os.PathLike, target:
 
     import ganenc
 
-    from . import formats, nvidia
+    from .checkpoints.dispatch import write_stylegan2_checkpoint
 
     if target not in TARGETS:
         raise GanencError(f"--to must be one of {', '.join(TARGETS)}, got {target!r}")
@@ -73,12 +73,7 @@ def convert_generator(source: str | os.PathLike, out: str | os.PathLike, target:
     tmp = out.with_name(out.name + ".partial")
     notes: list[str] = []
     try:
-        if target == "rosinality":
-            formats.save_rosinality(model, tmp)
-        elif target == "genforce":
-            formats.save_genforce(model, tmp)
-        else:
-            nvidia.save_nvidia_state_dict(model, tmp)
+        write_stylegan2_checkpoint(model, tmp, target)
         back = ganenc.load_generator("stylegan2", str(tmp)).model
         ours, theirs = model.state_dict(), back.state_dict()
         if ours.keys() != theirs.keys() or any(

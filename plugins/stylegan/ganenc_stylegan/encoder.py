@@ -60,6 +60,7 @@ class StyleGANEncoder(nn.Module):
         self,
         geometry: GeneratorGeometry,
         *,
+        # Deliberately alike: AdaptiveEncoderOptions' fields, spelt out in each family's signature
         start_channels: int | None = None,
         max_channels: int = 512,
         blur: bool = False,
@@ -99,6 +100,7 @@ class StyleGANEncoder(nn.Module):
                     self.trunk.out_channels, self.const_shape[0], 1, gain=1.0
                 )
 
+    # Deliberately alike: each family's encoder forward; plugins never import each other
     def forward(
         self, images: torch.Tensor, condition: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:

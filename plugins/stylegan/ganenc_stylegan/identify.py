@@ -12,6 +12,8 @@ from typing import Any
 
 from ganenc.checkpoints import CheckpointIdentity
 
+from .checkpoints import FAMILY_NAMES  # the package module imports no torch
+
 
 def _genforce_stylegan(names: set[str]) -> str | None:
     """Which genforce StyleGAN generator a state dict's key names belong to, if any."""
@@ -33,6 +35,5 @@ def identify_stylegan_file(checkpoint: Any) -> CheckpointIdentity | None:
     if isinstance(state, Mapping):
         gan = _genforce_stylegan(set(map(str, state)))
         if gan is not None:
-            title = {"stylegan2": "StyleGAN2", "stylegan1": "StyleGAN1"}[gan]
-            return CheckpointIdentity(gan, f"a genforce {title} checkpoint")
+            return CheckpointIdentity(gan, f"a genforce {FAMILY_NAMES[gan]} checkpoint")
     return None

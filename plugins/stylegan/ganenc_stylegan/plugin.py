@@ -1,4 +1,8 @@
-"""Hook implementations of this plugin: registrations only, no torch import here."""
+"""Hook implementations of this plugin: registrations only, no torch import here.
+
+The GAN plugins' hook modules look alike on purpose (same hooks, their own
+names): each is a separate distribution and none imports another plugin.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ CHECK_OPTIONS = {"resolution": 32, "channel_base": 256, "channel_max": 16, "z_di
 ENCODER_CHECK_OPTIONS = {"start_channels": 8, "max_channels": 16}
 
 
+# Deliberately alike: each plugin registers its own hooks; plugins never import each other
 @hookimpl
 def register_generators(register):
     register(
@@ -35,6 +40,7 @@ def register_generators(register):
     )
 
 
+# Deliberately alike: each plugin registers its own hooks; plugins never import each other
 @hookimpl
 def register_encoders(register):
     register(

@@ -96,6 +96,7 @@ class InputSpec:
     bandwidth: float
 
 
+# Deliberately alike: each generator's config lists its own published defaults
 @dataclass
 class StyleGAN3Config:
     """Architecture of a StyleGAN3 generator; the defaults are NVIDIA's config T.
@@ -709,7 +710,7 @@ def _check_geometry(network: Any, config: StyleGAN3Config, where: str) -> None:
 
 
 def stylegan3_from_nvidia(found: Any, where: str) -> StyleGAN3Generator:
-    """Our StyleGAN3 from an NVIDIA StyleGAN3 ``G_ema`` (``ganenc_stylegan.nvidia`` reads it)."""
+    """Our StyleGAN3 from an NVIDIA StyleGAN3 ``G_ema`` (``checkpoints.nvidia_pickle`` reads it)."""
     network, state = found.network, found.state
     config = stylegan3_config_from_kwargs(network.init_kwargs, where)
     _check_geometry(network, config, where)

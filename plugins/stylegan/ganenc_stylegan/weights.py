@@ -16,7 +16,7 @@ Sources:
 
 No sha256 is published for any of these files: the digest is recorded at the
 first download (and checked from then on).  NVIDIA pickles need the
-``ganenc_stylegan.nvidia`` reader.
+``ganenc_stylegan.checkpoints.nvidia_pickle`` reader.
 
 One tag ships inside this distribution (``assets/``), so it works offline:
 ``stylegan2:emoji-64``, a small StyleGAN2 that ganenc trained on the Noto emoji
@@ -44,6 +44,7 @@ NGC_STYLEGAN2_BASE = (
 NGC_SOURCE = "https://github.com/NVlabs/stylegan3#additional-material"
 NGC_LICENCE = "NVIDIA Source Code License-NC (non-commercial), see the NGC model card"
 
+# Deliberately alike: published model-zoo tables (data), one per release
 GENFORCE_BASE = "https://mycuhk-my.sharepoint.com/:u:/g/personal/1155082926_link_cuhk_edu_hk/"
 GENFORCE_SOURCE = "https://github.com/genforce/genforce/blob/master/MODEL_ZOO.md"
 GENFORCE_NOTE = "OneDrive link: if it refuses the download, fetch it with a browser"
@@ -208,17 +209,13 @@ def stylegan2_entries() -> list[WeightsEntry]:
         for name, filename, resolution, what in NVIDIA_ADA
     ]
     for dataset, resolution in NGC_STYLEGAN2:
-        filename = f"stylegan2-{dataset}-{resolution}x{resolution}.pkl"
         entries.append(
-            WeightsEntry(
-                tag=f"stylegan2:ngc-{dataset}-{resolution}",
-                files=(WeightsFile(filename, (NGC_STYLEGAN2_BASE + filename,)),),
-                format="nvidia-pkl",
-                description=f"StyleGAN2 {dataset} {resolution} px retrained for the StyleGAN3 paper",
-                resolution=resolution,
-                latents=STYLEGAN_LATENTS,
-                licence=NGC_LICENCE,
-                source=NGC_SOURCE,
+            _ngc_entry(
+                f"stylegan2:ngc-{dataset}-{resolution}",
+                NGC_STYLEGAN2_BASE,
+                f"stylegan2-{dataset}-{resolution}x{resolution}.pkl",
+                f"StyleGAN2 {dataset} {resolution} px retrained for the StyleGAN3 paper",
+                resolution,
                 notes="pickle of the stylegan3 code base (training/networks_stylegan2.py)",
             )
         )
@@ -239,22 +236,33 @@ def stylegan1_entries() -> list[WeightsEntry]:
 
 def stylegan3_entries() -> list[WeightsEntry]:
     """Tags of the ``stylegan3`` generator (NVIDIA NGC pickles)."""
-    entries = []
-    for config, dataset, resolution in NGC_STYLEGAN3:
-        filename = f"stylegan3-{config}-{dataset}-{resolution}x{resolution}.pkl"
-        entries.append(
-            WeightsEntry(
-                tag=f"stylegan3:{config}-{dataset}-{resolution}",
-                files=(WeightsFile(filename, (NGC_STYLEGAN3_BASE + filename,)),),
-                format="nvidia-pkl",
-                description=f"StyleGAN3-{config.upper()} {dataset} {resolution} px (NVIDIA)",
-                resolution=resolution,
-                latents=STYLEGAN_LATENTS,
-                licence=NGC_LICENCE,
-                source=NGC_SOURCE,
-            )
+    return [
+        _ngc_entry(
+            f"stylegan3:{config}-{dataset}-{resolution}",
+            NGC_STYLEGAN3_BASE,
+            f"stylegan3-{config}-{dataset}-{resolution}x{resolution}.pkl",
+            f"StyleGAN3-{config.upper()} {dataset} {resolution} px (NVIDIA)",
+            resolution,
         )
-    return entries
+        for config, dataset, resolution in NGC_STYLEGAN3
+    ]
+
+
+def _ngc_entry(
+    tag: str, base: str, filename: str, description: str, resolution: int, notes: str = ""
+) -> WeightsEntry:
+    """A pickle of NVIDIA's NGC catalogue (StyleGAN3 paper's models and retrained StyleGAN2s)."""
+    return WeightsEntry(
+        tag=tag,
+        files=(WeightsFile(filename, (base + filename,)),),
+        format="nvidia-pkl",
+        description=description,
+        resolution=resolution,
+        latents=STYLEGAN_LATENTS,
+        licence=NGC_LICENCE,
+        source=NGC_SOURCE,
+        notes=notes,
+    )
 
 
 def all_entries() -> list[WeightsEntry]:

@@ -11,7 +11,7 @@ import torch
 
 import ganenc
 from ganenc.errors import CheckpointError
-from ganenc_stylegan import formats
+from ganenc_stylegan import average_latent
 from ganenc_stylegan.formats import (
     genforce_state_dict,
     load_stylegan2_checkpoint,
@@ -134,13 +134,13 @@ def test_train_py_checkpoint_with_namespace_loads_and_estimates_w_avg(
     }
     torch.save(checkpoint, tmp_path / "train.pt")
     calls = []
-    original = formats.estimate_w_avg
+    original = average_latent.estimate_w_avg
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(formats, "estimate_w_avg", counting)
+    monkeypatch.setattr(average_latent, "estimate_w_avg", counting)
     g = ganenc.load_generator("stylegan2", tmp_path / "train.pt")
     assert not g.model.has_w_avg
     assert torch.equal(images(g.model), images(model))

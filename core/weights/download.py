@@ -1,0 +1,363 @@
+"""Downloading one file: mirrors, retries with back-off, resumed ``.part`` files, progress.
+
+Only the standard library (``urllib``); network modules load only when a
+download happens.  The environment settings (``GANENC_OFFLINE``, the timeout,
+the retries) live here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from ..errors import ConfigError, WeightsNotFoundError
+from .cache import _make_folders, _part_path, _remove_empty_folders, file_path
+from .records import CHUNK_BYTES, _matches
+
+if TYPE_CHECKING:
+    from .entries import WeightsEntry, WeightsFile
+
+logger = logging.getLogger(__name__)
+
+#: ``GANENC_OFFLINE=1`` forbids downloads (cached files and explicit paths still work).
+OFFLINE_ENV = "GANENC_OFFLINE"
+#: Seconds a socket may stall (connect or read) before a download attempt gives up.
+DOWNLOAD_TIMEOUT_ENV = "GANENC_DOWNLOAD_TIMEOUT"
+DEFAULT_DOWNLOAD_TIMEOUT = 10.0
+#: Further attempts after a failed one (timeouts, resets, 5xx), each resuming the part file.
+DOWNLOAD_RETRIES_ENV = "GANENC_DOWNLOAD_RETRIES"
+DEFAULT_DOWNLOAD_RETRIES = 3
+#: First pause between attempts, doubled after each failure.
+RETRY_BACKOFF_SECONDS = 0.2
+
+_N = TypeVar("_N", int, float)
+
+
+class WeightsDownloadError(WeightsNotFoundError):
+    """Weights could not be fetched: the message names each URL and where to put the file."""
+
+    def __init__(self, message: str, reasons: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        #: ``"<url>: <why>"`` for each URL that was tried.
+        self.reasons = list(reasons)
+
+
+class WeightsHashError(WeightsDownloadError):
+    """A file's sha256 differs from the expected one; the file was deleted."""
+
+
+# -- settings from the environment -------------------------------------------------------------
+def offline() -> bool:
+    """Whether ``GANENC_OFFLINE`` forbids downloads."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _number_from_env(
+    name: str,
+    default: _N,
+    parse: Callable[[str], _N],
+    kind: str,
+    rule: str,
+    invalid: Callable[[_N], bool],
+) -> _N:
+    """``$name`` parsed with ``parse``; unset or empty gives ``default``, a bad value one clear error."""
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = parse(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not {kind}") from None
+    if invalid(number):
+        raise ConfigError(f"{name} must be {rule}, got {value!r}")
+    return number
+
+
+def download_timeout() -> float:
+    """The socket timeout of a download, from ``GANENC_DOWNLOAD_TIMEOUT`` (seconds)."""
+    return _number_from_env(
+        DOWNLOAD_TIMEOUT_ENV,
+        DEFAULT_DOWNLOAD_TIMEOUT,
+        float,
+        "a number of seconds",
+        "positive",
+        lambda seconds: seconds <= 0,
+    )
+
+
+def download_retries() -> int:
+    """How many times a failed attempt is retried, from ``GANENC_DOWNLOAD_RETRIES``."""
+    return _number_from_env(
+        DOWNLOAD_RETRIES_ENV,
+        DEFAULT_DOWNLOAD_RETRIES,
+        int,
+        "a whole number",
+        "0 or more",
+        lambda retries: retries < 0,
+    )
+
+
+# -- telling the user ----------------------------------------------------------------------------
+def _tell(message: str) -> None:
+    """A line on stderr for the person at the terminal (and the log)."""
+    logger.info(message)
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _progress_bar(
+    label: str, total: int | None, completed: int, enabled: bool
+) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; ``advance(n)`` adds received bytes."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(label, total=total, completed=completed)
+        yield lambda n: progress.advance(task, n)
+
+
+# -- downloading ---------------------------------------------------------------------------------
+class _PermanentHTTPError(Exception):
+    """An HTTP answer that retrying the same URL will not change (404, 403, ...)."""
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth another attempt at the same URL: timeouts, resets, short reads, 5xx, 408, 429.
+
+    A refused connection, an unknown host name (offline) and a missing or
+    unreadable local ``file://`` file fail at once.
+    """
+    import http.client  # network modules load only when a download happens
+    import socket
+    import urllib.error
+
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code >= 500 or exc.code in (408, 429)
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(
+        reason, ConnectionRefusedError | socket.gaierror | FileNotFoundError | PermissionError
+    ):
+        return False
+    return isinstance(exc, urllib.error.URLError | OSError | http.client.HTTPException)
+
+
+def _content_range_start(value: str | None) -> int | None:
+    match = re.match(r"^\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*$", value or "")
+    return int(match.group(1)) if match else None
+
+
+def _fetch_once(
+    url: str, part: Path, timeout: float, progress: bool, label: str
+) -> tuple[str, bool]:
+    """One attempt: fetch ``url`` into ``part`` (resuming it); returns (sha256, resumed)."""
+    import http.client  # network modules load only when a download happens
+    import urllib.error
+    import urllib.request
+
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {
+        "User-Agent": "ganenc (+https://pypi.org/project/ganenc)",
+        "Accept-Encoding": "identity",
+    }
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:  # the part file is not a prefix of this file: start over
+            part.unlink(missing_ok=True)
+            return _fetch_once(url, part, timeout, progress, label)
+        if not _transient(exc):
+            raise _PermanentHTTPError(f"HTTP {exc.code} {exc.reason}") from None
+        raise
+    with response:
+        resumed = bool(offset) and response.status == 206
+        if resumed and _content_range_start(response.headers.get("Content-Range")) != offset:
+            resumed = False
+        if not resumed:
+            offset = 0
+        length_header = response.headers.get("Content-Length")
+        length = int(length_header) if length_header and length_header.isdigit() else None
+        total = offset + length if length is not None else None
+        hasher = hashlib.sha256()
+        if resumed:
+            with part.open("rb") as existing:
+                while chunk := existing.read(CHUNK_BYTES):
+                    hasher.update(chunk)
+        received = 0
+        with (
+            part.open("ab" if resumed else "wb") as handle,
+            _progress_bar(label, total, offset, progress) as advance,
+        ):
+            while chunk := response.read(CHUNK_BYTES):
+                handle.write(chunk)
+                hasher.update(chunk)
+                received += len(chunk)
+                advance(len(chunk))
+        if length is not None and received != length:
+            raise http.client.IncompleteRead(b"", length - received)
+    return hasher.hexdigest(), resumed
+
+
+def download_file(
+    urls: str | Iterable[str],
+    destination: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    progress: bool | None = None,
+    label: str | None = None,
+) -> tuple[str, str]:
+    """Download the first URL that works to ``destination``; returns ``(sha256, url)``.
+
+    Bytes go to ``<destination>.part``, which a later attempt (or a later call)
+    resumes with an HTTP ``Range`` request; the finished file is checked against
+    ``sha256`` (full digest or prefix) and ``size``, then renamed into place
+    atomically.  A file that fails the check is deleted (after a resumed
+    download, it is fetched once more from scratch first) and the next mirror
+    is tried.  Timeouts, resets and
+    5xx answers are retried ``retries`` times with back-off; 4xx answers move on
+    to the next mirror.  Raises :class:`WeightsHashError` on a bad file and
+    :class:`WeightsDownloadError` when no URL works.
+    """
+    destination = Path(destination)
+    created = _make_folders(destination.parent)
+    try:
+        return _download_file(urls, destination, sha256, size, timeout, retries, progress, label)
+    except BaseException:
+        # No litter: an empty part file cannot be resumed, and folders made for nothing go.
+        part = _part_path(destination)
+        if part.is_file() and part.stat().st_size == 0:
+            part.unlink(missing_ok=True)
+        _remove_empty_folders(created)
+        raise
+
+
+def _download_file(
+    urls: str | Iterable[str],
+    destination: Path,
+    sha256: str | None,
+    size: int | None,
+    timeout: float | None,
+    retries: int | None,
+    progress: bool | None,
+    label: str | None,
+) -> tuple[str, str]:
+    import http.client  # network modules load only when a download happens
+    import urllib.error
+
+    urls = [urls] if isinstance(urls, str) else list(urls)
+    part = _part_path(destination)
+    timeout = download_timeout() if timeout is None else timeout
+    retries = download_retries() if retries is None else retries
+    progress = sys.stderr.isatty() if progress is None else progress
+    label = label or destination.name
+    expected = sha256.lower() if sha256 else None
+    failures: list[str] = []
+    bad_files: list[str] = []
+    for url in urls:
+        attempt = 0
+        restarted = False
+        while True:
+            try:
+                digest, resumed = _fetch_once(url, part, timeout, progress, label)
+            except (_PermanentHTTPError, ValueError) as exc:  # 4xx, or not a usable URL
+                failures.append(f"{url}: {exc}")
+                break
+            except Exception as exc:  # noqa: BLE001 - classified below; others are re-raised
+                if not isinstance(exc, urllib.error.URLError | OSError | http.client.HTTPException):
+                    raise
+                attempt += 1
+                reason = _describe(exc)
+                if attempt > retries or not _transient(exc):
+                    failures.append(f"{url}: {reason}")
+                    break
+                logger.warning(
+                    "download of %s failed (%s); retry %d/%d", url, reason, attempt, retries
+                )
+                time.sleep(RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
+                continue
+            actual_size = part.stat().st_size
+            problem = None
+            if expected and not _matches(digest, expected):
+                problem = f"sha256 {digest} does not match the expected {expected}"
+            elif size is not None and actual_size != size:
+                problem = f"size {actual_size} bytes differs from the expected {size}"
+            if problem is None:
+                os.replace(part, destination)
+                return digest, url
+            part.unlink(missing_ok=True)
+            if resumed and not restarted:  # the old part file may have been the bad bit
+                restarted = True
+                logger.warning("resumed download of %s failed its check; starting over", url)
+                continue
+            bad_files.append(f"{url}: {problem}")
+            break  # another mirror may serve the right file
+    if bad_files:
+        raise WeightsHashError(
+            f"downloaded {'; '.join(bad_files)}; the file was deleted, nothing was kept at"
+            f" {destination}",
+            bad_files + failures,
+        )
+    raise WeightsDownloadError(
+        f"cannot download {destination.name}: {'; '.join(failures)}."
+        f" Download it yourself and save it as {destination}",
+        failures,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    import http.client  # network modules load only when a download happens
+    import urllib.error
+
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        return f"{type(exc.reason).__name__}: {exc.reason}"
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"connection closed early ({exc.expected} bytes missing)"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def manual_instructions(entry: WeightsEntry, files: Iterable[WeightsFile] | None = None) -> str:
+    """``download URL and save it as PATH`` for each (missing) file, then the entry's notes."""
+    files = list(entry.files if files is None else files)
+    steps = [
+        f"download {f.urls[0] if f.urls else '(no URL known)'} and save it as {file_path(entry, f)}"
+        for f in files
+    ]
+    text = "; ".join(steps)
+    if entry.notes:
+        text += f". Note: {entry.notes}"
+    return text

@@ -1,0 +1,251 @@
+"""Weights entries: what a tag names (files, URLs, hashes, format, architecture, licence).
+
+A tag is ``family:name``; plugins register :class:`WeightsEntry` objects under
+their tags through the ``register_weights`` hook.  This module looks tags up in
+the registry; where files live is :mod:`ganenc.weights.cache`'s job.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import ConfigError, GanencError, UnknownComponentError
+
+if TYPE_CHECKING:
+    from ..registry import ComponentSpec, Registry
+
+_PART_RE = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
+#: ``family:name``: what a weights tag looks like (also on the command line).
+TAG_RE = re.compile(rf"^({_PART_RE}):({_PART_RE})$")
+_HEX_RE = re.compile(r"^[0-9a-f]{8,64}$")
+_HUB_HASH_RE = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One file of a weights entry.
+
+    ``filename`` is its name in the cache; ``urls`` are mirrors of the same bytes,
+    tried in order.  ``sha256`` is the full hex digest, or a prefix of it of at
+    least 8 characters (torch.hub's ``name-<prefix>.ext`` convention), or ``None``
+    when unknown (then it is recorded at first download).  ``aliases`` are other
+    names under which other tools store the same bytes in the same cache folder
+    (e.g. torch-fidelity's name of the FID Inception weights).
+    """
+
+    filename: str
+    urls: tuple[str, ...]
+    sha256: str | None = None
+    size: int | None = None
+    aliases: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.urls, str):
+            object.__setattr__(self, "urls", (self.urls,))
+        if not self.filename or "/" in self.filename or "\\" in self.filename:
+            raise ConfigError(f"weights file name {self.filename!r} must be a plain file name")
+        if self.sha256 is not None:
+            digest = self.sha256.lower()
+            if not _HEX_RE.match(digest):
+                raise ConfigError(
+                    f"sha256 of {self.filename!r} must be 8 to 64 hex digits, got {self.sha256!r}"
+                )
+            object.__setattr__(self, "sha256", digest)
+
+    @classmethod
+    def from_hub_url(cls, url: str, *mirrors: str, **fields: Any) -> WeightsFile:
+        """A file named like the URL's last part, its sha256 prefix read from a torch.hub name."""
+        return cls.from_hub_name(url.rsplit("/", 1)[-1], url, *mirrors, **fields)
+
+    @classmethod
+    def from_hub_name(cls, filename: str, *urls: str, **fields: Any) -> WeightsFile:
+        """A file whose sha256 prefix is read from its torch.hub name (``name-<prefix>.ext``)."""
+        match = _HUB_HASH_RE.search(filename)
+        fields.setdefault("sha256", match.group(1) if match else None)
+        return cls(filename=filename, urls=urls, **fields)
+
+    @property
+    def full_sha256(self) -> bool:
+        """Whether the complete digest is known (not only a prefix)."""
+        return self.sha256 is not None and len(self.sha256) == 64
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """A tagged set of pretrained weights: files, format, architecture, licence, source.
+
+    ``tag`` is ``family:name`` (the family is the generator's registered name,
+    or ``features`` for feature networks).  ``resolution`` and ``latents``
+    (latent name -> size, e.g. ``{"z": 512}``) are what the loaded generator
+    must show; ``load_generator`` checks them.  With several files (or
+    ``folder=True``) the files are stored in one folder and the checkpoint path
+    is that folder (e.g. HuggingFace BigGAN: ``config.json`` + ``pytorch_model.bin``).
+    ``notes`` are shown in listings and in download errors (e.g. "OneDrive link:
+    may need manual download").  ``cache="package"`` with ``package="dist.assets"``
+    names files shipped in that importable package's folder (never downloaded).
+    The entry is callable (returns itself) so it can be registered directly as a
+    component factory.
+    """
+
+    tag: str
+    files: tuple[WeightsFile, ...]
+    format: str
+    description: str = ""
+    resolution: int | None = None
+    latents: Mapping[str, int] = field(default_factory=dict)
+    licence: str = "unknown"
+    source: str = ""
+    notes: str = ""
+    cache: Literal["ganenc", "torch-hub", "package"] = "ganenc"
+    folder: bool | None = None
+    package: str | None = None
+
+    def __post_init__(self) -> None:
+        if not TAG_RE.match(self.tag):
+            raise ConfigError(f"invalid weights tag {self.tag!r}: use family:name, e.g. x:ffhq-256")
+        if isinstance(self.files, WeightsFile):
+            object.__setattr__(self, "files", (self.files,))
+        object.__setattr__(self, "files", tuple(self.files))
+        if not self.files:
+            raise ConfigError(f"weights {self.tag!r} list no files")
+        names = [f.filename for f in self.files]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"weights {self.tag!r} list a file name twice: {names}")
+        if self.cache not in ("ganenc", "torch-hub", "package"):
+            raise ConfigError(
+                f"weights {self.tag!r}: cache must be 'ganenc', 'torch-hub' or 'package'"
+            )
+        if self.cache == "torch-hub" and self.is_folder:
+            raise ConfigError(f"weights {self.tag!r}: the torch hub cache holds single files only")
+        if (self.cache == "package") != (self.package is not None):
+            raise ConfigError(
+                f"weights {self.tag!r}: give package=<importable package> exactly when"
+                " cache='package'"
+            )
+        if self.cache == "package" and not all(f.full_sha256 for f in self.files):
+            raise ConfigError(f"weights {self.tag!r}: packaged files need their full sha256")
+
+    def __call__(self) -> WeightsEntry:
+        return self
+
+    @property
+    def family(self) -> str:
+        return self.tag.partition(":")[0]
+
+    @property
+    def name(self) -> str:
+        return self.tag.partition(":")[2]
+
+    @property
+    def is_folder(self) -> bool:
+        return bool(self.folder) if self.folder is not None else len(self.files) > 1
+
+    # Deliberately alike: each record class lists its own fields as plain data
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready description (``ganenc weights list --json``)."""
+        from .cache import cache_status, file_path, local_path
+        from .records import recorded_hash
+
+        return {
+            "tag": self.tag,
+            "family": self.family,
+            "format": self.format,
+            "description": self.description,
+            "resolution": self.resolution,
+            "latents": dict(self.latents),
+            "licence": self.licence,
+            "source": self.source,
+            "notes": self.notes,
+            "path": str(local_path(self)),
+            "status": cache_status(self),
+            "files": [
+                {
+                    "filename": f.filename,
+                    "urls": list(f.urls),
+                    "sha256": f.sha256,
+                    "recorded_sha256": recorded_hash(self, f),
+                    "size": f.size,
+                    "path": str(file_path(self, f)),
+                }
+                for f in self.files
+            ],
+        }
+
+
+def register_entries(register: Callable[..., Any], entries: Iterable[WeightsEntry]) -> None:
+    """Register each entry under its tag (what a plugin's ``register_weights`` hook calls)."""
+    for entry in entries:
+        register(entry.tag, entry, description=entry.description, family=entry.family)
+
+
+def entry_from_spec(spec: ComponentSpec) -> WeightsEntry:
+    """The :class:`WeightsEntry` a registered ``weights`` component stands for."""
+    factory = spec.load_factory()
+    entry = factory if isinstance(factory, WeightsEntry) else factory()
+    if not isinstance(entry, WeightsEntry):
+        raise GanencError(
+            f"weights {spec.qualified_name!r} of plugin {spec.plugin!r} is a"
+            f" {type(entry).__name__}, not a ganenc.weights.WeightsEntry"
+        )
+    if entry.tag != spec.name:
+        raise GanencError(
+            f"plugin {spec.plugin!r} registered weights {entry.tag!r} under the tag {spec.name!r}"
+        )
+    return entry
+
+
+def is_tag(checkpoint: object) -> bool:
+    """Whether ``checkpoint`` is a weights tag (``family:name``) rather than a path.
+
+    A string that names an existing file or folder is a path even when it looks
+    like a tag.
+    """
+    if not isinstance(checkpoint, str) or not TAG_RE.match(checkpoint):
+        return False
+    return not Path(checkpoint).exists()
+
+
+def list_entries(family: str | None = None, registry: Registry | None = None) -> list[WeightsEntry]:
+    """Every registered weights entry (of one family), sorted by tag."""
+    from ..registry import get_registry
+
+    registry = registry or get_registry()
+    found = []
+    for spec in registry.components("weights"):
+        if family is None or spec.name.partition(":")[0] == family:
+            found.append(entry_from_spec(spec))
+    return sorted(found, key=lambda e: e.tag)
+
+
+def weights_entry(tag: str, registry: Registry | None = None) -> WeightsEntry:
+    """The entry registered under ``tag``; the family may be a generator alias."""
+    from ..registry import get_registry
+
+    registry = registry or get_registry()
+    match = TAG_RE.match(tag)
+    if not match:
+        raise ConfigError(f"{tag!r} is not a weights tag (family:name, e.g. stylegan2:ffhq-1024)")
+    family, name = match.groups()
+    tags = {spec.name: spec for spec in registry.components("weights")}
+    canonical = _canonical_family(family, registry)
+    for candidate in dict.fromkeys((tag, f"{canonical}:{name}")):
+        if candidate in tags:
+            return entry_from_spec(registry.get("weights", candidate))
+    same_family = sorted(t for t in tags if t.partition(":")[0] in {family, canonical})
+    known = ", ".join(same_family) if same_family else "none"
+    raise UnknownComponentError(
+        f"no weights tagged {tag!r} (nor a file of that name); tags of family {canonical!r}:"
+        f" {known}. See 'ganenc weights list'."
+    )
+
+
+def _canonical_family(family: str, registry: Registry) -> str:
+    """A generator alias (``stylegan``) -> its registered name (``stylegan1``)."""
+    try:
+        return registry.get("generator", family).name
+    except GanencError:
+        return family
