@@ -127,7 +127,7 @@ def train_arm(name: str, work: Path, args: argparse.Namespace) -> Path:
         batch_size=args.batch_size,
         iterations=args.iterations,
         optimizer={"lr": args.lr},
-        seed=0,
+        seed=args.seed,
         checkpoint_every=50,
         image_every=max(args.iterations // 2, 1),
         log_every=25,
@@ -348,6 +348,10 @@ def main() -> None:
     parser.add_argument("--optimize-steps", type=int, default=200)
     parser.add_argument("--tables", default="6,7,4")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="pre-training seed of every arm (use a new --work)"
+    )
+    parser.add_argument("--arms", default="", help="only these arms (slugs, comma-separated)")
     args = parser.parse_args()
     args.finetune_lr = args.finetune_lr or [DEFAULT_FINETUNE_LR]
     torch.set_num_threads(args.threads)
@@ -365,7 +369,7 @@ def main() -> None:
             "batch_size": args.batch_size,
             "lr": args.lr,
             "encoder_channels": [args.start_channels, args.max_channels],
-            "seed": 0,
+            "seed": args.seed,
         },
         "machine": f"{platform.machine()}, {args.threads} thread(s), CPU",
         "tables": {},
@@ -373,6 +377,8 @@ def main() -> None:
     recons: dict[str, torch.Tensor] = {}
     for name, (table, *_rest) in ARMS.items():
         if table not in tables and not (table == "6" and "7" in tables and "Grad-CAM" in name):
+            continue
+        if args.arms and slug(name) not in args.arms.split(","):
             continue
         print(f"table {table}: {name}", flush=True)
         run = train_arm(name, args.work, args)
