@@ -1,0 +1,61 @@
+"""Draw the emoji GAN's progress: its EMA generator on the same fixed latents, step by step.
+
+``examples/train_emoji_gan.py`` writes ``samples/step-NNNNNN.png`` (an 8-wide grid of the EMA
+generator on fixed latents) every ``--sample-every`` steps; this script stacks the first rows
+of chosen steps, one labelled band per step, so a reader sees the same latents mature.
+
+    python examples/emoji_gan_progress.py runs/emoji-gan --steps 1000 5000 11500 21000 \
+        --out docs/emoji/gan-progress.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from PIL import Image  # noqa: E402
+
+TILE = 64
+PAD = 2  # torchvision's save_grid default padding
+
+
+def first_rows(path: Path, rows: int) -> Image.Image:
+    """The first ``rows`` rows of a sample grid written by the training script."""
+    with Image.open(path) as grid:
+        return grid.convert("RGB").crop((0, 0, grid.width, PAD + rows * (TILE + PAD)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="the training run's --out folder")
+    parser.add_argument("--steps", type=int, nargs="+", required=True)
+    parser.add_argument("--rows", type=int, default=2, help="rows of 8 latents per step")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    paths = [args.run / "samples" / f"step-{step:06d}.png" for step in args.steps]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        parser.error(f"no sample grid at {', '.join(missing)}; pick steps the run saved")
+    if args.out.exists():
+        parser.error(f"{args.out} exists; remove it first or choose another --out")
+    bands = [first_rows(p, args.rows) for p in paths]
+    figure, axes = plt.subplots(
+        len(bands), 1, figsize=(6.2, 1.55 * args.rows * len(bands) / 2), squeeze=False
+    )
+    for axis, band, step in zip(axes[:, 0], bands, args.steps, strict=True):
+        axis.imshow(band)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_ylabel(f"step {step:,}", rotation=0, ha="right", va="center")
+    figure.tight_layout(pad=0.2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(args.out, dpi=110, bbox_inches="tight")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
