@@ -9,6 +9,10 @@ and the untrained generator (the ceiling).  FID and KID come from torchmetrics
 with the classifier as its ``feature`` network.
 
     python examples/emoji_gan_report.py --data ../shared/data/emoji --out docs/emoji
+
+``--curve STEP=FILE ...`` measures only the generator's FID/KID (the same samples and
+held-out set) for several exports of one run, and plots them against the training step
+next to the floor: the run's measured curve (``curve.json``, ``curve.png``).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def distances(features: EmojiFeatures, fake: torch.Tensor, real: torch.Tensor) -
             metric.update(chunk, real=True)
         for chunk in fake.split(500):
             metric.update(chunk, real=False)
+    torch.manual_seed(0)  # KID's random subsets: the same draw every run
     kid_mean, kid_std = kid.compute()
     return {"fid": fid.compute().item(), "kid": kid_mean.item(), "kid_std": kid_std.item()}
 
@@ -96,6 +101,59 @@ def plot_histogram(histograms: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_curve(points: list[dict], floor: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    steps = [p["step"] for p in points]
+    ax.plot(steps, [p["fid"] for p in points], "o-", label="generator (EMA) vs held-out")
+    ax.axhline(floor, color="grey", linestyle="--", label=f"floor: train vs held-out ({floor:.2f})")
+    for point in points:
+        ax.annotate(
+            f"{point['fid']:.2f}",
+            (point["step"], point["fid"]),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=8,
+        )
+    # Deliberately alike: matplotlib axis labelling, as in the frontier plot (other axes)
+    ax.set_xlabel("training step (batch 16)")
+    ax.set_ylabel("FID, emoji-cnn features")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_curve(values: list[str]) -> list[tuple[int, str]]:
+    points = []
+    for value in values:
+        step, sep, file = value.partition("=")
+        if not sep or not step.isdigit() or not Path(file).is_file():
+            raise SystemExit(f"--curve wants STEP=FILE with an existing file, got {value!r}")
+        points.append((int(step), file))
+    return sorted(points)
+
+
+def curve(args, features: EmojiFeatures, train, heldout) -> None:
+    """FID/KID of several exports of one run, against the training step."""
+    points = []
+    for step, file in parse_curve(args.curve):
+        generator = ganenc.load_generator("stylegan2", file).freeze()
+        fake = sample_uint8(generator, args.samples, args.seed)
+        points.append({"step": step, "checkpoint": file, **distances(features, fake, heldout)})
+        print(f"step {step}: FID {points[-1]['fid']:.2f}", flush=True)
+    floor = distances(features, train, heldout)
+    report = {"samples": args.samples, "seed": args.seed, "points": points, "floor": floor}
+    (args.out / "curve.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_curve(points, floor["fid"], args.out / "curve.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/emoji"))
@@ -104,10 +162,18 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--curve", nargs="+", metavar="STEP=FILE", help="only the FID curve")
     args = parser.parse_args()
+    if args.curve:
+        parse_curve(args.curve)  # bad input stops here, before anything is written
     torch.set_num_threads(args.threads)
     started = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.curve:
+        features = EmojiFeatures(build_feature_network("emoji-cnn"))
+        train = load_split(args.data, "train").images
+        curve(args, features, train, load_split(args.data, "heldout").images)
+        return
 
     generator = ganenc.load_generator("stylegan2", args.checkpoint).freeze()
     untrained = ganenc.load_generator(  # the same architecture, untrained (seed 0)
