@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,6 +43,17 @@ def test_tags_resolve_offline_to_shipped_files_that_verify(tag):
     assert path.is_file() and path.stat().st_size < 10_000_000
     assert [r.status for r in weights.verify(tag)] == ["ok"]
     assert weights.cache_status(weights.weights_entry(tag)) == "packaged"
+
+
+@pytest.mark.parametrize(
+    "tag", ["stylegan2:emoji-64", "features:emoji-cnn", "encoder:stylegan2-emoji-64"]
+)
+def test_the_source_a_tag_names_exists_in_the_repository(tag):
+    # A user who wants to retrain a shipped network follows this field: no dead paths.
+    root = Path(__file__).resolve().parents[1]
+    paths = re.findall(r"(?:examples|docs)/[\w./-]+\w", weights.weights_entry(tag).source)
+    assert paths, weights.weights_entry(tag).source
+    assert [p for p in paths if not (root / p).exists()] == []
 
 
 @torch.no_grad()

@@ -187,7 +187,7 @@ EMOJI_64_ENCODER = WeightsEntry(
     " of features:emoji-cnn (shipped, offline)",
     resolution=64,
     licence="MIT (ganenc)",
-    source="examples/train_emoji_encoder.sh (docs/emoji-models.md)",
+    source="examples/emoji-encoder.yaml, examples/ship_emoji_encoder.py (docs/emoji-models.md)",
     cache="package",
     package="ganenc_stylegan.assets",
 )
