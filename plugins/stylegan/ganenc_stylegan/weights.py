@@ -178,7 +178,7 @@ EMOJI_64 = WeightsEntry(
 
 #: The pre-trained encoder of ``stylegan2:emoji-64`` (``--encoder encoder:stylegan2-emoji-64``).
 EMOJI_64_ENCODER_FILE = "encoder-stylegan2-emoji-64.pt"
-EMOJI_64_ENCODER_SHA256 = "1d6a45fee6a3970cabc718d3418c28f4cc71310db09a1c1c61085ccbea7ff45a"
+EMOJI_64_ENCODER_SHA256 = "e4028a82499776182aa5e799205e1c98c3a3ebf34d67bc382c2680769c440342"
 EMOJI_64_ENCODER = WeightsEntry(
     tag="encoder:stylegan2-emoji-64",
     files=(WeightsFile(EMOJI_64_ENCODER_FILE, (), sha256=EMOJI_64_ENCODER_SHA256),),
