@@ -109,7 +109,14 @@ def plot_curve(points: list[dict], floor: float, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.4))
     steps = [p["step"] for p in points]
-    ax.plot(steps, [p["fid"] for p in points], "o-", label="generator (EMA) vs held-out")
+    ax.errorbar(
+        steps,
+        [p["fid"] for p in points],
+        yerr=[p.get("fid_std", 0.0) for p in points],
+        fmt="o-",
+        capsize=3,
+        label="generator (EMA) vs held-out, mean ± std over sample seeds",
+    )
     ax.axhline(floor, color="grey", linestyle="--", label=f"floor: train vs held-out ({floor:.2f})")
     for point in points:
         ax.annotate(
@@ -145,11 +152,21 @@ def curve(args, features: EmojiFeatures, train, heldout) -> None:
     points = []
     for step, file in parse_curve(args.curve):
         generator = ganenc.load_generator("stylegan2", file).freeze()
-        fake = sample_uint8(generator, args.samples, args.seed)
-        points.append({"step": step, "checkpoint": file, **distances(features, fake, heldout)})
-        print(f"step {step}: FID {points[-1]['fid']:.2f}", flush=True)
+        # FID of 2,000 samples against 298 images moves with the sample seed: repeat it
+        runs = [
+            distances(features, sample_uint8(generator, args.samples, seed), heldout)
+            for seed in range(args.seed, args.seed + args.curve_seeds)
+        ]
+        fids = torch.tensor([run["fid"] for run in runs])
+        spread = fids.std().item() if len(runs) > 1 else 0.0
+        points.append(
+            {"step": step, "checkpoint": file, "fid": fids.mean().item(), "fid_std": spread}
+            | {"per_seed": runs}
+        )
+        print(f"step {step}: FID {fids.mean():.2f} ± {spread:.2f} ({len(runs)} seeds)", flush=True)
     floor = distances(features, train, heldout)
-    report = {"samples": args.samples, "seed": args.seed, "points": points, "floor": floor}
+    seeds = list(range(args.seed, args.seed + args.curve_seeds))
+    report = {"samples": args.samples, "seeds": seeds, "points": points, "floor": floor}
     (args.out / "curve.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_curve(points, floor["fid"], args.out / "curve.png")
 
@@ -163,9 +180,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--curve", nargs="+", metavar="STEP=FILE", help="only the FID curve")
+    parser.add_argument("--curve-seeds", type=int, default=3, help="sample seeds per point")
     args = parser.parse_args()
     if args.curve:
         parse_curve(args.curve)  # bad input stops here, before anything is written
+        if args.curve_seeds < 1:
+            parser.error("--curve-seeds must be at least 1")
     torch.set_num_threads(args.threads)
     started = time.time()
     args.out.mkdir(parents=True, exist_ok=True)

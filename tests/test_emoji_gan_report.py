@@ -1,0 +1,47 @@
+"""The GAN report's --curve mode: FID per export over several sample seeds, and clear refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "emoji"
+SCRIPT = ROOT / "examples" / "emoji_gan_report.py"
+SHIPPED = ROOT / "plugins" / "stylegan" / "ganenc_stylegan" / "assets" / "stylegan2-emoji-64.pt"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(SCRIPT), "--data", str(DATA), "--threads", "1", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_a_bad_curve_point_is_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    result = _run("--out", str(out), "--curve", f"step-one={SHIPPED}")
+    assert result.returncode != 0 and "STEP=FILE" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+    missing = _run("--out", str(out), "--curve", f"100={tmp_path / 'nothing.pt'}")
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr and not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (DATA / "labels.csv").is_file(), reason="emoji data not beside the checkout"
+)
+def test_curve_measures_each_export_over_seeds(tmp_path):
+    result = _run(
+        "--out", str(tmp_path), "--samples", "40", "--curve-seeds", "2", "--curve", f"5={SHIPPED}"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "curve.json").read_text())
+    (point,) = report["points"]
+    assert report["seeds"] == [0, 1] and len(point["per_seed"]) == 2
+    fids = [run["fid"] for run in point["per_seed"]]
+    assert fids[0] != fids[1] and abs(point["fid"] - sum(fids) / 2) < 1e-6
+    assert 0 < report["floor"]["fid"] < point["fid"]
+    assert (tmp_path / "curve.png").stat().st_size > 0
