@@ -160,8 +160,13 @@ def curve(args, features: EmojiFeatures, train, heldout) -> None:
         fids = torch.tensor([run["fid"] for run in runs])
         spread = fids.std().item() if len(runs) > 1 else 0.0
         points.append(
-            {"step": step, "checkpoint": file, "fid": fids.mean().item(), "fid_std": spread}
-            | {"per_seed": runs}
+            {
+                "step": step,
+                "checkpoint": file,
+                "fid": fids.mean().item(),
+                "fid_std": spread,
+                "per_seed": runs,
+            }
         )
         print(f"step {step}: FID {fids.mean():.2f} ± {spread:.2f} ({len(runs)} seeds)", flush=True)
     floor = distances(features, train, heldout)
