@@ -52,8 +52,11 @@ def main() -> None:
         axis.set_yticks([])
         axis.set_ylabel(f"step {step:,}", rotation=0, ha="right", va="center")
     figure.tight_layout(pad=0.2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.out, dpi=110, bbox_inches="tight")
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(args.out, dpi=110, bbox_inches="tight")
+    except OSError as error:
+        parser.error(f"cannot write {args.out}: {error.strerror or error}")
     print(f"wrote {args.out}")
 
 

@@ -28,6 +28,7 @@ import torch
 import ganenc
 from ganenc.emoji import GROUPS, load_split
 from ganenc.emoji.classifier import EmojiFeatures, normalise
+from ganenc.errors import GanencError
 from ganenc.features import build_feature_network
 from ganenc.images import save_grid
 
@@ -187,20 +188,30 @@ def main() -> None:
     parser.add_argument("--curve", nargs="+", metavar="STEP=FILE", help="only the FID curve")
     parser.add_argument("--curve-seeds", type=int, default=3, help="sample seeds per point")
     args = parser.parse_args()
+    if args.samples < 2 or args.threads < 1:
+        parser.error(
+            "--samples must be at least 2 (FID needs a covariance) and --threads at least 1"
+        )
     if args.curve:
         parse_curve(args.curve)  # bad input stops here, before anything is written
         if args.curve_seeds < 1:
             parser.error("--curve-seeds must be at least 1")
     torch.set_num_threads(args.threads)
     started = time.time()
+    try:  # everything that can fail on bad input, before --out is created
+        train = load_split(args.data, "train").images
+        heldout = load_split(args.data, "heldout").images
+        network = build_feature_network("emoji-cnn")
+        generator = None if args.curve else ganenc.load_generator("stylegan2", args.checkpoint)
+    except GanencError as error:
+        parser.error(str(error))
+    features = EmojiFeatures(network)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.curve:
-        features = EmojiFeatures(build_feature_network("emoji-cnn"))
-        train = load_split(args.data, "train").images
-        curve(args, features, train, load_split(args.data, "heldout").images)
+        curve(args, features, train, heldout)
         return
 
-    generator = ganenc.load_generator("stylegan2", args.checkpoint).freeze()
+    generator = generator.freeze()
     untrained = ganenc.load_generator(  # the same architecture, untrained (seed 0)
         "stylegan2",
         None,
@@ -211,10 +222,6 @@ def main() -> None:
         channel_base=512,
         channel_max=256,
     ).freeze()
-    network = build_feature_network("emoji-cnn")
-    features = EmojiFeatures(network)
-    train = load_split(args.data, "train").images
-    heldout = load_split(args.data, "heldout").images
 
     fake = sample_uint8(generator, args.samples, args.seed)
     save_grid(fake[:64].float() / 127.5 - 1, args.out / "samples-psi1.png", nrow=8)

@@ -29,6 +29,15 @@ def test_a_bad_curve_point_is_one_line_and_writes_nothing(tmp_path):
     assert missing.returncode != 0 and "Traceback" not in missing.stderr and not out.exists()
 
 
+def test_bad_data_or_checkpoint_is_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    for args in (["--data", str(tmp_path / "no-data")], ["--checkpoint", str(tmp_path / "no.pt")]):
+        command = [sys.executable, str(SCRIPT), "--threads", "1", "--out", str(out), *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert not out.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     not (DATA / "labels.csv").is_file(), reason="emoji data not beside the checkout"
