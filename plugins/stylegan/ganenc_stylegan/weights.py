@@ -161,7 +161,7 @@ def _genforce_entry(
 
 #: ``stylegan2:emoji-64``: the shipped file and its digest (updated when the file is re-exported).
 EMOJI_64_FILE = "stylegan2-emoji-64.pt"
-EMOJI_64_SHA256 = "fa733e4c251b54a578e1dd9ea20add7709f610afe1d8ea58f6b64c719491b250"
+EMOJI_64_SHA256 = "3f834e3849a17f2c647b2c19b165c272a6188668c3e9fbcd48e275dd086f82d4"
 EMOJI_64 = WeightsEntry(
     tag="stylegan2:emoji-64",
     files=(WeightsFile(EMOJI_64_FILE, (), sha256=EMOJI_64_SHA256),),
