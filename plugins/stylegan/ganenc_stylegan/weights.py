@@ -178,7 +178,7 @@ EMOJI_64 = WeightsEntry(
 
 #: The pre-trained encoder of ``stylegan2:emoji-64`` (``--encoder encoder:stylegan2-emoji-64``).
 EMOJI_64_ENCODER_FILE = "encoder-stylegan2-emoji-64.pt"
-EMOJI_64_ENCODER_SHA256 = "e4028a82499776182aa5e799205e1c98c3a3ebf34d67bc382c2680769c440342"
+EMOJI_64_ENCODER_SHA256 = "c978fc2488d47efab02e0661eabb0777112eb51e2e2a16a47e64a0c52da97292"
 EMOJI_64_ENCODER = WeightsEntry(
     tag="encoder:stylegan2-emoji-64",
     files=(WeightsFile(EMOJI_64_ENCODER_FILE, (), sha256=EMOJI_64_ENCODER_SHA256),),
