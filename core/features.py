@@ -370,9 +370,14 @@ def resolve_weights_file(
         explicit = Path(path).expanduser()
         if explicit.is_file():
             return explicit
+        source = (
+            f"from {entry.url}"
+            if entry.url
+            else "shipped with ganenc (leave feature_weights out to use the shipped one)"
+        )
         raise _missing(
             f"pretrained {name} weights not found at {explicit} (given as feature_weights)."
-            f" The expected file is {entry.filename}, from {entry.url}.",
+            f" The expected file is {entry.filename}, {source}.",
             explicit,
         )
     if entry.cache == "package":  # shipped: never downloaded; a missing file means reinstall

@@ -103,6 +103,14 @@ def test_offline_error_names_file_folder_and_url_within_seconds(hub, monkeypatch
     assert "GANENC_OFFLINE" in message and "feature_weights" in message
 
 
+def test_a_missing_explicit_file_for_shipped_weights_points_at_the_shipped_one(tmp_path):
+    with pytest.raises(WeightsNotFoundError) as info:
+        features.build_feature_network("emoji-cnn", tmp_path / "judge.pt")
+    message = str(info.value)
+    assert str(tmp_path / "judge.pt") in message
+    assert "emoji-cnn.pt, shipped with ganenc" in message and "from ." not in message
+
+
 def test_failed_download_is_a_weights_error_naming_the_file(hub, register_tiny):
     with socket.socket() as probe:  # a port nobody listens on: connection refused at once
         probe.bind(("127.0.0.1", 0))
