@@ -172,7 +172,13 @@ def curve(args, features: EmojiFeatures, train, heldout) -> None:
         print(f"step {step}: FID {fids.mean():.2f} ± {spread:.2f} ({len(runs)} seeds)", flush=True)
     floor = distances(features, train, heldout)
     seeds = list(range(args.seed, args.seed + args.curve_seeds))
-    report = {"samples": args.samples, "seeds": seeds, "points": points, "floor": floor}
+    report = {
+        "samples": args.samples,
+        "seeds": seeds,
+        "feature_weights": args.feature_weights or "features:emoji-cnn (shipped)",
+        "points": points,
+        "floor": floor,
+    }
     (args.out / "curve.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_curve(points, floor["fid"], args.out / "curve.png")
 
@@ -187,6 +193,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--curve", nargs="+", metavar="STEP=FILE", help="only the FID curve")
     parser.add_argument("--curve-seeds", type=int, default=3, help="sample seeds per point")
+    parser.add_argument(
+        "--feature-weights",
+        help="another emoji-cnn weights file to measure in (a judge classifier trained with"
+        " another seed, for generators trained against the shipped one); default: the shipped",
+    )
     args = parser.parse_args()
     if args.samples < 2 or args.threads < 1:
         parser.error(
@@ -201,7 +212,7 @@ def main() -> None:
     try:  # everything that can fail on bad input, before --out is created
         train = load_split(args.data, "train").images
         heldout = load_split(args.data, "heldout").images
-        network = build_feature_network("emoji-cnn")
+        network = build_feature_network("emoji-cnn", args.feature_weights)
         generator = None if args.curve else ganenc.load_generator("stylegan2", args.checkpoint)
     except GanencError as error:
         parser.error(str(error))

@@ -15,6 +15,11 @@ It is seeded and resumable (``--out`` holds ``state.pt``, written every
 ``--save-every`` steps; run the same command again to continue; a run stopped
 early is exported with ``--export-only``).  Every ``--sample-every`` steps it writes a grid of the EMA
 generator's samples (fixed latents) to ``samples/``.
+
+``--projected W`` adds a second discriminator on frozen ``features:emoji-cnn``
+features (Projected GAN) with weight W in the generator's loss.  It is off for the
+shipped tag: tried from step 39,500, it lowered the FID in that classifier's own
+features but not in a judge classifier's (docs/emoji-models.md).
 """
 
 from __future__ import annotations
@@ -126,6 +131,57 @@ class Discriminator(nn.Module):
         return self.out(F.leaky_relu(self.fc(x.flatten(1)), 0.2)).squeeze(1)
 
 
+class ProjectedDiscriminator(nn.Module):
+    """Discriminator heads on frozen ``features:emoji-cnn`` feature maps (Projected GAN).
+
+    Sauer et al. 2021: a pretrained network's features let a discriminator learn from
+    fewer images.  The classifier's activations at 32, 16 and 8 px go through fixed
+    random 1x1 projections (cross-channel mixing) into small trainable patch heads
+    with spectral norm; the logits of the three heads are averaged per image.  The
+    classifier stays frozen and in eval mode (batch-norm statistics unchanged).
+    """
+
+    #: Indices in ``EmojiCNN.features`` whose outputs are tapped (32, 16 and 8 px).
+    taps = (8, 15, 22)
+
+    def __init__(self, classifier: nn.Module, width: int = 64) -> None:
+        super().__init__()
+        self.classifier = classifier.eval().requires_grad_(False)
+        widths = [classifier.features[i - 1].num_features for i in self.taps]  # batch norms
+        self.mix = nn.ModuleList(nn.Conv2d(c, width, 1, bias=False) for c in widths)
+        for conv in self.mix:
+            conv.requires_grad_(False)  # random and fixed, as in the paper
+        sn = nn.utils.parametrizations.spectral_norm
+        heads = []
+        for size in (32, 16, 8):
+            layers: list[nn.Module] = []
+            while size > 4:
+                layers += [sn(nn.Conv2d(width, width, 4, 2, 1)), nn.LeakyReLU(0.2)]
+                size //= 2
+            layers += [sn(nn.Conv2d(width, 1, 4))]
+            heads.append(nn.Sequential(*layers))
+        self.heads = nn.ModuleList(heads)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def train(self, mode: bool = True) -> ProjectedDiscriminator:
+        super().train(mode)
+        self.classifier.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = ((x + 1) / 2 - self.mean) / self.std  # no clamp: keep the gradient everywhere
+        logits = []
+        for i, layer in enumerate(self.classifier.features):
+            h = layer(h)
+            if i in self.taps:
+                k = self.taps.index(i)
+                logits.append(self.heads[k](self.mix[k](h)).flatten(1).mean(1))
+            if i == self.taps[-1]:
+                break
+        return torch.stack(logits, 1).mean(1)
+
+
 # -- training ---------------------------------------------------------------------------------
 def mixed_w_plus(generator: StyleGAN2Generator, n: int, mixing: float) -> torch.Tensor:
     device = generator.w_avg.device
@@ -139,6 +195,23 @@ def mixed_w_plus(generator: StyleGAN2Generator, n: int, mixing: float) -> torch.
         )
         w_plus = torch.where(use[..., None], w[1][:, None].expand_as(w_plus), w_plus)
     return w_plus
+
+
+def discriminator_step(
+    discriminator: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    fake: torch.Tensor,
+    real: torch.Tensor,
+) -> torch.Tensor:
+    """One logistic-loss step of ``discriminator`` on augmented fakes and reals; its loss."""
+    loss = (
+        F.softplus(discriminator(diff_augment(fake))).mean()
+        + F.softplus(-discriminator(diff_augment(real))).mean()
+    )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
 
 
 def main() -> None:
@@ -157,6 +230,13 @@ def main() -> None:
         "--ema-kimg", type=float, default=5.0, help="EMA half-life in thousands of images"
     )
     parser.add_argument("--mixing", type=float, default=0.9)
+    parser.add_argument(
+        "--projected",
+        type=float,
+        default=0.0,
+        help="weight of a second, Projected-GAN discriminator on frozen features:emoji-cnn"
+        " features (0: off, the recipe of the shipped tag)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
@@ -168,6 +248,8 @@ def main() -> None:
         help="write the EMA generator of --out/state.pt as stylegan2-emoji-64.pt and stop",
     )
     args = parser.parse_args()
+    if not (math.isfinite(args.projected) and args.projected >= 0):
+        parser.error(f"--projected must be a finite weight >= 0 (0: off), got {args.projected}")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -191,6 +273,14 @@ def main() -> None:
     d_opt = torch.optim.Adam(
         discriminator.parameters(), lr=args.lr * r1_ratio, betas=(0.0, 0.99**r1_ratio)
     )
+    projected = projected_opt = None
+    if args.projected > 0:
+        from ganenc.features import build_feature_network
+
+        projected = ProjectedDiscriminator(build_feature_network("emoji-cnn")).to(device)
+        projected_opt = torch.optim.Adam(
+            [p for p in projected.parameters() if p.requires_grad], lr=0.002, betas=(0.0, 0.99)
+        )
     fixed_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(123)).to(device)
     step = 0
     state_path = args.out / "state.pt"
@@ -202,6 +292,9 @@ def main() -> None:
         if "g_opt" in state:  # a slim state (examples/emoji-gan-state) starts fresh Adam moments
             g_opt.load_state_dict(state["g_opt"])
             d_opt.load_state_dict(state["d_opt"])
+        if projected is not None and "projected" in state:  # else its heads start fresh
+            projected.load_state_dict(state["projected"])
+            projected_opt.load_state_dict(state["projected_opt"])
         step = state["step"]
         torch.set_rng_state(state["rng"].cpu())
         print(f"resumed at step {step}")
@@ -217,6 +310,14 @@ def main() -> None:
                 "discriminator": discriminator.state_dict(),
                 "g_opt": g_opt.state_dict(),
                 "d_opt": d_opt.state_dict(),
+                **(
+                    {
+                        "projected": projected.state_dict(),
+                        "projected_opt": projected_opt.state_dict(),
+                    }
+                    if projected is not None
+                    else {}
+                ),
                 "step": step,
                 "rng": torch.get_rng_state(),
                 "config": {k: v for k, v in EMOJI_CONFIG.items() if k != "channels"},
@@ -232,13 +333,9 @@ def main() -> None:
         # discriminator
         with torch.no_grad():
             fake = generator.synthesis(mixed_w_plus(generator, args.batch_size, args.mixing))
-        d_loss = (
-            F.softplus(discriminator(diff_augment(fake))).mean()
-            + F.softplus(-discriminator(diff_augment(real))).mean()
-        )
-        d_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        d_opt.step()
+        d_loss = discriminator_step(discriminator, d_opt, fake, real)
+        if projected is not None:
+            discriminator_step(projected, projected_opt, fake, real)
         if step % args.r1_every == 0:
             real_r1 = real.detach().requires_grad_(True)
             scores = discriminator(diff_augment(real_r1))
@@ -250,6 +347,8 @@ def main() -> None:
         # generator
         fake = generator.synthesis(mixed_w_plus(generator, args.batch_size, args.mixing))
         g_loss = F.softplus(-discriminator(diff_augment(fake))).mean()
+        if projected is not None:
+            g_loss = g_loss + args.projected * F.softplus(-projected(diff_augment(fake))).mean()
         g_opt.zero_grad(set_to_none=True)
         discriminator.requires_grad_(False)
         g_loss.backward()
