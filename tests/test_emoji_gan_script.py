@@ -46,3 +46,29 @@ def test_two_steps_resume_and_export(tmp_path):
     generator = ganenc.load_generator("stylegan2", str(tmp_path / "stylegan2-emoji-64.pt"))
     assert (generator.resolution, generator.w_dim, generator.num_ws) == (64, 128, 10)
     assert (tmp_path / "samples" / "step-000002.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (DATA / "labels.csv").is_file(), reason="emoji data not beside the checkout"
+)
+def test_projected_discriminator_state_is_saved_and_resumed(tmp_path):
+    command = [
+        sys.executable,
+        str(ROOT / "examples" / "train_emoji_gan.py"),
+        *("--data", str(DATA), "--out", str(tmp_path), "--batch-size", "4", "--threads", "1"),
+        *("--sample-every", "10", "--save-every", "10", "--projected", "1", "--max-steps", "1"),
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    heads = torch.load(tmp_path / "state.pt", weights_only=True)["projected"]
+    command[-1] = "2"
+    result = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+    assert "resumed at step 1" in result.stdout
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert state["step"] == 2 and set(state["projected"]) == set(heads)
+    changed = [
+        k for k in heads if "heads." in k and not torch.equal(heads[k], state["projected"][k])
+    ]
+    assert changed  # the resumed heads kept training
+    frozen = [k for k in heads if k.startswith("classifier.")]
+    assert frozen and all(torch.equal(heads[k], state["projected"][k]) for k in frozen)
