@@ -13,12 +13,14 @@ import ganenc
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "emoji"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (DATA / "labels.csv").is_file(), reason="emoji data not beside the checkout"
+    ),
+]
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not (DATA / "labels.csv").is_file(), reason="emoji data not beside the checkout"
-)
 def test_two_steps_resume_and_export(tmp_path):
     command = [
         sys.executable,
@@ -48,10 +50,6 @@ def test_two_steps_resume_and_export(tmp_path):
     assert (tmp_path / "samples" / "step-000002.png").is_file()
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not (DATA / "labels.csv").is_file(), reason="emoji data not beside the checkout"
-)
 def test_projected_discriminator_state_is_saved_and_resumed(tmp_path):
     command = [
         sys.executable,
