@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganenc.emoji import load_split
+from ganenc.emoji.classifier import EmojiCNN, normalise
+from ganenc.features import build_feature_network
 from ganenc.images import save_grid
 from ganenc.nn.equalized import EqualizedConv2d, EqualizedLinear
 from ganenc_stylegan.average_latent import ensure_w_avg
@@ -135,34 +137,36 @@ class ProjectedDiscriminator(nn.Module):
     """Discriminator heads on frozen ``features:emoji-cnn`` feature maps (Projected GAN).
 
     Sauer et al. 2021: a pretrained network's features let a discriminator learn from
-    fewer images.  The classifier's activations at 32, 16 and 8 px go through fixed
-    random 1x1 projections (cross-channel mixing) into small trainable patch heads
-    with spectral norm; the logits of the three heads are averaged per image.  The
-    classifier stays frozen and in eval mode (batch-norm statistics unchanged).
+    fewer images.  The classifier's activations at the end of each stage (32, 16 and
+    8 px) go through fixed random 1x1 projections (cross-channel mixing) into small
+    trainable heads with spectral norm; the logits of the heads are averaged per
+    image.  The classifier stays frozen and in eval mode (batch-norm statistics
+    unchanged).
     """
 
-    #: Indices in ``EmojiCNN.features`` whose outputs are tapped (32, 16 and 8 px).
-    taps = (8, 15, 22)
-
-    def __init__(self, classifier: nn.Module, width: int = 64) -> None:
+    def __init__(self, classifier: EmojiCNN, width: int = 64) -> None:
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
-        widths = [classifier.features[i - 1].num_features for i in self.taps]  # batch norms
+        layers = list(classifier.features)
+        #: Indices in ``features`` tapped: the last activation before each pooling, and the last.
+        self.taps = [
+            i
+            for i, layer in enumerate(layers)
+            if isinstance(layer, nn.ReLU)
+            and (i + 1 == len(layers) or isinstance(layers[i + 1], nn.MaxPool2d))
+        ]
+        widths = [layers[i - 1].num_features for i in self.taps]  # their batch norms
         self.mix = nn.ModuleList(nn.Conv2d(c, width, 1, bias=False) for c in widths)
-        for conv in self.mix:
-            conv.requires_grad_(False)  # random and fixed, as in the paper
+        self.mix.requires_grad_(False)  # random and fixed, as in the paper
         sn = nn.utils.parametrizations.spectral_norm
         heads = []
-        for size in (32, 16, 8):
-            layers: list[nn.Module] = []
+        for k in range(len(self.taps)):  # after the stride-2 stem each stage halves the side
+            size, head = classifier.input_size // 2 ** (k + 1), []
             while size > 4:
-                layers += [sn(nn.Conv2d(width, width, 4, 2, 1)), nn.LeakyReLU(0.2)]
+                head += [sn(nn.Conv2d(width, width, 4, 2, 1)), nn.LeakyReLU(0.2)]
                 size //= 2
-            layers += [sn(nn.Conv2d(width, 1, 4))]
-            heads.append(nn.Sequential(*layers))
+            heads.append(nn.Sequential(*head, sn(nn.Conv2d(width, 1, 4))))
         self.heads = nn.ModuleList(heads)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
     def train(self, mode: bool = True) -> ProjectedDiscriminator:
         super().train(mode)
@@ -170,15 +174,13 @@ class ProjectedDiscriminator(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = ((x + 1) / 2 - self.mean) / self.std  # no clamp: keep the gradient everywhere
+        h = normalise(x, clamp=False)  # keep the gradient everywhere
         logits = []
         for i, layer in enumerate(self.classifier.features):
             h = layer(h)
             if i in self.taps:
-                k = self.taps.index(i)
+                k = len(logits)
                 logits.append(self.heads[k](self.mix[k](h)).flatten(1).mean(1))
-            if i == self.taps[-1]:
-                break
         return torch.stack(logits, 1).mean(1)
 
 
@@ -275,12 +277,8 @@ def main() -> None:
     )
     projected = projected_opt = None
     if args.projected > 0:
-        from ganenc.features import build_feature_network
-
         projected = ProjectedDiscriminator(build_feature_network("emoji-cnn")).to(device)
-        projected_opt = torch.optim.Adam(
-            [p for p in projected.parameters() if p.requires_grad], lr=0.002, betas=(0.0, 0.99)
-        )
+        projected_opt = torch.optim.Adam(projected.heads.parameters(), lr=0.002, betas=(0.0, 0.99))
     fixed_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(123)).to(device)
     step = 0
     state_path = args.out / "state.pt"
@@ -349,10 +347,13 @@ def main() -> None:
         g_loss = F.softplus(-discriminator(diff_augment(fake))).mean()
         if projected is not None:
             g_loss = g_loss + args.projected * F.softplus(-projected(diff_augment(fake))).mean()
+        critics = [discriminator] + ([projected.heads] if projected is not None else [])
         g_opt.zero_grad(set_to_none=True)
-        discriminator.requires_grad_(False)
+        for critic in critics:  # no discriminator gradients from the generator's step
+            critic.requires_grad_(False)
         g_loss.backward()
-        discriminator.requires_grad_(True)
+        for critic in critics:
+            critic.requires_grad_(True)
         g_opt.step()
         with torch.no_grad():
             for p_ema, p in zip(ema.parameters(), generator.parameters(), strict=True):

@@ -68,12 +68,16 @@ class EmojiCNN(nn.Module):
         return self.attributes(self.embed(x))
 
 
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] (float) or uint8 [0, 255] images -> the network's input."""
+def normalise(images: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+    """[-1, 1] (float) or uint8 [0, 255] images -> the network's input.
+
+    ``clamp=False`` keeps out-of-range values (and their gradient), for a generator
+    trained through the network.
+    """
     x = images.float() / 255.0 if images.dtype == torch.uint8 else (images.float() + 1) / 2
     mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x.clamp(0, 1) - mean) / std
+    return ((x.clamp(0, 1) if clamp else x) - mean) / std
 
 
 def load_emoji_cnn(path: str | os.PathLike) -> EmojiCNN:
