@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import pickle
 import time
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from torch import nn
 
 from ganenc.emoji import load_split
 from ganenc.emoji.classifier import EmojiCNN, normalise
+from ganenc.errors import GanencError
 from ganenc.features import build_feature_network
 from ganenc.images import save_grid
 from ganenc.nn.equalized import EqualizedConv2d, EqualizedLinear
@@ -216,6 +218,35 @@ def discriminator_step(
     return loss
 
 
+def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse bad numbers with one line each, before anything is read or written."""
+    positive = {"minutes": args.minutes, "lr": args.lr, "ema-kimg": args.ema_kimg}
+    at_least_one = {
+        "max-steps": args.max_steps,
+        "batch-size": args.batch_size,
+        "r1-every": args.r1_every,
+        "threads": args.threads,
+        "sample-every": args.sample_every,
+        "save-every": args.save_every,
+    }
+    for name, value in positive.items():
+        if not (math.isfinite(value) and value > 0):
+            parser.error(f"--{name} must be a finite number > 0, got {value}")
+    for name, value in at_least_one.items():
+        if value < 1:
+            parser.error(f"--{name} must be at least 1, got {value}")
+    if not (math.isfinite(args.r1_gamma) and args.r1_gamma >= 0):
+        parser.error(f"--r1-gamma must be a finite number >= 0, got {args.r1_gamma}")
+    if not (0 <= args.mixing <= 1):
+        parser.error(f"--mixing is a probability in [0, 1], got {args.mixing}")
+    if not (math.isfinite(args.projected) and args.projected >= 0):
+        parser.error(f"--projected must be a finite weight >= 0 (0: off), got {args.projected}")
+    if args.batch_size > 4 and args.batch_size % 4:
+        parser.error(  # the discriminator's minibatch-std groups are 4 images
+            f"--batch-size must be a multiple of 4 above 4, got {args.batch_size}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/emoji"))
@@ -240,7 +271,12 @@ def main() -> None:
         " features (0: off, the recipe of the shipped tag)",
     )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="auto: CUDA when available",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample-every", type=int, default=200)
     parser.add_argument("--save-every", type=int, default=200)
@@ -250,17 +286,23 @@ def main() -> None:
         help="write the EMA generator of --out/state.pt as stylegan2-emoji-64.pt and stop",
     )
     args = parser.parse_args()
-    if not (math.isfinite(args.projected) and args.projected >= 0):
-        parser.error(f"--projected must be a finite weight >= 0 (0: off), got {args.projected}")
+    check_options(parser, args)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here; use --device cpu (or auto)")
+    state_path = args.out / "state.pt"
+    if args.export_only and not state_path.is_file():
+        parser.error(f"--export-only needs a state to export: {state_path} does not exist")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "samples").mkdir(exist_ok=True)
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
-    images = load_split(args.data, "train").images.to(device)
+    try:  # everything that can fail on bad input, before --out is created
+        images = load_split(args.data, "train").images.to(device)
+        classifier = build_feature_network("emoji-cnn") if args.projected > 0 else None
+    except GanencError as error:
+        parser.error(str(error))
     print(f"{images.shape[0]} training images")
 
     config = StyleGAN2Config(**EMOJI_CONFIG)
@@ -276,29 +318,40 @@ def main() -> None:
         discriminator.parameters(), lr=args.lr * r1_ratio, betas=(0.0, 0.99**r1_ratio)
     )
     projected = projected_opt = None
-    if args.projected > 0:
-        projected = ProjectedDiscriminator(build_feature_network("emoji-cnn")).to(device)
+    if classifier is not None:
+        projected = ProjectedDiscriminator(classifier).to(device)
         projected_opt = torch.optim.Adam(projected.heads.parameters(), lr=0.002, betas=(0.0, 0.99))
     fixed_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(123)).to(device)
     step = 0
-    state_path = args.out / "state.pt"
     if state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        generator.load_state_dict(state["generator"])
-        ema.load_state_dict(state["ema"])
-        discriminator.load_state_dict(state["discriminator"])
-        if "g_opt" in state:  # a slim state (examples/emoji-gan-state) starts fresh Adam moments
-            g_opt.load_state_dict(state["g_opt"])
-            d_opt.load_state_dict(state["d_opt"])
-        if projected is not None and "projected" in state:  # else its heads start fresh
-            projected.load_state_dict(state["projected"])
-            projected_opt.load_state_dict(state["projected_opt"])
-        step = state["step"]
-        torch.set_rng_state(state["rng"].cpu())
+        try:
+            state = torch.load(state_path, map_location=device, weights_only=True)
+            generator.load_state_dict(state["generator"])
+            ema.load_state_dict(state["ema"])
+            discriminator.load_state_dict(state["discriminator"])
+            if "g_opt" in state:  # a slim state (examples/emoji-gan-state): fresh Adam moments
+                g_opt.load_state_dict(state["g_opt"])
+                d_opt.load_state_dict(state["d_opt"])
+            if projected is not None and "projected" in state:  # else its heads start fresh
+                projected.load_state_dict(state["projected"])
+                projected_opt.load_state_dict(state["projected_opt"])
+            step = state["step"]
+            torch.set_rng_state(state["rng"].cpu())
+        except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as error:
+            detail = str(error).splitlines()[0] if str(error) else ""
+            parser.error(
+                f"{state_path} is not a state of this script ({type(error).__name__}: {detail});"
+                " move it away to start"
+                " afresh, or point --out at the run it belongs to"
+            )
         print(f"resumed at step {step}")
     if args.export_only:
         export(ema.cpu(), args.out / "stylegan2-emoji-64.pt")
         return
+    try:
+        (args.out / "samples").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"cannot write to --out {args.out}: {error.strerror or error}")
 
     def save() -> None:
         torch.save(

@@ -13,14 +13,45 @@ import ganenc
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "emoji"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (DATA / "labels.csv").is_file(), reason="emoji data not beside the checkout"
-    ),
-]
+needs_data = pytest.mark.skipif(
+    not (DATA / "labels.csv").is_file(), reason="emoji data not beside the checkout"
+)
+SCRIPT = ROOT / "examples" / "train_emoji_gan.py"
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--projected", "nan"],
+        ["--lr", "nan"],
+        ["--batch-size", "6"],
+        ["--data", "{tmp}/no-data"],
+        ["--export-only"],
+    ],
+)
+def test_bad_input_is_one_line_and_nothing_is_written(tmp_path, options):
+    out = tmp_path / "run"
+    options = [o.replace("{tmp}", str(tmp_path)) for o in options]
+    command = [sys.executable, str(SCRIPT), "--out", str(out), "--threads", "1", *options]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("train_emoji_gan.py: error: ")
+    assert not out.exists()
+
+
+@needs_data
+def test_a_foreign_state_file_is_refused_in_one_line(tmp_path):
+    (tmp_path / "state.pt").write_bytes(b"not a torch file")
+    command = [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--threads", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "is not a state of this script" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pt"]  # untouched, no samples/
+
+
+@pytest.mark.slow
+@needs_data
 def test_two_steps_resume_and_export(tmp_path):
     command = [
         sys.executable,
@@ -50,6 +81,8 @@ def test_two_steps_resume_and_export(tmp_path):
     assert (tmp_path / "samples" / "step-000002.png").is_file()
 
 
+@pytest.mark.slow
+@needs_data
 def test_projected_discriminator_state_is_saved_and_resumed(tmp_path):
     command = [
         sys.executable,
