@@ -227,17 +227,15 @@ class Studio:
 
     # -- images in ---------------------------------------------------------------------------
     def add_image(self, path: str | os.PathLike, name: str | None = None) -> Subject:
-        """Open an image file with ganenc's helper (pixels capped from the header first)."""
-        from PIL import Image, UnidentifiedImageError
-
+        """Open an image file with ganenc's helpers (allowed formats, pixels capped from the header)."""
         from ganenc.data import load_image
+        from ganenc.images import image_size
 
         path = Path(path)
         name = name or path.name
         try:
-            with Image.open(path) as header:
-                width, height = header.size
-        except (UnidentifiedImageError, OSError) as exc:
+            width, height = image_size(path)  # the header only, through the format allow-list
+        except GanencError as exc:
             raise GanencError(f"{name} is not an image this studio can read ({exc})") from None
         if width * height > MAX_PIXELS:
             raise GanencError(
