@@ -9,8 +9,8 @@ latent's scores are measured here, on the same 16 held-out emoji.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -20,12 +20,13 @@ import ganenc
 from ganenc import metrics
 from ganenc.data import load_image
 from ganenc.emoji import heldout_examples
+from ganenc.images import open_image
 
 SCALE = 2  # 64 px emoji drawn at 128 px
 
 
 def tile(path: Path) -> Image.Image:
-    image = Image.open(path).convert("RGB")
+    image = open_image(path)
     return image.resize((image.width * SCALE, image.height * SCALE), Image.NEAREST)
 
 
@@ -81,5 +82,17 @@ def main(run: Path) -> None:
     )
 
 
+# what the demo's commands (``make demo``) leave in the run folder, read here
+DEMO_OUTPUTS = ["train/val.json", "invert/index.json", "refined/index.json", "edits/strips"]
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/demo"))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, nargs="?", default=Path("runs/demo"))
+    args = parser.parse_args()
+    missing = [name for name in DEMO_OUTPUTS if not (args.run / name).exists()]
+    if missing:
+        parser.error(
+            f"{args.run} lacks {', '.join(missing)}: give the folder 'make demo' wrote"
+            " (DEMO_OUT, runs/demo by default), or run 'make demo' first"
+        )
+    main(args.run)

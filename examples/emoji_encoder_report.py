@@ -5,7 +5,8 @@ the encoder never saw) with the encoder alone and decodes the average latent as
 the baseline; PSNR and SSIM come from ``ganenc.metrics`` (torchmetrics).  Writes
 ``encoder-report.json`` and a grid (real | average latent | encoder) to ``--out``.
 
-    python examples/emoji_encoder_report.py --encoder encoder:stylegan2-emoji-64 --out docs/emoji
+    python examples/emoji_encoder_report.py --encoder encoder:stylegan2-emoji-64 --out docs/emoji \
+        --force
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import time
 from pathlib import Path
 
 import torch
+from script_options import check_outputs, one_line_errors, positive_int
 
 import ganenc
 from ganenc import metrics
 from ganenc.emoji import load_split
+from ganenc.files import write_json
 from ganenc.images import save_grid
 
 
@@ -39,12 +42,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/emoji"))
     parser.add_argument("--encoder", default="encoder:stylegan2-emoji-64")
     parser.add_argument("--out", type=Path, default=Path("docs/emoji"))
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--force", action="store_true", help="replace the report in --out")
     args = parser.parse_args()
+    report_path, grid_path = check_outputs(
+        parser, args.out, ["encoder-report.json", "encoder-heldout.png"], args.force
+    )
     torch.set_num_threads(args.threads)
     started = time.time()
-    heldout = load_split(args.data, "heldout").images.float() / 127.5 - 1
-    inverter = ganenc.Inverter.from_encoder(args.encoder, device="cpu")
+    with one_line_errors(parser):
+        heldout = load_split(args.data, "heldout").images.float() / 127.5 - 1
+        inverter = ganenc.Inverter.from_encoder(args.encoder, device="cpu")
     result = inverter.invert(heldout, batch_size=32)
     encoder = result.reconstructions.clamp(-1, 1)
     with torch.no_grad():
@@ -60,10 +68,9 @@ def main() -> None:
     report["psnr_gain_db"] = report["encoder_only"]["psnr"] - report["average_latent"]["psnr"]
     report["seconds"] = round(time.time() - started, 1)
     report["machine"] = f"{platform.machine()}, {torch.get_num_threads()} threads"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "encoder-report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(report_path, report)
     rows = torch.stack([heldout[:16], average[:16], encoder[:16]], dim=1).flatten(0, 1)
-    save_grid(rows, args.out / "encoder-heldout.png", nrow=6)
+    save_grid(rows, grid_path, nrow=6)
     print(json.dumps(report, indent=2))
 
 

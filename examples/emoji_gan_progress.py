@@ -5,7 +5,7 @@ generator on fixed latents) every ``--sample-every`` steps; this script stacks t
 of chosen steps, one labelled band per step, so a reader sees the same latents mature.
 
     python examples/emoji_gan_progress.py runs/emoji-gan --steps 1000 5000 11500 21000 \
-        --out docs/emoji/gan-progress.png
+        --out docs/emoji/gan-progress.png --force
 """
 
 from __future__ import annotations
@@ -17,16 +17,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image  # noqa: E402
+from script_options import check_outputs, one_line_errors  # noqa: E402
+
+from ganenc.images import open_image  # noqa: E402
 
 TILE = 64
 PAD = 2  # torchvision's save_grid default padding
 
 
-def first_rows(path: Path, rows: int) -> Image.Image:
-    """The first ``rows`` rows of a sample grid written by the training script."""
-    with Image.open(path) as grid:
-        return grid.convert("RGB").crop((0, 0, grid.width, PAD + rows * (TILE + PAD)))
+def first_rows(path: Path, rows: int):
+    """The first ``rows`` rows (PIL image) of a sample grid written by the training script."""
+    grid = open_image(path)
+    return grid.crop((0, 0, grid.width, PAD + rows * (TILE + PAD)))
 
 
 def main() -> None:
@@ -35,14 +37,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", required=True)
     parser.add_argument("--rows", type=int, default=2, help="rows of 8 latents per step")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = parser.parse_args()
     paths = [args.run / "samples" / f"step-{step:06d}.png" for step in args.steps]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         parser.error(f"no sample grid at {', '.join(missing)}; pick steps the run saved")
-    if args.out.exists():
-        parser.error(f"{args.out} exists; remove it first or choose another --out")
-    bands = [first_rows(p, args.rows) for p in paths]
+    check_outputs(parser, args.out.parent, [args.out.name], args.force)
+    with one_line_errors(parser):
+        bands = [first_rows(p, args.rows) for p in paths]
     figure, axes = plt.subplots(
         len(bands), 1, figsize=(6.2, 1.55 * args.rows * len(bands) / 2), squeeze=False
     )

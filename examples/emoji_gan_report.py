@@ -8,7 +8,7 @@ split (the floor: what a perfect generator of the train distribution scores)
 and the untrained generator (the ceiling).  FID and KID come from torchmetrics
 with the classifier as its ``feature`` network.
 
-    python examples/emoji_gan_report.py --data ../shared/data/emoji --out docs/emoji
+    python examples/emoji_gan_report.py --data ../shared/data/emoji --out docs/emoji --force
 
 ``--curve STEP=FILE ...`` measures only the generator's FID/KID (the same samples and
 held-out set) for several exports of one run, and plots them against the training step
@@ -24,13 +24,23 @@ import time
 from pathlib import Path
 
 import torch
+from script_options import check_outputs, one_line_errors, positive_int
 
 import ganenc
 from ganenc.emoji import GROUPS, load_split
 from ganenc.emoji.classifier import EmojiFeatures, normalise
-from ganenc.errors import GanencError
 from ganenc.features import build_feature_network
+from ganenc.files import write_json
 from ganenc.images import save_grid
+
+REPORT_FILES = [
+    "samples-psi1.png",
+    "samples-psi0.7.png",
+    "nearest-train.png",
+    "group-histogram.png",
+    "report.json",
+]
+CURVE_FILES = ["curve.json", "curve.png"]
 
 
 @torch.no_grad()
@@ -179,7 +189,7 @@ def curve(args, features: EmojiFeatures, train, heldout) -> None:
         "points": points,
         "floor": floor,
     }
-    (args.out / "curve.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out / "curve.json", report)
     plot_curve(points, floor["fid"], args.out / "curve.png")
 
 
@@ -190,32 +200,30 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/emoji"))
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--curve", nargs="+", metavar="STEP=FILE", help="only the FID curve")
-    parser.add_argument("--curve-seeds", type=int, default=3, help="sample seeds per point")
+    parser.add_argument(
+        "--curve-seeds", type=positive_int, default=3, help="sample seeds per point"
+    )
     parser.add_argument(
         "--feature-weights",
         help="another emoji-cnn weights file to measure in (a judge classifier trained with"
         " another seed, for generators trained against the shipped one); default: the shipped",
     )
+    parser.add_argument("--force", action="store_true", help="replace the report in --out")
     args = parser.parse_args()
-    if args.samples < 2 or args.threads < 1:
-        parser.error(
-            "--samples must be at least 2 (FID needs a covariance) and --threads at least 1"
-        )
+    if args.samples < 2:
+        parser.error(f"--samples must be at least 2 (FID needs a covariance), got {args.samples}")
     if args.curve:
         parse_curve(args.curve)  # bad input stops here, before anything is written
-        if args.curve_seeds < 1:
-            parser.error("--curve-seeds must be at least 1")
+    check_outputs(parser, args.out, CURVE_FILES if args.curve else REPORT_FILES, args.force)
     torch.set_num_threads(args.threads)
     started = time.time()
-    try:  # everything that can fail on bad input, before --out is created
+    with one_line_errors(parser):  # everything that can fail on bad input, before writing
         train = load_split(args.data, "train").images
         heldout = load_split(args.data, "heldout").images
         network = build_feature_network("emoji-cnn", args.feature_weights)
         generator = None if args.curve else ganenc.load_generator("stylegan2", args.checkpoint)
-    except GanencError as error:
-        parser.error(str(error))
     features = EmojiFeatures(network)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.curve:
@@ -269,7 +277,7 @@ def main() -> None:
     report["machine"] = (
         f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     )
-    (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out / "report.json", report)
     print(json.dumps({k: v for k, v in report.items() if "histogram" not in k}, indent=2))
 
 

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from script_options import check_outputs, one_line_errors, positive_float, positive_int
 
 from ganenc.emoji import ATTRIBUTES, GROUPS, load_split
 from ganenc.emoji.classifier import WEIGHTS_FILE, EmojiCNN, normalise
+from ganenc.files import torch_save, write_json
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -66,18 +68,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/emoji"))
     parser.add_argument("--out", type=Path, default=Path("runs/emoji-cnn"))
-    parser.add_argument("--epochs", type=int, default=24)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=positive_int, default=24)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--lr", type=positive_float, default=3e-3)
+    parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--force", action="store_true", help="replace the weights and metrics already in --out"
+    )
     args = parser.parse_args()
+    # before minutes of training: an occupied or unwritable --out fails now, not at the end
+    path, metrics_path = check_outputs(parser, args.out, [WEIGHTS_FILE, "metrics.json"], args.force)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     started = time.time()
-    train, heldout = load_split(args.data, "train"), load_split(args.data, "heldout")
+    with one_line_errors(parser):
+        train, heldout = load_split(args.data, "train"), load_split(args.data, "heldout")
+    if args.batch_size > len(train.groups):
+        parser.error(
+            f"--batch-size {args.batch_size} is larger than the train split"
+            f" ({len(train.groups)} images)"
+        )
     x_train = normalise(train.images)
     counts = torch.bincount(train.groups, minlength=len(GROUPS)).float()
     class_weights = counts.clamp_min(1).rsqrt()
@@ -114,9 +127,7 @@ def main() -> None:
             f" (balanced {held['balanced_accuracy']:.3f})  {time.time() - started:.0f} s",
             flush=True,
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / WEIGHTS_FILE
-    torch.save(
+    torch_save(
         {k: v.half() if v.is_floating_point() else v for k, v in network.state_dict().items()}, path
     )
     metrics = {
@@ -124,11 +135,11 @@ def main() -> None:
         "train": evaluate(network, train),
         "seconds": round(time.time() - started, 1),
         "command": "python examples/train_emoji_classifier.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "force"),
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "bytes": path.stat().st_size,
     }
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(metrics_path, metrics)
     print(json.dumps(metrics["heldout"], indent=2))
     print(f"wrote {path} ({metrics['bytes'] / 1e6:.2f} MB, sha256 {metrics['sha256']})")
 

@@ -32,11 +32,17 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from script_options import (
+    non_negative_float,
+    one_line_errors,
+    positive_float,
+    positive_int,
+    probability,
+)
 from torch import nn
 
 from ganenc.emoji import load_split
 from ganenc.emoji.classifier import EmojiCNN, normalise
-from ganenc.errors import GanencError
 from ganenc.features import build_feature_network
 from ganenc.images import save_grid
 from ganenc.nn.equalized import EqualizedConv2d, EqualizedLinear
@@ -219,28 +225,7 @@ def discriminator_step(
 
 
 def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse bad numbers with one line each, before anything is read or written."""
-    positive = {"minutes": args.minutes, "lr": args.lr, "ema-kimg": args.ema_kimg}
-    at_least_one = {
-        "max-steps": args.max_steps,
-        "batch-size": args.batch_size,
-        "r1-every": args.r1_every,
-        "threads": args.threads,
-        "sample-every": args.sample_every,
-        "save-every": args.save_every,
-    }
-    for name, value in positive.items():
-        if not (math.isfinite(value) and value > 0):
-            parser.error(f"--{name} must be a finite number > 0, got {value}")
-    for name, value in at_least_one.items():
-        if value < 1:
-            parser.error(f"--{name} must be at least 1, got {value}")
-    if not (math.isfinite(args.r1_gamma) and args.r1_gamma >= 0):
-        parser.error(f"--r1-gamma must be a finite number >= 0, got {args.r1_gamma}")
-    if not (0 <= args.mixing <= 1):
-        parser.error(f"--mixing is a probability in [0, 1], got {args.mixing}")
-    if not (math.isfinite(args.projected) and args.projected >= 0):
-        parser.error(f"--projected must be a finite weight >= 0 (0: off), got {args.projected}")
+    """What the options' types cannot say alone, refused before anything is read or written."""
     if args.batch_size > 4 and args.batch_size % 4:
         parser.error(  # the discriminator's minibatch-std groups are 4 images
             f"--batch-size must be a multiple of 4 above 4, got {args.batch_size}"
@@ -252,25 +237,25 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/emoji"))
     parser.add_argument("--out", type=Path, default=Path("runs/emoji-gan"))
     parser.add_argument(
-        "--minutes", type=float, default=60.0, help="stop (and export) after this long"
+        "--minutes", type=positive_float, default=60.0, help="stop (and export) after this long"
     )
-    parser.add_argument("--max-steps", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.0025)
-    parser.add_argument("--r1-gamma", type=float, default=0.2)
-    parser.add_argument("--r1-every", type=int, default=16)
+    parser.add_argument("--max-steps", type=positive_int, default=1_000_000)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--lr", type=positive_float, default=0.0025)
+    parser.add_argument("--r1-gamma", type=non_negative_float, default=0.2)
+    parser.add_argument("--r1-every", type=positive_int, default=16)
     parser.add_argument(
-        "--ema-kimg", type=float, default=5.0, help="EMA half-life in thousands of images"
+        "--ema-kimg", type=positive_float, default=5.0, help="EMA half-life in thousands of images"
     )
-    parser.add_argument("--mixing", type=float, default=0.9)
+    parser.add_argument("--mixing", type=probability, default=0.9)
     parser.add_argument(
         "--projected",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         help="weight of a second, Projected-GAN discriminator on frozen features:emoji-cnn"
         " features (0: off, the recipe of the shipped tag)",
     )
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument(
         "--device",
         default="auto",
@@ -278,8 +263,8 @@ def main() -> None:
         help="auto: CUDA when available",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sample-every", type=int, default=200)
-    parser.add_argument("--save-every", type=int, default=200)
+    parser.add_argument("--sample-every", type=positive_int, default=200)
+    parser.add_argument("--save-every", type=positive_int, default=200)
     parser.add_argument(
         "--export-only",
         action="store_true",
@@ -298,11 +283,9 @@ def main() -> None:
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
-    try:  # everything that can fail on bad input, before --out is created
+    with one_line_errors(parser):  # everything that can fail on bad input, before writing
         images = load_split(args.data, "train").images.to(device)
         classifier = build_feature_network("emoji-cnn") if args.projected > 0 else None
-    except GanencError as error:
-        parser.error(str(error))
     print(f"{images.shape[0]} training images")
 
     config = StyleGAN2Config(**EMOJI_CONFIG)
