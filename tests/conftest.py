@@ -55,3 +55,16 @@ def fake_distribution(tmp_path, monkeypatch):
         return root
 
     return install
+
+
+@pytest.fixture
+def emoji_gan_script(monkeypatch):
+    """``examples/train_emoji_gan.py`` as a module, its folder on ``sys.path`` as when it runs."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "train_emoji_gan.py"
+    monkeypatch.syspath_prepend(str(script.parent))
+    spec = importlib.util.spec_from_file_location("train_emoji_gan", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -22,6 +22,28 @@ needs_data = pytest.mark.skipif(
 SCRIPT = ROOT / "examples" / "train_emoji_gan.py"
 
 
+def test_balance_base_draws_each_base_emoji_equally_often(emoji_gan_script):
+    bases = ["person"] * 26 + ["heart", "flag"]  # one person emoji in 26 skin tones
+    assert emoji_gan_script.sampling_weights(bases, "none") is None
+    weights = emoji_gan_script.sampling_weights(bases, "base")
+    torch.manual_seed(0)
+    drawn = torch.multinomial(weights, 30_000, replacement=True)
+    person = (drawn < 26).float().mean().item()
+    assert abs(person - 1 / 3) < 0.02  # not 26/28
+    assert abs((drawn == 26).float().mean().item() - 1 / 3) < 0.02
+
+
+@needs_data
+def test_balance_base_lowers_people_from_most_of_the_draws_to_a_fifth(emoji_gan_script):
+    from ganenc.emoji import GROUPS, load_split
+
+    train = load_split(DATA, "train")
+    people = (train.groups == GROUPS.index("People & Body")).float()
+    weights = emoji_gan_script.sampling_weights(train.bases, "base")
+    assert people.mean() > 0.55
+    assert 0.15 < (weights * people).sum() / weights.sum() < 0.25
+
+
 @needs_data
 def test_a_foreign_state_file_is_refused_in_one_line(tmp_path):
     (tmp_path / "state.pt").write_bytes(b"not a torch file")
@@ -55,6 +77,7 @@ def test_two_steps_resume_and_export(tmp_path):
     ]
     subprocess.run(command, check=True, capture_output=True, timeout=300)
     command[command.index("--max-steps") + 1] = "2"
+    command += ["--balance", "base"]  # a resumed run may change how images are drawn
     result = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
     assert "resumed at step 1" in result.stdout
     assert torch.load(tmp_path / "state.pt", weights_only=True)["step"] == 2

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
 from ganenc.emoji.classifier import EmojiCNN
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train_emoji_gan.py"
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("train_emoji_gan", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_only_the_heads_learn_and_the_classifier_stays_frozen_in_eval_mode():
+def test_only_the_heads_learn_and_the_classifier_stays_frozen_in_eval_mode(emoji_gan_script):
     torch.manual_seed(0)
     classifier = EmojiCNN().eval().requires_grad_(False)
     frozen = {k: v.clone() for k, v in classifier.state_dict().items()}
-    projected = load_script().ProjectedDiscriminator(classifier).train()
+    projected = emoji_gan_script.ProjectedDiscriminator(classifier).train()
     assert not classifier.training  # batch-norm statistics are never updated
     trainable = [name for name, p in projected.named_parameters() if p.requires_grad]
     assert trainable and all(name.startswith("heads.") for name in trainable)

@@ -40,13 +40,18 @@ SPLITS = ("train", "heldout")
 
 @dataclass
 class EmojiSplit:
-    """One split: images uint8 ``[N, 3, R, R]``, group indices ``[N]``, attributes ``[N, 7]``."""
+    """One split: images uint8 ``[N, 3, R, R]``, group indices ``[N]``, attributes ``[N, 7]``.
+
+    ``bases``: each image's base emoji (its file stem without skin-tone modifiers), shared
+    by the up to 26 skin-tone variants of one person emoji.
+    """
 
     images: object
     groups: object
     attributes: object
     files: list[str]
     names: list[str]
+    bases: list[str]
 
 
 def read_labels(root: str | os.PathLike) -> list[dict[str, str]]:
@@ -81,6 +86,7 @@ def load_split(root: str | os.PathLike, split: str = "train", resolution: int = 
         attributes=attributes.float(),
         files=[row["file"] for row in rows],
         names=[row["name"] for row in rows],
+        bases=[row["base"] for row in rows],
     )
 
 
