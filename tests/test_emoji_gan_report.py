@@ -53,4 +53,7 @@ def test_curve_measures_each_export_over_seeds(tmp_path):
     fids = [run["fid"] for run in point["per_seed"]]
     assert fids[0] != fids[1] and abs(point["fid"] - sum(fids) / 2) < 1e-6
     assert 0 < report["floor"]["fid"] < point["fid"]
+    # the hearts, objects, flags...: samples the classifier puts outside People & Body
+    assert all(0 < run["outside_people_fraction"] < 1 for run in point["per_seed"])
+    assert 0 < report["floor"]["fid_outside_people"] < point["fid_outside_people"]
     assert (tmp_path / "curve.png").stat().st_size > 0
