@@ -3,6 +3,8 @@
 ``examples/train_emoji_gan.py`` writes ``samples/step-NNNNNN.png`` (an 8-wide grid of the EMA
 generator on fixed latents) every ``--sample-every`` steps; this script stacks the first rows
 of chosen steps, one labelled band per step, so a reader sees the same latents mature.
+``RUN:STEP`` takes a band from another run (its grids use the same fixed latents), to
+compare two recipes continued from one state.
 
     python examples/emoji_gan_progress.py runs/emoji-gan --steps 1000 5000 11500 21000 \
         --out docs/emoji/gan-progress.png --force
@@ -31,15 +33,30 @@ def first_rows(path: Path, rows: int):
     return grid.crop((0, 0, grid.width, PAD + rows * (TILE + PAD)))
 
 
+def band_spec(text: str) -> tuple[Path | None, int]:
+    """``STEP`` (of the run given first) or ``RUN:STEP`` (another run resumed from the same
+    state, whose grids use the same fixed latents: two recipes side by side)."""
+    run, _, step = text.rpartition(":")
+    if not step.isdigit():
+        raise argparse.ArgumentTypeError(f"want STEP or RUN:STEP, got {text!r}")
+    return (Path(run) if run else None), int(step)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="the training run's --out folder")
-    parser.add_argument("--steps", type=int, nargs="+", required=True)
+    parser.add_argument(
+        "--steps",
+        type=band_spec,
+        nargs="+",
+        required=True,
+        help="STEP of the run, or RUN:STEP of another run (the same fixed latents)",
+    )
     parser.add_argument("--rows", type=int, default=2, help="rows of 8 latents per step")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = parser.parse_args()
-    paths = [args.run / "samples" / f"step-{step:06d}.png" for step in args.steps]
+    paths = [(run or args.run) / "samples" / f"step-{step:06d}.png" for run, step in args.steps]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         parser.error(f"no sample grid at {', '.join(missing)}; pick steps the run saved")
@@ -49,11 +66,12 @@ def main() -> None:
     figure, axes = plt.subplots(
         len(bands), 1, figsize=(6.2, 1.55 * args.rows * len(bands) / 2), squeeze=False
     )
-    for axis, band, step in zip(axes[:, 0], bands, args.steps, strict=True):
+    for axis, band, (run, step) in zip(axes[:, 0], bands, args.steps, strict=True):
         axis.imshow(band)
         axis.set_xticks([])
         axis.set_yticks([])
-        axis.set_ylabel(f"step {step:,}", rotation=0, ha="right", va="center")
+        label = f"step {step:,}" + (f"\n{run.name}" if run else "")
+        axis.set_ylabel(label, rotation=0, ha="right", va="center")
     figure.tight_layout(pad=0.2)
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -44,3 +44,20 @@ def test_missing_step_is_one_clear_line(tmp_path):
     assert result.returncode == 2
     assert "step-000700.png" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "p.png").exists()
+
+
+def test_a_band_from_another_run_compares_two_recipes(tmp_path):
+    plain, other = tmp_path / "plain", tmp_path / "other"
+    for run, colour in ((plain, (255, 0, 0)), (other, (0, 255, 0))):
+        (run / "samples").mkdir(parents=True)
+        _grid(run / "samples" / "step-000500.png", colour)
+    out = tmp_path / "compare.png"
+    result = _run(str(plain), "--steps", "500", f"{other}:500", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as picture:
+        colours = {c for _, c in picture.convert("RGB").getcolors(1 << 20)}
+    assert (255, 0, 0) in colours and (0, 255, 0) in colours
+
+    bad = _run(str(plain), "--steps", f"{other}:five", "--out", str(tmp_path / "bad.png"))
+    assert bad.returncode == 2 and "want STEP or RUN:STEP" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "bad.png").exists()
