@@ -14,10 +14,13 @@ Scores are PSNR/SSIM on the whole image and PSNR inside the Grad-CAM AT1 and
 AT2 boxes of the *real* image, on the 298 held-out emoji (Table 4's slow arms:
 a fixed subset) split into K folds: mean +- std over the folds, as the paper
 reports its K-fold cross-validation.  Everything is cached under ``--work``, so
-a stopped run resumes where it was.  Writes ``ablations.json``, one bar chart
-per table and a reconstruction grid to ``--out``.
+a stopped run resumes where it was; ``--work`` records what its cache was computed
+with (the budget options and the sha256 of the shipped generator and encoder), and a
+rerun with other settings or other shipped networks is refused instead of mixing old
+arms into new tables.  Writes ``ablations.json``, one bar chart per table and a
+reconstruction grid to ``--out``.
 
-    python -m benchmarks.emoji_ablations --data ../shared/data/emoji --out docs/ablations
+    python -m benchmarks.emoji_ablations --data ../shared/data/emoji --out docs/ablations --force
 """
 
 from __future__ import annotations
@@ -37,12 +40,36 @@ from ganenc import metrics
 from ganenc.cropping import attention_boxes, build_cropper, crop_and_resize
 from ganenc.emoji import load_split, read_labels
 from ganenc.encoder_runs import encoder_file
+from ganenc.files import write_json
 from ganenc.images import save_grid
+from ganenc.scripts import (
+    check_outputs,
+    one_line_errors,
+    positive_float,
+    positive_int,
+    positive_int_list,
+)
 from ganenc.training.finetune import finetune
 from ganenc.training.pretrain import pretrain
 from ganenc.training.settings import FinetuneSettings, TrainSettings
 
+SHIPPED_GENERATOR = "stylegan2:emoji-64"
 SHIPPED_ENCODER = "encoder:stylegan2-emoji-64"
+#: The options whose values the cache in ``--work`` depends on (the others only score or
+#: select: --folds, --tables, --arms, --threads, --out).
+CACHE_OPTIONS = (
+    "iterations",
+    "batch_size",
+    "lr",
+    "start_channels",
+    "max_channels",
+    "seed",
+    "table4_images",
+    "finetune_iterations",
+    "per_image_iterations",
+    "optimize_steps",
+)
+FINGERPRINT = "computed-with.json"
 #: ``ganenc finetune``'s learning rate: the arm every other method is compared with.
 DEFAULT_FINETUNE_LR = FinetuneSettings.model_fields["optimizer"].default_factory().lr
 GRADCAM = {"classifier": "emoji-cnn"}
@@ -63,6 +90,46 @@ ARMS: dict[str, tuple[str, str, list[float], dict[str, float]]] = {
         {"mse": 5.0, "cosine": 3.0},
     ),
 }
+
+
+def work_fingerprint(args: argparse.Namespace) -> dict[str, Any]:
+    """What the cached arms and scores in ``--work`` depend on."""
+    from ganenc.weights import weights_entry
+
+    return {
+        **{option: getattr(args, option) for option in CACHE_OPTIONS},
+        "generator_sha256": weights_entry(SHIPPED_GENERATOR).files[0].sha256,
+        "encoder_sha256": weights_entry(SHIPPED_ENCODER).files[0].sha256,
+    }
+
+
+def check_work(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """Refuse a ``--work`` whose cache was computed with other settings or networks."""
+    wanted = work_fingerprint(args)
+    path = args.work / FINGERPRINT
+    if not args.work.exists() or not any(args.work.iterdir()):
+        return wanted
+    if not path.is_file():
+        parser.error(
+            f"--work {args.work} holds a cache that does not say what it was computed with;"
+            " choose a new --work (or move this one away) to measure afresh"
+        )
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        parser.error(f"--work: {path} is not readable ({error}); choose a new --work")
+    changed = [
+        f"{key} {recorded.get(key)!r} -> {value!r}"
+        for key, value in wanted.items()
+        if recorded.get(key) != value
+    ]
+    if changed:
+        parser.error(
+            f"--work {args.work} was computed with other settings or networks"
+            f" ({'; '.join(changed)}); choose a new --work to measure these, or give the"
+            " options it was computed with"
+        )
+    return wanted
 
 
 def slug(name: str) -> str:
@@ -327,37 +394,53 @@ def markdown(report: dict[str, Any]) -> str:
 # -- main ---------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # Deliberately alike: argparse option blocks of different scripts (own options, defaults)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/emoji"))
     parser.add_argument("--out", type=Path, default=Path("docs/ablations"))
     parser.add_argument("--work", type=Path, default=Path("runs/ablations"))
-    parser.add_argument("--iterations", type=int, default=500, help="every pre-training arm")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=0.0015)
-    parser.add_argument("--start-channels", type=int, default=32)
-    parser.add_argument("--max-channels", type=int, default=256)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--table4-images", type=int, default=40)
-    parser.add_argument("--finetune-iterations", type=int, default=300)
+    parser.add_argument(
+        "--iterations", type=positive_int, default=500, help="every pre-training arm"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--lr", type=positive_float, default=0.0015)
+    parser.add_argument("--start-channels", type=positive_int, default=32)
+    parser.add_argument("--max-channels", type=positive_int, default=256)
+    parser.add_argument("--folds", type=positive_int, default=5, help="at least 2")
+    parser.add_argument("--table4-images", type=positive_int, default=40)
+    parser.add_argument("--finetune-iterations", type=positive_int, default=300)
     parser.add_argument(
         "--finetune-lr",
-        type=float,
+        type=positive_float,
         action="append",
         help="dataset fine-tuning learning rate(s); one row each (default: ganenc finetune's)",
     )
-    parser.add_argument("--per-image-iterations", type=int, default=100)
-    parser.add_argument("--optimize-steps", type=int, default=200)
-    parser.add_argument("--tables", default="6,7,4")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--per-image-iterations", type=positive_int, default=100)
+    parser.add_argument("--optimize-steps", type=positive_int, default=200)
+    parser.add_argument("--tables", type=positive_int_list, default="6,7,4", help="of 4, 6, 7")
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument(
         "--seed", type=int, default=0, help="pre-training seed of every arm (use a new --work)"
     )
     parser.add_argument("--arms", default="", help="only these arms (slugs, comma-separated)")
+    parser.add_argument("--force", action="store_true", help="replace the tables in --out")
     args = parser.parse_args()
     args.finetune_lr = args.finetune_lr or [DEFAULT_FINETUNE_LR]
+    tables = {str(table) for table in args.tables}
+    if args.folds < 2:
+        parser.error(f"--folds must be at least 2 (the tables report a spread), got {args.folds}")
+    if not tables <= {"4", "6", "7"}:
+        parser.error(f"--tables takes 4, 6 and 7, got {args.tables}")
+    unknown = set(filter(None, args.arms.split(","))) - {slug(name) for name in ARMS}
+    if unknown:
+        known = ", ".join(slug(name) for name in ARMS)
+        parser.error(f"--arms: unknown {', '.join(sorted(unknown))}; the arms are {known}")
+    check_outputs(parser, args.out, ["ablations.json", "tables.md"], args.force)
+    fingerprint = check_work(parser, args)
     torch.set_num_threads(args.threads)
-    tables = set(args.tables.split(","))
+    with one_line_errors(parser):
+        heldout = load_split(args.data, "heldout")
+    write_json(args.work / FINGERPRINT, fingerprint)
 
-    heldout = load_split(args.data, "heldout")
     real = heldout.images.float() / 127.5 - 1
     scorer = Scorer(real, args.folds)
     everything = torch.arange(len(real))
@@ -401,7 +484,7 @@ def main() -> None:
         report["tables"]["4"] = rows
         report["table4_images"] = subset.tolist()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ablations.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out / "ablations.json", report)
     (args.out / "tables.md").write_text(markdown(report))
     titles = {
         "6": "Table 6: attention levels and boxes (held-out real emoji, K-fold mean ± std)",

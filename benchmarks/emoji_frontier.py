@@ -8,7 +8,7 @@ first ``--finetune-images`` images: it is the slowest).  Every arm uses the
 run's loss (the paper's without LPIPS) and Grad-CAM boxes.  Writes
 ``frontier.json`` and ``frontier.png`` (PSNR against seconds per image) to ``--out``.
 
-    python -m benchmarks.emoji_frontier --out docs/benchmarks
+    python -m benchmarks.emoji_frontier --out docs/benchmarks --force
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import ganenc
 from ganenc import metrics
 from ganenc.data import load_image
 from ganenc.emoji import heldout_examples
+from ganenc.files import write_json
+from ganenc.scripts import check_outputs, one_line_errors, positive_int, positive_int_list
 
 
 def scores(reconstruction: torch.Tensor, real: torch.Tensor, seconds: float) -> dict:
@@ -40,28 +42,33 @@ def scores(reconstruction: torch.Tensor, real: torch.Tensor, seconds: float) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
-    parser.add_argument("--hybrid-steps", default="10,50,200")
-    parser.add_argument("--optimize-steps", default="50,200,1000")
-    parser.add_argument("--finetune-steps", default="100,500")
-    parser.add_argument("--finetune-images", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--hybrid-steps", type=positive_int_list, default="10,50,200")
+    parser.add_argument("--optimize-steps", type=positive_int_list, default="50,200,1000")
+    parser.add_argument("--finetune-steps", type=positive_int_list, default="100,500")
+    parser.add_argument("--finetune-images", type=positive_int, default=4)
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--force", action="store_true", help="replace the frontier in --out")
     args = parser.parse_args()
+    json_path, plot_path = check_outputs(
+        parser, args.out, ["frontier.json", "frontier.png"], args.force
+    )
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     files = sorted(heldout_examples().glob("*.png"))
-    real = torch.stack([load_image(f, 64) for f in files])
-    inverter = ganenc.Inverter.from_encoder("encoder:stylegan2-emoji-64", device="cpu")
+    with one_line_errors(parser):
+        real = torch.stack([load_image(f, 64) for f in files])
+        inverter = ganenc.Inverter.from_encoder("encoder:stylegan2-emoji-64", device="cpu")
     rows: dict[str, dict] = {}
 
     result = inverter.invert(real, batch_size=16)
     rows["encoder"] = scores(result.reconstructions, real, result.seconds_per_image)
-    for steps in map(int, args.hybrid_steps.split(",")):
+    for steps in args.hybrid_steps:
         result = inverter.invert(real, refine="optimize", steps=steps, batch_size=16)
         rows[f"encoder + {steps} optimisation steps"] = scores(
             result.reconstructions, real, result.seconds_per_image
         )
     average = inverter.generator.average_latents(len(real))
-    for steps in map(int, args.optimize_steps.split(",")):
+    for steps in args.optimize_steps:
         began = time.perf_counter()
         latents, _ = inverter.optimize(real, average, steps)
         with torch.no_grad():
@@ -71,15 +78,13 @@ def main() -> None:
             reconstruction, real, seconds
         )
     subset = real[: args.finetune_images]
-    for steps in map(int, args.finetune_steps.split(",")):
+    for steps in args.finetune_steps:
         result = inverter.invert(subset, refine="finetune", steps=steps, batch_size=1)
         rows[f"per-image fine-tuning, {steps} iterations ({len(subset)} images)"] = scores(
             result.reconstructions, subset, result.seconds_per_image
         )
 
-    reference = rows[
-        f"optimisation from the average latent, {args.optimize_steps.split(',')[-1]} steps"
-    ]
+    reference = rows[f"optimisation from the average latent, {args.optimize_steps[-1]} steps"]
     matching = [
         (name, row)
         for name, row in rows.items()
@@ -101,11 +106,10 @@ def main() -> None:
             "speed_up": reference["seconds_per_image"] / fastest[1]["seconds_per_image"],
         },
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, CPU",
-        "command": "python -m benchmarks.emoji_frontier --out docs/benchmarks",
+        "command": "python -m benchmarks.emoji_frontier --out docs/benchmarks --force",
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "frontier.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(rows, args.out / "frontier.png")
+    write_json(json_path, report)
+    plot(rows, plot_path)
     for name, row in rows.items():
         print(
             f"{name:60s} {row['psnr']:6.2f} dB  {row['ssim']:.3f}  {row['seconds_per_image']:8.3f} s"

@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 import torch
-from script_options import check_outputs, one_line_errors, positive_int
 
 import ganenc
 from ganenc import metrics
 from ganenc.emoji import load_split
 from ganenc.files import write_json
 from ganenc.images import save_grid
+from ganenc.scripts import check_outputs, one_line_errors, positive_int
 
 
 def scores(prediction: torch.Tensor, target: torch.Tensor) -> dict:

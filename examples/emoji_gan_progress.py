@@ -19,9 +19,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from script_options import check_outputs, one_line_errors  # noqa: E402
 
 from ganenc.images import open_image  # noqa: E402
+from ganenc.scripts import check_outputs, one_line_errors  # noqa: E402
 
 TILE = 64
 PAD = 2  # torchvision's save_grid default padding

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import torch
-from script_options import check_outputs, one_line_errors, positive_int
 
 import ganenc
 from ganenc.emoji import GROUPS, load_split
@@ -32,6 +31,7 @@ from ganenc.emoji.classifier import EmojiFeatures, normalise
 from ganenc.features import build_feature_network
 from ganenc.files import write_json
 from ganenc.images import save_grid
+from ganenc.scripts import check_outputs, one_line_errors, positive_int
 
 REPORT_FILES = [
     "samples-psi1.png",

@@ -14,11 +14,10 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from script_options import one_line_errors
-
 from ganenc.encoder_runs import encoder_file
 from ganenc.encoders import read_encoder_checkpoint
 from ganenc.files import torch_save
+from ganenc.scripts import one_line_errors
 from ganenc_stylegan.weights import EMOJI_64_ENCODER
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from script_options import check_outputs, one_line_errors, positive_float, positive_int
 
 from ganenc.emoji import ATTRIBUTES, GROUPS, load_split
 from ganenc.emoji.classifier import WEIGHTS_FILE, EmojiCNN, normalise
 from ganenc.files import torch_save, write_json
+from ganenc.scripts import check_outputs, one_line_errors, positive_float, positive_int
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -37,13 +37,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from script_options import (
-    non_negative_float,
-    one_line_errors,
-    positive_float,
-    positive_int,
-    probability,
-)
 from torch import nn
 
 from ganenc.emoji import load_split
@@ -51,6 +44,13 @@ from ganenc.emoji.classifier import EmojiCNN, normalise
 from ganenc.features import build_feature_network
 from ganenc.images import save_grid
 from ganenc.nn.equalized import EqualizedConv2d, EqualizedLinear
+from ganenc.scripts import (
+    non_negative_float,
+    one_line_errors,
+    positive_float,
+    positive_int,
+    probability,
+)
 from ganenc_stylegan.average_latent import ensure_w_avg
 from ganenc_stylegan.checkpoints.rosinality import save_rosinality
 from ganenc_stylegan.stylegan2 import StyleGAN2Config, StyleGAN2Generator

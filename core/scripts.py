@@ -1,10 +1,11 @@
-"""What the example scripts share so that bad input is one line and writes nothing.
+"""argparse helpers for scripts built on ganenc, so that bad input is one line and writes nothing.
 
-The ``ganenc`` commands get this from click and ``cli/options.py``; these scripts use
-argparse, so the same rules live here once: numbers are checked by their argparse
-``type`` (one ``error:`` line naming the option), a :class:`~ganenc.errors.GanencError`
-(missing data, a bad weights file) becomes such a line too, and the files a script
-will write are checked free before any work starts.
+The ``ganenc`` commands get this from click and ``cli/options.py``; the scripts beside
+them (``examples/``, ``benchmarks/``, and a user's own) use argparse, so the same rules
+live here once: numbers are checked by their argparse ``type`` (one ``error:`` line
+naming the option), a :class:`~ganenc.errors.GanencError` (missing data, a bad weights
+file) becomes such a line too, and the files a script will write are checked free
+before any work starts.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-from ganenc.errors import GanencError
-from ganenc.files import check_output
+from .errors import GanencError
+from .files import check_output
 
 
 def _number(text: str, kind: type, accept, wanted: str):
@@ -43,6 +44,16 @@ def probability(text: str) -> float:
 
 def positive_int(text: str) -> int:
     return _number(text, int, lambda v: v >= 1, "an integer >= 1")
+
+
+def positive_int_list(text: str) -> list[int]:
+    """A comma-separated list of integers >= 1, such as ``10,50,200``."""
+    try:
+        return [positive_int(part.strip()) for part in text.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be integers >= 1 separated by commas (e.g. 10,50,200), got {text!r}"
+        ) from None
 
 
 @contextlib.contextmanager
