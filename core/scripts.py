@@ -25,7 +25,7 @@ def _number(text: str, kind: type, accept, wanted: str):
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
-    if not (math.isfinite(value) and accept(value)):
+    if not ((kind is int or math.isfinite(value)) and accept(value)):
         raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
     return value
 
