@@ -24,6 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, checked before anything is measured (a bad one is one ``error:`` line)."""
+    from ganenc.devices import resolve_device
+    from ganenc.encoder_runs import encoder_file
+    from ganenc.errors import GanencError
+    from ganenc.files import check_output
+    from ganenc.scripts import one_line_errors, positive_float, positive_int
+
     from .plans import PLANS
     from .sections import SECTIONS
 
@@ -42,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument(
-        "--budget", type=float, help="seconds; later measurements are skipped past it"
+        "--budget", type=positive_float, help="seconds; later measurements are skipped past it"
     )
     parser.add_argument(
         "--out",
@@ -51,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="folder for <plan>.json and <plan>.md (default docs/benchmarks)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only, write no files")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's)")
     parser.add_argument(
         "--encoder",
         type=Path,
@@ -63,7 +70,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="inversion section, with --encoder: real images (a folder) instead of generated ones",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.sections:
+        unknown = sorted({s.strip() for s in args.sections.split(",") if s.strip()} - set(SECTIONS))
+        if unknown:
+            parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+    if args.images is not None and args.encoder is None:
+        parser.error(
+            "--images needs --encoder (the benchmark's own encoder is for generated images)"
+        )
+    with one_line_errors(parser):
+        resolve_device(args.device)
+        if args.encoder is not None:
+            encoder_file(args.encoder)
+        if args.images is not None and not args.images.is_dir():
+            raise GanencError(f"--images: image folder not found: {args.images}")
+        if not args.no_write:  # the plan's files are replaced (that is what --out is for)
+            check_output(args.out, folder=True, force=True)
+    return args
 
 
 def main(argv: list[str] | None = None, default_plan: str | None = None) -> dict:
@@ -75,7 +99,7 @@ def main(argv: list[str] | None = None, default_plan: str | None = None) -> dict
     from . import cases, machine, report
     from .measure import Budget
     from .plans import PLANS
-    from .sections import SECTIONS, run_sections
+    from .sections import run_sections
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -86,9 +110,6 @@ def main(argv: list[str] | None = None, default_plan: str | None = None) -> dict
     plan = PLANS[name]
     chosen = args.sections.split(",") if args.sections else plan.order
     sections = [s.strip() for s in chosen if s.strip()]
-    unknown = sorted(set(sections) - set(SECTIONS))
-    if unknown:
-        raise SystemExit(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
     cases.quiet_random_weights_warning()
     budget = Budget(args.budget if args.budget is not None else plan.budget_s)
     began = time.perf_counter()
@@ -98,10 +119,6 @@ def main(argv: list[str] | None = None, default_plan: str | None = None) -> dict
 
     info = machine.describe(device)
     log(f"plan {plan.name} on {info.get('gpu') or info['cpu']}: {', '.join(sections)}")
-    if args.images is not None and args.encoder is None:
-        raise SystemExit(
-            "--images needs --encoder (the benchmark's own encoder is for generated images)"
-        )
     out = None if args.no_write else args.out
     results: dict = {
         "format": "ganenc-benchmarks/1",

@@ -538,3 +538,13 @@ def test_running_out_of_memory_is_one_line(monkeypatch):
     monkeypatch.setattr(sample_module, "settings_from_cli", huge)
     result = run_cli("sample", "--gan", "stylegan2")
     assert result.exit_code == 1 and "out of memory; use a smaller --batch-size" in result.output
+
+
+def test_an_unknown_device_is_one_line_not_a_crash(tmp_path):
+    out = tmp_path / "samples.png"
+    result = CliRunner().invoke(
+        cli, ["sample", "--gan", "stylegan2", "-O", "resolution=32", "--device", "tpu",
+              "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 1 and "unknown device 'tpu'" in result.output
+    assert "Traceback" not in result.output and not out.exists()

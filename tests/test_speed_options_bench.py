@@ -255,7 +255,7 @@ def test_a_failing_option_case_is_a_row_and_the_other_cases_are_compared(tmp_pat
     assert "| channels_last | failed: RuntimeError: no such kernel |" in text
 
 
-def test_inversion_section_measures_a_given_encoder_on_given_images(tmp_path, tiny_run):
+def test_inversion_section_measures_a_given_encoder_on_given_images(tmp_path, tiny_run, capsys):
     """--encoder RUN --images DIR: a trained encoder and real images instead of the brief one."""
     from inversion_fixtures import write_photos
 
@@ -278,8 +278,30 @@ def test_inversion_section_measures_a_given_encoder_on_given_images(tmp_path, ti
     assert speed["steps_needed_for_target"] == pytest.approx(
         1000 / speed["optimization_step_in_encoder_passes"]
     )
-    with pytest.raises(SystemExit, match="--images needs --encoder"):
+    with pytest.raises(SystemExit):
         main(["--plan", "quick", "--device", "cpu", "--no-write", "--images", str(photos)])
+    assert "error: --images needs --encoder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--budget", "nan"], "--budget: must be a finite number > 0"),
+        (["--threads", "0"], "--threads: must be an integer >= 1"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--sections", "generator,nope"], "unknown section(s) ['nope']"),
+        (["--encoder", "{tmp}/no-run"], "encoder not found"),
+        (["--out", "{tmp}/file/x"], "is a file, not a folder"),
+    ],
+)
+def test_bad_options_stop_before_anything_is_measured(tmp_path, capsys, options, says):
+    (tmp_path / "file").write_text("")
+    options = [o.replace("{tmp}", str(tmp_path)) for o in options]
+    with pytest.raises(SystemExit) as stopped:
+        main(["--plan", "quick", *options])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and says in err.splitlines()[-1]
+    assert "plan quick" not in err  # stopped before the first measurement's log line
 
 
 def test_report_gives_the_memory_target_verdict_and_marks_a_partial_run():
