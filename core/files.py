@@ -69,12 +69,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def torch_save(payload: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` that leaves either the whole file or the previous one (never a ``.tmp``)."""
+    """``torch.save`` that leaves either the whole file or the previous one (never a ``.tmp``).
+
+    The file is staged under its own name in a temporary folder beside ``path``: torch names
+    the archive inside the file after the file, so a temporary *name* would make two saves of
+    the same payload differ byte for byte (and a shipped file's sha256 unreproducible).
+    """
+    import tempfile
+
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    ) as folder:
+        staged = Path(folder) / path.name
+        torch.save(payload, staged)
+        os.replace(staged, path)
+    return path
 
 
 def json_safe(value: Any) -> Any:

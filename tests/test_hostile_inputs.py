@@ -548,3 +548,14 @@ def test_an_unknown_device_is_one_line_not_a_crash(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 1 and "unknown device 'tpu'" in result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_saving_the_same_payload_twice_writes_the_same_bytes(tmp_path):
+    payload = {"weights": torch.arange(6.0), "step": 3}
+    torch_save(payload, tmp_path / "a" / "encoder.pt")
+    torch_save(payload, tmp_path / "b" / "encoder.pt")
+    torch.save(payload, tmp_path / "encoder.pt")  # what a direct save writes
+    first = (tmp_path / "a" / "encoder.pt").read_bytes()
+    assert first == (tmp_path / "b" / "encoder.pt").read_bytes()
+    assert first == (tmp_path / "encoder.pt").read_bytes()  # a shipped file's sha256 is stable
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["encoder.pt"]
