@@ -42,6 +42,7 @@ from torch import nn
 from ganenc.emoji import load_split
 from ganenc.emoji.classifier import EmojiCNN, normalise
 from ganenc.features import build_feature_network
+from ganenc.files import torch_save
 from ganenc.images import save_grid
 from ganenc.nn.equalized import EqualizedConv2d, EqualizedLinear
 from ganenc.scripts import (
@@ -359,7 +360,7 @@ def main() -> None:
         parser.error(f"cannot write to --out {args.out}: {error.strerror or error}")
 
     def save() -> None:
-        torch.save(
+        torch_save(
             {
                 "generator": generator.state_dict(),
                 "ema": ema.state_dict(),
@@ -378,9 +379,8 @@ def main() -> None:
                 "rng": torch.get_rng_state(),
                 "config": {k: v for k, v in EMOJI_CONFIG.items() if k != "channels"},
             },
-            state_path.with_suffix(".tmp"),
+            state_path,
         )
-        state_path.with_suffix(".tmp").replace(state_path)
 
     started, first_step = time.time(), step
     ema_beta = 0.5 ** (args.batch_size / (args.ema_kimg * 1000))
@@ -449,7 +449,7 @@ def export(ema: StyleGAN2Generator, path: Path) -> Path:
     checkpoint["g_ema"] = {
         k: v.half() if v.is_floating_point() else v for k, v in checkpoint["g_ema"].items()
     }
-    torch.save(checkpoint, path)
+    torch_save(checkpoint, path)
     print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return path
 
