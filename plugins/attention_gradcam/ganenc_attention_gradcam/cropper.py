@@ -90,6 +90,13 @@ class GradCAMCropperOptions(Settings):
             raise ValueError("give one threshold per attention level")
         if any(not 0.0 < t <= 1.0 for t in value):
             raise ValueError("thresholds must lie in (0, 1]")
+        if any(later < earlier for earlier, later in zip(value, value[1:], strict=False)):
+            # each level is cropped inside the one before (the paper's AT2 follows AT1):
+            # a hotter part of the heat map, so a threshold at least the previous one's
+            raise ValueError(
+                f"thresholds must not decrease from one attention level to the next (AT2 is"
+                f" cropped inside AT1), e.g. [0.3, 0.6]; got {list(value)}"
+            )
         return value
 
     @field_validator("min_fraction")

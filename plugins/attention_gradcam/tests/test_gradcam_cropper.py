@@ -227,6 +227,8 @@ def test_option_errors():
         ganenc.create("cropper", "gradcam", classifier=SquareNet(), min_fraction=(0.1, 0.2, 0.3))
     with pytest.raises(ConfigError, match="thresholds"):
         ganenc.create("cropper", "gradcam", classifier=SquareNet(), thresholds=(0.0, 0.5))
+    with pytest.raises(ConfigError, match="must not decrease.*AT2 is cropped inside AT1"):
+        ganenc.create("cropper", "gradcam", classifier=SquareNet(), thresholds=(0.9, 0.1))
     with pytest.raises(ConfigError, match="unknown setting"):
         ganenc.create("cropper", "gradcam", classifier=SquareNet(), colour="red")
     with pytest.raises(ConfigError, match="no Conv2d"):
