@@ -57,27 +57,14 @@ def check_output(
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary name next to ``path``, renamed onto it if the block succeeds, else removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """A path to write ``path``'s new content to, moved onto ``path`` if the block succeeds.
 
-
-def torch_save(payload: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` that leaves either the whole file or the previous one (never a ``.tmp``).
-
-    The file is staged under its own name in a temporary folder beside ``path``: torch names
-    the archive inside the file after the file, so a temporary *name* would make two saves of
-    the same payload differ byte for byte (and a shipped file's sha256 unreproducible).
+    It has ``path``'s own name, in a temporary folder beside it (removed either way): a
+    writer that records its file's name, as ``torch.save`` names the archive inside after
+    it, then writes the same bytes as a direct write, so a shipped file's sha256 is
+    reproducible.
     """
     import tempfile
-
-    import torch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,9 +72,17 @@ def torch_save(payload: Any, path: str | os.PathLike) -> Path:
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     ) as folder:
         staged = Path(folder) / path.name
-        torch.save(payload, staged)
+        yield staged
         os.replace(staged, path)
-    return path
+
+
+def torch_save(payload: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` that leaves either the whole file or the previous one (never a ``.tmp``)."""
+    import torch
+
+    with atomic_path(path) as staged:
+        torch.save(payload, staged)
+    return Path(path)
 
 
 def json_safe(value: Any) -> Any:
