@@ -71,8 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="inversion section, with --encoder: real images (a folder) instead of generated ones",
     )
     args = parser.parse_args(argv)
-    if args.sections:
-        unknown = sorted({s.strip() for s in args.sections.split(",") if s.strip()} - set(SECTIONS))
+    if args.sections:  # the chosen names, as a list from here on
+        args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+        unknown = sorted(set(args.sections) - set(SECTIONS))
         if unknown:
             parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
     if args.images is not None and args.encoder is None:
@@ -108,8 +109,7 @@ def main(argv: list[str] | None = None, default_plan: str | None = None) -> dict
     if name is None:
         name = "gpu" if device.type == "cuda" else "cpu"
     plan = PLANS[name]
-    chosen = args.sections.split(",") if args.sections else plan.order
-    sections = [s.strip() for s in chosen if s.strip()]
+    sections = args.sections or list(plan.order)
     cases.quiet_random_weights_warning()
     budget = Budget(args.budget if args.budget is not None else plan.budget_s)
     began = time.perf_counter()
