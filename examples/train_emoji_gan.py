@@ -246,6 +246,20 @@ def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         )
 
 
+def set_hyperparameters(
+    g_opt: torch.optim.Adam, d_opt: torch.optim.Adam, lr: float, r1_ratio: float
+) -> None:
+    """Give the optimisers this command's learning rate and betas, also after a resume.
+
+    Adam's ``load_state_dict`` restores the saved ones, which would silently ignore ``--lr`` and
+    ``--r1-every`` on resume (the way to lower the learning rate late in a run).
+    """
+    for group in g_opt.param_groups:
+        group["lr"], group["betas"] = lr, (0.0, 0.99)
+    for group in d_opt.param_groups:  # lazy R1 rescales D's rate and momentum
+        group["lr"], group["betas"] = lr * r1_ratio, (0.0, 0.99**r1_ratio)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/emoji"))
@@ -255,7 +269,12 @@ def main() -> None:
     )
     parser.add_argument("--max-steps", type=positive_int, default=1_000_000)
     parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--lr", type=positive_float, default=0.0025)
+    parser.add_argument(
+        "--lr",
+        type=positive_float,
+        default=0.0025,
+        help="Adam learning rate; applies on resume too (the saved moments are kept)",
+    )
     parser.add_argument("--r1-gamma", type=non_negative_float, default=0.2)
     parser.add_argument("--r1-every", type=positive_int, default=16)
     parser.add_argument(
@@ -319,10 +338,8 @@ def main() -> None:
     generator.to(device)
     ema.to(device)
     r1_ratio = args.r1_every / (args.r1_every + 1)
-    g_opt = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.0, 0.99))
-    d_opt = torch.optim.Adam(
-        discriminator.parameters(), lr=args.lr * r1_ratio, betas=(0.0, 0.99**r1_ratio)
-    )
+    g_opt = torch.optim.Adam(generator.parameters())  # rates: set_hyperparameters below
+    d_opt = torch.optim.Adam(discriminator.parameters())
     projected = projected_opt = None
     if classifier is not None:
         projected = ProjectedDiscriminator(classifier).to(device)
@@ -351,6 +368,7 @@ def main() -> None:
                 " afresh, or point --out at the run it belongs to"
             )
         print(f"resumed at step {step}")
+    set_hyperparameters(g_opt, d_opt, args.lr, r1_ratio)
     if args.export_only:
         export(ema.cpu(), args.out / "stylegan2-emoji-64.pt")
         return

@@ -77,10 +77,20 @@ def test_two_steps_resume_and_export(tmp_path):
     ]
     subprocess.run(command, check=True, capture_output=True, timeout=300)
     command[command.index("--max-steps") + 1] = "2"
-    command += ["--balance", "base"]  # a resumed run may change how images are drawn
+    assert torch.load(tmp_path / "state.pt", weights_only=True)["g_opt"]["param_groups"][0][
+        "lr"
+    ] == pytest.approx(0.0025)
+    # a resumed run may change how images are drawn, and lower its learning rate (Adam's
+    # load_state_dict would restore the saved rate)
+    command += ["--balance", "base", "--lr", "0.001"]
     result = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
     assert "resumed at step 1" in result.stdout
-    assert torch.load(tmp_path / "state.pt", weights_only=True)["step"] == 2
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert state["step"] == 2
+    assert state["g_opt"]["param_groups"][0]["lr"] == pytest.approx(0.001)
+    d_group = state["d_opt"]["param_groups"][0]
+    assert d_group["lr"] == pytest.approx(0.001 * 16 / 17)  # lazy R1 every 16 steps
+    assert d_group["betas"][1] == pytest.approx(0.99 ** (16 / 17))
     generator = ganenc.load_generator("stylegan2", str(tmp_path / "stylegan2-emoji-64.pt"))
     assert (generator.resolution, generator.w_dim, generator.num_ws) == (64, 128, 10)
     assert (tmp_path / "samples" / "step-000002.png").is_file()
