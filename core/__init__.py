@@ -59,7 +59,21 @@ def load_generator(name: str, checkpoint: Any = None, **config: Any) -> Generato
         from .weights import check_architecture, resolve_checkpoint_entry
 
         checkpoint, entry = resolve_checkpoint_entry(name, checkpoint)
-    generator = get_registry().create("generator", name, checkpoint=checkpoint, **config)
+    registry = get_registry()
+    generator = registry.create("generator", name, checkpoint=checkpoint, **config)
+    model = registry.get("generator", name).load_options_model()
+    if checkpoint is not None and model is not None:
+        from .config import contradicted_random_only
+
+        problems = contradicted_random_only(model, config, generator)
+        if problems:
+            from .errors import ConfigError
+
+            raise ConfigError(
+                f"generator {name!r}: the checkpoint gives the architecture, and these options"
+                f" disagree with it: {', '.join(problems)}; drop them (or leave out the"
+                " checkpoint for a randomly initialised generator)"
+            )
     from .geometry import check_resolution
 
     check_resolution(generator.geometry().resolution, f"generator {name!r}")

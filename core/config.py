@@ -41,6 +41,42 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
+#: The ``json_schema_extra`` of a generator option that only shapes a randomly initialised
+#: generator (``resolution: int = Field(256, json_schema_extra=RANDOM_ONLY)``). With a checkpoint
+#: the file gives the architecture; :func:`contradicted_random_only` names such options that were
+#: given anyway, so ``-O resolution=128`` with a 64 px checkpoint is refused, not ignored.
+RANDOM_ONLY = {"random_only": True}
+
+
+def random_only(default: Any, description: str, **constraints: Any) -> Any:
+    """``Field(default, ...)`` of a :data:`RANDOM_ONLY` generator option."""
+    return Field(default, description=description, json_schema_extra=RANDOM_ONLY, **constraints)
+
+
+def contradicted_random_only(
+    model: type[BaseModel], given: dict[str, Any], built: Any
+) -> list[str]:
+    """The :data:`RANDOM_ONLY` options in ``given`` that the generator ``built`` from a file denies.
+
+    An option the generator has as an attribute of the same name (``resolution``, ``z_dim``)
+    may restate the file's value (a config that says ``resolution: 64`` for a 64 px file);
+    any other random-only option (``channel_base``, ``seed``) has no effect with a file.
+    """
+    validated = validate_options(model, given, f"options of {type(built).__name__}")
+    problems = []
+    for key in given:
+        field = model.model_fields.get(key)
+        if field is None or not (field.json_schema_extra or {}).get("random_only"):
+            continue
+        value, actual = getattr(validated, key), getattr(built, key, None)
+        if isinstance(actual, (bool, int, float, str)):
+            if actual != value:
+                problems.append(f"{key}={value!r} (the file gives {actual!r})")
+        else:
+            problems.append(f"{key}={value!r} (used only for random weights)")
+    return problems
+
+
 #: Largest seed any setting takes (and the room above it that seed ranges use): numpy and
 #: torch take 32-bit seeds safely; a seed of 1e23 used to fail deep inside torch.
 MAX_SEED = 2**32 - 1

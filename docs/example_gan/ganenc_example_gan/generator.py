@@ -18,8 +18,8 @@ from torch import nn
 
 from ganenc.adapters import GeneratorAdapter, Latents, seeded_generator
 from ganenc.checkpoints import read_checkpoint
-from ganenc.config import Settings
-from ganenc.errors import CheckpointError, ConfigError
+from ganenc.config import Settings, random_only
+from ganenc.errors import CheckpointError
 from ganenc.geometry import GeneratorGeometry
 
 FORMAT = "tinygan/1"
@@ -31,15 +31,18 @@ class TinyGANOptions(Settings):
     ``checkpoint`` arrives from ``--checkpoint`` (a path; a weights tag is already
     resolved to its cached file; ``random`` becomes ``None``); ``resolution``
     from ``--resolution``; the rest from ``-O key=value``.  Architecture options
-    only shape a random generator: a checkpoint records its own.
+    only shape a random generator: a checkpoint records its own, so they are declared with
+    ``random_only``: with a file, ``ganenc.load_generator`` refuses one that disagrees with the
+    adapter's attribute of the same name (``resolution=32`` for a 16 px file) and one the
+    adapter has no attribute for (``channels``, ``seed``: nothing to check, so no effect).
     """
 
     checkpoint: Path | None = Field(None, description="checkpoint file; None: random weights")
-    resolution: int | None = Field(None, description="output size, a power of two >= 8")
-    z_dim: int = Field(16, ge=1)
-    w_dim: int = Field(16, ge=1)
-    channels: int = Field(16, ge=1)
-    seed: int = Field(0, description="seed of the random initialisation")
+    resolution: int | None = random_only(None, "output size, a power of two >= 8")
+    z_dim: int = random_only(16, "latent z size", ge=1)
+    w_dim: int = random_only(16, "latent w size", ge=1)
+    channels: int = random_only(16, "channels of every layer", ge=1)
+    seed: int = random_only(0, "seed of the random initialisation")
 
     @field_validator("resolution")
     @classmethod
@@ -154,13 +157,7 @@ def load_tinygan(
     payload = read_checkpoint(checkpoint)  # weights_only: checkpoints may come from strangers
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{checkpoint} is not a tinygan checkpoint (format {FORMAT!r})")
-    config = payload["config"]
-    if resolution is not None and resolution != config["resolution"]:
-        raise ConfigError(
-            f"{checkpoint} holds a {config['resolution']} px generator; resolution={resolution}"
-            " does not match (leave --resolution out with a checkpoint)"
-        )
-    model = TinyGAN(**config)
+    model = TinyGAN(**payload["config"])  # options given with a file: checked by ganenc
     model.load_state_dict(payload["state_dict"])
     return TinyGANAdapter(model).freeze()
 

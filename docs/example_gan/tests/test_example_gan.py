@@ -47,8 +47,11 @@ def test_a_checkpoint_file_fixes_the_architecture(tmp_path):
     save_tinygan(build_tinygan(resolution=16, channels=4, seed=3), path)
     generator = ganenc.load_generator("tinygan", str(path))
     assert generator.geometry().encoder_latents == {"w_plus": (3, 16)}
-    with pytest.raises(ganenc.ConfigError, match="holds a 16 px generator"):
+    with pytest.raises(ganenc.ConfigError, match=r"resolution=32 \(the file gives 16\)"):
         ganenc.load_generator("tinygan", str(path), resolution=32)
+    with pytest.raises(ganenc.ConfigError, match=r"channels=8 \(used only for random weights\)"):
+        ganenc.load_generator("tinygan", str(path), channels=8)
+    assert ganenc.load_generator("tinygan", str(path), resolution=16).resolution == 16
     with pytest.raises(ganenc.ConfigError, match="unknown setting 'channel'"):
         ganenc.load_generator("tinygan", channel=4)
 

@@ -36,7 +36,7 @@ from ganenc.adapters import (
     seeded_generator,
 )
 from ganenc.checkpoints import build_checked
-from ganenc.config import PathText, Seed, Settings, builds_from
+from ganenc.config import PathText, Seed, Settings, builds_from, random_only
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 
@@ -54,8 +54,9 @@ class BigGANOptions(Settings):
     """Options of the ``biggan`` generator.
 
     With ``checkpoint`` the architecture comes from the checkpoint's
-    ``config.json`` and the architecture fields below are ignored; without it
-    a generator with random weights is built from them (or from ``config``).
+    ``config.json``, and an architecture field below that contradicts it is refused
+    (``ganenc.load_generator``); without it a generator with random weights is built
+    from them (or from ``config``).
     """
 
     checkpoint: PathText | None = None
@@ -64,17 +65,17 @@ class BigGANOptions(Settings):
     """Explicit config.json path (default: the one beside the weights)."""
     default_truncation: float = REFERENCE_TRUNCATION
     """Truncation used wherever a method gets ``truncation=None``."""
-    resolution: int = 128
-    channel_width: int = 128
-    z_dim: int = 128
-    num_classes: int = 1000
-    n_stats: int = 51
-    eps: float = 1e-4
-    layers: list[tuple[bool, int, int]] | None = None
-    """``(upsample, in_multiplier, out_multiplier)`` per block (default: by resolution)."""
-    attention_layer_position: int | None = None
-    seed: Seed = 0
-    """Seed of the random weights (only without a checkpoint)."""
+    resolution: int = random_only(128, "output size")
+    channel_width: int = random_only(128, "base channel width")
+    z_dim: int = random_only(128, "latent z size")
+    num_classes: int = random_only(1000, "number of classes")
+    n_stats: int = random_only(51, "truncation levels of the class-conditional batch norm")
+    eps: float = random_only(1e-4, "batch-norm epsilon")
+    layers: list[tuple[bool, int, int]] | None = random_only(
+        None, "(upsample, in_multiplier, out_multiplier) per block (default: by resolution)"
+    )
+    attention_layer_position: int | None = random_only(None, "block index of self-attention")
+    seed: Seed = random_only(0, "seed of the random weights")
 
 
 class BigGANAdapter(GeneratorAdapter):

@@ -31,7 +31,7 @@ from ganenc.adapters import (
     seeded_generator,
 )
 from ganenc.checkpoints import build_checked
-from ganenc.config import PathText, Seed, Settings, builds_from
+from ganenc.config import PathText, Seed, Settings, builds_from, random_only
 from ganenc.errors import CheckpointError
 from ganenc.geometry import GeneratorGeometry
 
@@ -41,25 +41,26 @@ from .model import PGGANConfig, PGGANGenerator
 class PGGANOptions(Settings):
     """Options of the ``pggan`` generator.
 
-    With ``checkpoint`` the architecture is read from the file and
-    ``resolution``, ``z_dim``, ``fmaps_*``, ``layout`` and ``seed`` are not used;
-    without it they describe a randomly initialised generator.
+    With ``checkpoint`` the architecture is read from the file, and ``resolution``,
+    ``z_dim``, ``fmaps_*``, ``layout`` or ``seed`` given with it are refused unless the file
+    agrees (``ganenc.load_generator``); without it they describe a randomly initialised
+    generator.
     """
 
     checkpoint: PathText | None = Field(
         None, description="pytorch_GAN_zoo or genforce .pth file (None: random weights)"
     )
-    resolution: int = Field(256, ge=4, description="output size of a random generator")
-    z_dim: int = Field(512, ge=1, description="latent size of a random generator")
-    fmaps_base: int = Field(16384, ge=1, description="channels = min(fmaps_base // res, fmaps_max)")
-    fmaps_max: int = Field(512, ge=1, description="upper bound on the channels of any layer")
-    layout: Literal["gan_zoo", "genforce"] = Field(
-        "gan_zoo", description="numerical conventions of a random generator"
+    resolution: int = random_only(256, "output size of a random generator", ge=4)
+    z_dim: int = random_only(512, "latent size of a random generator", ge=1)
+    fmaps_base: int = random_only(16384, "channels = min(fmaps_base // res, fmaps_max)", ge=1)
+    fmaps_max: int = random_only(512, "upper bound on the channels of any layer", ge=1)
+    layout: Literal["gan_zoo", "genforce"] = random_only(
+        "gan_zoo", "numerical conventions of a random generator"
     )
     averaged: bool = Field(
         True, description="use the averaged generator (avgG / generator_smooth) when present"
     )
-    seed: Seed | None = Field(None, description="seed of a random generator's weights")
+    seed: Seed | None = random_only(None, "seed of a random generator's weights")
 
     @field_validator("resolution")
     @classmethod

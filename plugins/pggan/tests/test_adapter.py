@@ -149,10 +149,15 @@ def test_options_are_validated():
     }
 
 
-def test_checkpoint_overrides_the_random_architecture(tmp_path):
+def test_checkpoint_gives_the_architecture_and_contradicting_options_are_refused(tmp_path):
     generator = PGGANGenerator(PGGANConfig.genforce(z_dim=8, channels=(4, 4)))
     save_genforce(generator, tmp_path / "g.pth")
-    adapter = ganenc.load_generator("pggan", checkpoint=tmp_path / "g.pth", resolution=64)
+    with pytest.raises(ConfigError, match=r"resolution=64 \(the file gives 8\)"):
+        ganenc.load_generator("pggan", checkpoint=tmp_path / "g.pth", resolution=64)
+    with pytest.raises(ConfigError, match=r"fmaps_max=4 \(used only for random weights\)"):
+        ganenc.load_generator("pggan", checkpoint=tmp_path / "g.pth", fmaps_max=4)
+    # options that restate the file (a config written for it) are fine
+    adapter = ganenc.load_generator("pggan", checkpoint=tmp_path / "g.pth", resolution=8, z_dim=8)
     assert (adapter.resolution, adapter.z_dim) == (8, 8)
     assert adapter.checkpoint == str(tmp_path / "g.pth")
     assert adapter.geometry().encoder_latents == {"z": (8,)}

@@ -18,9 +18,9 @@ targets are ``w_plus`` only.
 
 Options (validated by :class:`StyleGAN2Options` / :class:`StyleGAN1Options` /
 :class:`StyleGAN3Options`):
-with ``checkpoint`` the architecture comes from the file and the architecture
-options (including ``resolution``) are ignored; without it a randomly
-initialised generator is built from them, reproducibly from ``seed``.
+with ``checkpoint`` the architecture comes from the file, and an architecture option
+(``random_only``) given with it is refused unless the file agrees (``ganenc.load_generator``);
+without it a randomly initialised generator is built from them, reproducibly from ``seed``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ganenc.adapters import (
     seeded_generator,
 )
 from ganenc.checkpoints import build_checked
-from ganenc.config import PathText, Seed, Settings, builds_from
+from ganenc.config import PathText, Seed, Settings, builds_from, random_only
 from ganenc.errors import ConfigError
 from ganenc.geometry import GeneratorGeometry
 
@@ -60,13 +60,13 @@ class _StyleGANOptions(Settings):
     checkpoint: PathText | None = Field(
         None, description="checkpoint file; None builds a randomly initialised generator"
     )
-    resolution: int = Field(256, description="output size of a random generator (32..1024)")
-    z_dim: int = Field(512, ge=1, description="latent z size (random init only)")
-    w_dim: int = Field(512, ge=1, description="intermediate w size (random init only)")
-    mapping_layers: int = Field(8, ge=1, description="mapping depth (random init only)")
-    channel_base: int = Field(16384, ge=1, description="channels = channel_base / resolution ...")
-    channel_max: int = Field(512, ge=1, description="... capped at channel_max (random init only)")
-    seed: Seed = Field(0, description="seed of the random initialisation")
+    resolution: int = random_only(256, "output size of a random generator (32..1024)")
+    z_dim: int = random_only(512, "latent z size (random init only)", ge=1)
+    w_dim: int = random_only(512, "intermediate w size (random init only)", ge=1)
+    mapping_layers: int = random_only(8, "mapping depth (random init only)", ge=1)
+    channel_base: int = random_only(16384, "channels = channel_base / resolution ...", ge=1)
+    channel_max: int = random_only(512, "... capped at channel_max (random init only)", ge=1)
+    seed: Seed = random_only(0, "seed of the random initialisation")
 
     @field_validator("resolution")
     @classmethod
@@ -82,8 +82,8 @@ class _StyleGANOptions(Settings):
 class StyleGAN2Options(_StyleGANOptions):
     """Options of the "stylegan2" generator (config F)."""
 
-    channel_multiplier: int = Field(
-        2, ge=1, description="2 for config F; channels = channel_base * multiplier / resolution"
+    channel_multiplier: int = random_only(
+        2, "2 for config F; channels = channel_base * multiplier / resolution", ge=1
     )
 
 
@@ -94,13 +94,13 @@ class StyleGAN1Options(_StyleGANOptions):
 class StyleGAN3Options(_StyleGANOptions):
     """Options of the "stylegan3" generator (random init: NVIDIA's config T or R)."""
 
-    mapping_layers: int = Field(2, ge=1, description="mapping depth (random init only)")
-    channel_base: int = Field(
-        32768, ge=1, description="channels = channel_base / 2 / cutoff ... (random init only)"
+    mapping_layers: int = random_only(2, "mapping depth (random init only)", ge=1)
+    channel_base: int = random_only(
+        32768, "channels = channel_base / 2 / cutoff ... (random init only)", ge=1
     )
-    config: Literal["t", "r"] = Field(
+    config: Literal["t", "r"] = random_only(
         "t",
-        description="'t' (3x3 convs) or 'r' (1x1 convs, radial filters; NVIDIA's public R"
+        "'t' (3x3 convs) or 'r' (1x1 convs, radial filters; NVIDIA's public R"
         " models use channel_base 65536, channel_max 1024) (random init only)",
     )
 

@@ -33,3 +33,19 @@ def test_sample_writes_the_truncated_images_and_their_latents(tmp_path):
     grid = torch.from_numpy(np.asarray(Image.open(out)))
     first = grid[2 : 2 + 32, 2 : 2 + 32]  # the first cell, after the 2 px padding
     assert (first.int() - to_uint8(expected[:1])[0].int()).abs().max() <= 1
+
+
+def test_an_option_the_checkpoint_contradicts_is_one_line_and_writes_nothing(tmp_path):
+    generator = ganenc.load_generator("stylegan2", resolution=32, channel_max=32, seed=3)
+    checkpoint = save_rosinality(generator.model, tmp_path / "g.pt")
+    out = tmp_path / "grid.png"
+    command = ["sample", "--gan", "stylegan2", "--checkpoint", str(checkpoint), "-n", "2",
+               "--out", str(out), "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(cli, [*command, "-O", "resolution=64", "-O", "channel_base=99"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "resolution=64 (the file gives 32)" in result.output
+    assert "channel_base=99 (used only for random weights)" in result.output
+    assert not out.exists()  # refused, not a 32 px grid for a user who asked for 64
+    restated = CliRunner().invoke(cli, [*command, "-O", "resolution=32"])
+    assert restated.exit_code == 0, restated.output
+    assert Image.open(out).size == (70, 36)  # two 32 px images in one row, 2 px padding
