@@ -1,4 +1,5 @@
-"""Evidence for ``stylegan2:emoji-64``: samples, nearest neighbours, FID/KID, group histogram.
+"""Evidence for ``stylegan2:emoji-64``: samples (also group by group), nearest neighbours, FID/KID,
+group histogram.
 
 Distances are measured in the feature space of the emoji classifier
 (``features:emoji-cnn``, pooled 160-d features), not Inception's: no ImageNet
@@ -37,6 +38,7 @@ REPORT_FILES = [
     "samples-psi1.png",
     "samples-psi0.7.png",
     "nearest-train.png",
+    "samples-by-group.png",
     "group-histogram.png",
     "report.json",
 ]
@@ -119,6 +121,52 @@ def nearest_grid(samples: torch.Tensor, train: torch.Tensor, path: Path, k: int 
         rows.append(torch.cat([sample[None], train[nearest]]))
     grid = torch.cat(rows).float() / 127.5 - 1
     save_grid(grid, path, nrow=k + 1)
+
+
+def group_rows(
+    samples: torch.Tensor, groups: torch.Tensor, heldout, per_row: int = 8, real: int = 3
+) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """Per Unicode group: ``real`` held-out emoji of it and the FIRST ``per_row`` samples the
+    classifier puts in it (in seed order, not the most confident: what the generator draws
+    when it draws that group, unpicked)."""
+    return [
+        (name, heldout.images[heldout.groups == index][:real], samples[groups == index][:per_row])
+        for index, name in enumerate(GROUPS)
+    ]
+
+
+def plot_group_rows(rows: list, path: Path, per_row: int = 8, real: int = 3) -> None:
+    """One labelled row per group: held-out real | samples (blank where fewer were drawn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torchvision.utils import make_grid
+
+    blank = torch.full((1, 3, 64, 64), 255, dtype=torch.uint8)
+    figure, axes = plt.subplots(
+        len(rows), 1, figsize=(0.75 * (real + per_row) + 1.6, 0.8 * len(rows)), squeeze=False
+    )
+    for axis, (name, real_images, samples) in zip(axes[:, 0], rows, strict=True):
+        padded = [
+            torch.cat([images, blank.expand(count - len(images), -1, -1, -1)])
+            for images, count in ((real_images, real), (samples, per_row))
+        ]
+        row = torch.cat([padded[0], blank, padded[1]])  # a blank column between the two
+        axis.imshow(
+            make_grid(row, nrow=len(row), padding=2, pad_value=255).permute(1, 2, 0).numpy()
+        )
+        axis.set_xticks([])
+        axis.set_yticks([])
+        label = name if len(samples) == per_row else f"{name}\n(only {len(samples)} drawn)"
+        axis.set_ylabel(label, rotation=0, ha="right", va="center")
+    axes[0, 0].set_title(
+        f"held-out real (first {real})  |  first samples the classifier puts in the group",
+        fontsize=9,
+    )
+    figure.tight_layout(pad=0.2)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
 
 
 def plot_histogram(histograms: dict[str, list[float]], path: Path) -> None:
@@ -298,6 +346,7 @@ def main() -> None:
         nrow=8,
     )
     nearest_grid(fake[:8], train, args.out / "nearest-train.png")
+    fake_groups = predicted_groups(network, fake)
     random_fake = sample_uint8(untrained, args.samples, args.seed)
 
     report = {
@@ -319,8 +368,11 @@ def main() -> None:
     }
     try:
         plot_histogram(histograms, args.out / "group-histogram.png")
+        plot_group_rows(
+            group_rows(fake, fake_groups, heldout_split), args.out / "samples-by-group.png"
+        )
     except ImportError:
-        print("matplotlib is not installed: no histogram plot (the numbers are in report.json)")
+        print("matplotlib is not installed: no plots (the numbers are in report.json)")
     report["seconds"] = round(time.time() - started, 1)
     report["machine"] = (
         f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"

@@ -57,3 +57,26 @@ def test_curve_measures_each_export_over_seeds(tmp_path):
     assert all(0 < run["outside_people_fraction"] < 1 for run in point["per_seed"])
     assert 0 < report["floor"]["fid_outside_people"] < point["fid_outside_people"]
     assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+def test_group_rows_show_the_first_samples_of_each_group_unpicked(tmp_path):
+    import importlib.util
+    from types import SimpleNamespace
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("emoji_gan_report", SCRIPT)
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    samples = torch.arange(20, dtype=torch.uint8).view(20, 1, 1, 1).expand(20, 3, 64, 64)
+    groups = torch.tensor([0, 1] * 9 + [0, 0])  # group 0: samples 0, 2, ..., 16, 18, 19
+    heldout = SimpleNamespace(images=samples.flip(0), groups=torch.zeros(20, dtype=torch.long))
+    rows = report.group_rows(samples, groups, heldout, per_row=8, real=3)
+    assert [name for name, _, _ in rows] == list(report.GROUPS)
+    name, real, drawn = rows[0]
+    assert drawn[:, 0, 0, 0].tolist() == [0, 2, 4, 6, 8, 10, 12, 14]  # seed order, first 8
+    assert real[:, 0, 0, 0].tolist() == [19, 18, 17]
+    assert rows[1][2][:, 0, 0, 0].tolist() == [1, 3, 5, 7, 9, 11, 13, 15]
+    assert len(rows[2][1]) == len(rows[2][2]) == 0  # nothing drawn: a blank row, no error
+    report.plot_group_rows(rows, tmp_path / "rows.png", per_row=8, real=3)
+    assert (tmp_path / "rows.png").stat().st_size > 0
