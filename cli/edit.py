@@ -52,21 +52,16 @@ def edit_command(latents, direction, strengths, layers, out, gan, checkpoint, ge
 
     generator = None
     if gan or checkpoint or gen_options:
+        from ganenc.encoder_runs import recorded_generator
         from ganenc.latents import read_latents
 
-        recorded = read_latents(latents).generator_spec() or {}
-        if gan and gan != recorded.get("gan"):
-            recorded = {}  # another family: nothing recorded applies
-        if not (gan or recorded.get("gan")):
-            raise click.UsageError("the latent files record no generator: pass --gan")
-        generator = {
-            "gan": gan or recorded["gan"],
-            "checkpoint": checkpoint or recorded.get("checkpoint") or "random",
-            "generator_options": {
-                **(recorded.get("generator_options") or {}),
-                **parse_key_values(gen_options, "-O/--option"),
-            },
-        }
+        generator = recorded_generator(
+            read_latents(latents).generator_spec(),
+            latents,
+            gan=gan,
+            checkpoint=checkpoint,
+            generator_options=parse_key_values(gen_options, "-O/--option"),
+        ).model_dump()
     summary = edit_latents(
         latents, direction, strengths, out, layers=layers, generator=generator, device=device
     )

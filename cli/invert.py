@@ -19,7 +19,7 @@ from .options import (
 
 
 def generator_override_options(function):
-    """``--gan``, ``--checkpoint`` and ``-O`` options that replace what the encoder records."""
+    """``--gan``, ``--checkpoint`` and ``-O`` options that override what the encoder records."""
     function = generator_option(help="Generator option overriding the recorded ones (repeatable).")(
         function
     )

@@ -53,6 +53,15 @@ def random_only(default: Any, description: str, **constraints: Any) -> Any:
     return Field(default, description=description, json_schema_extra=RANDOM_ONLY, **constraints)
 
 
+def random_only_fields(model: type[BaseModel]) -> set[str]:
+    """The names of ``model``'s :data:`RANDOM_ONLY` options."""
+    return {
+        name
+        for name, field in model.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("random_only")
+    }
+
+
 def contradicted_random_only(
     model: type[BaseModel], given: dict[str, Any], built: Any
 ) -> list[str]:
@@ -64,10 +73,7 @@ def contradicted_random_only(
     """
     validated = validate_options(model, given, f"options of {type(built).__name__}")
     problems = []
-    for key in given:
-        field = model.model_fields.get(key)
-        if field is None or not (field.json_schema_extra or {}).get("random_only"):
-            continue
+    for key in random_only_fields(model) & set(given):
         value, actual = getattr(validated, key), getattr(built, key, None)
         if isinstance(actual, (bool, int, float, str)):
             if actual != value:

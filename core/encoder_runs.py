@@ -75,33 +75,44 @@ def training_settings(path: Path, payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def recorded_generator(
-    payload: Mapping[str, Any],
-    path: str | os.PathLike,
+    stored: Mapping[str, Any] | None,
+    source: str | os.PathLike,
     *,
     gan: str | None = None,
     checkpoint: str | None = None,
     generator_options: Mapping[str, Any] | None = None,
 ):
-    """The :class:`~ganenc.training.settings.GeneratorSpec` an encoder records, with overrides."""
+    """The :class:`~ganenc.training.settings.GeneratorSpec` a file records, with overrides.
+
+    ``stored`` is the ``{"gan", "checkpoint", "generator_options"}`` an encoder or a latents
+    file records (``source``, for messages). Another family drops all of it; another checkpoint
+    drops the recorded architecture options (:data:`~ganenc.config.RANDOM_ONLY`: they built
+    the recorded generator, a file gives its own); ``generator_options`` replace the recorded
+    options key by key.
+    """
     from .training.settings import GeneratorSpec
 
-    stored = payload.get("generator") or {}
+    stored = dict(stored or {})
     if gan is not None and gan != stored.get("gan"):
         stored = {}  # another family: the recorded file and options do not apply
     family = gan or stored.get("gan")
     if family is None:
         raise GanencError(
-            f"{path} does not record its generator; pass --gan and --checkpoint"
+            f"{source} does not record its generator; pass --gan and --checkpoint"
             " (gan= and checkpoint= in Python)"
         )
+    options = dict(stored.get("generator_options") or {})
+    if checkpoint not in (None, stored.get("checkpoint")):
+        from .config import random_only_fields
+        from .registry import get_registry
+
+        model = get_registry().get("generator", family).load_options_model()
+        dropped = random_only_fields(model) if model is not None else set()
+        options = {key: value for key, value in options.items() if key not in dropped}
     return GeneratorSpec(
         gan=family,
         checkpoint=checkpoint or stored.get("checkpoint", "random"),
-        generator_options=dict(
-            generator_options
-            if generator_options is not None
-            else stored.get("generator_options", {})
-        ),
+        generator_options={**options, **(generator_options or {})},
     )
 
 
@@ -183,7 +194,7 @@ class EncoderRun:
         payload = read_encoder_checkpoint(path)
         trained_with = training_settings(path, payload)
         spec = recorded_generator(
-            payload,
+            payload.get("generator"),
             path,
             gan=gan,
             checkpoint=checkpoint,

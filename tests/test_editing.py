@@ -152,6 +152,28 @@ def test_edit_command_writes_edited_latents_and_strips(tiny_run, tiny_inverter, 
     assert summary["strengths"] == [-3.0, 0.0, 3.0] and summary["layers"] == "0-3"
 
 
+def test_edit_with_another_checkpoint_resolves_the_generator_like_invert(
+    tiny_inverter, photos, tmp_path
+):
+    """The latents record a random 32 px generator (resolution=32, channel_max=32); the same
+    generator as a file, given with --checkpoint, drops those architecture options."""
+    from ganenc_stylegan.formats import save_rosinality
+
+    inverted = tmp_path / "inverted"
+    invert_folder(tiny_inverter, photos, inverted)
+    checkpoint = save_rosinality(tiny_inverter.generator.model, tmp_path / "g.pt")
+    direction_file = Direction("smile", "w", torch.ones(512) / 512**0.5).save(tmp_path / "d.pt")
+    common = ["--latents", str(inverted), "--direction", str(direction_file), "--strengths=0"]
+    runs = {}
+    for name, extra in (("recorded", []), ("file", ["--checkpoint", str(checkpoint)])):
+        result = CliRunner().invoke(
+            edit_command, [*common, *extra, "--out", str(tmp_path / name), "--device", "cpu"]
+        )
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        runs[name] = np.asarray(Image.open(next((tmp_path / name / "strips").iterdir())))
+    assert np.array_equal(runs["recorded"], runs["file"])
+
+
 def test_apply_direction_checks_shapes_and_layers():
     latents = {"w_plus": torch.zeros(1, 8, 512), "const": torch.ones(1, 32, 4, 4)}
     wide = Direction("a", "w_plus", torch.ones(8, 512) / 64)

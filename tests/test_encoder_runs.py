@@ -115,3 +115,28 @@ def _photo(folder, stem):
     from ganenc.data import load_image
 
     return load_image(folder / f"{stem}.png", 32)
+
+
+def test_another_checkpoint_drops_the_recorded_random_architecture_options(tiny_run, tmp_path):
+    """The tiny run records -O resolution=32 -O channel_max=32 of a random generator; given the
+    same generator as a file, those options do not apply to it (load_generator refuses
+    architecture options next to a file), while an explicit -O still reaches the loader."""
+    from ganenc_stylegan.formats import save_rosinality
+
+    recorded = EncoderRun.open(tiny_run)
+    path = save_rosinality(recorded.generator.model, tmp_path / "g.pt")
+    run = EncoderRun.open(tiny_run, checkpoint=str(path))
+    assert run.generator_spec.generator_options == {}
+    assert run.generator.checkpoint == str(path)
+    latents = recorded.generator.sample_latents(2, seed=0)
+    assert torch.equal(recorded.generator.synthesize(latents), run.generator.synthesize(latents))
+    with pytest.raises(ganenc.ConfigError, match=r"channel_max=16 \(used only for random"):
+        EncoderRun.open(tiny_run, checkpoint=str(path), generator_options={"channel_max": 16})
+
+
+def test_an_option_override_replaces_only_its_own_key(tiny_run):
+    """-O seed=5 on a run recorded with resolution=32, channel_max=32 keeps those two (it
+    replaced every recorded option, so the generator became a 256 px default and was refused)."""
+    run = EncoderRun.open(tiny_run, generator_options={"seed": 5})
+    assert run.generator_spec.generator_options == {"resolution": 32, "channel_max": 32, "seed": 5}
+    assert run.generator.resolution == 32

@@ -60,7 +60,7 @@ def pretrained_context(settings: FinetuneSettings) -> tuple[dict, GeneratorSpec,
     path = encoder_file(settings.encoder)
     payload = read_encoder_checkpoint(path)
     spec = recorded_generator(
-        payload,
+        payload.get("generator"),
         settings.encoder,
         gan=settings.gan,
         checkpoint=settings.checkpoint,
