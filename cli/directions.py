@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import SEED, FiniteFloat
+from .options import SEED, FiniteFloat, table_console
 
 
 # Deliberately alike: click option blocks of different commands (own help, types and defaults)
@@ -79,7 +79,6 @@ def directions_command(
     Example:
       ganenc directions --latents inverted/ --labels labels.csv --space w --orthogonal
     """
-    from rich.console import Console
     from rich.table import Table
 
     from ganenc.editing import learn_directions, save_directions
@@ -117,7 +116,7 @@ def directions_command(
             ", ".join(meta["conditioned_on"]) or "-",
             str(path),
         )
-    console = Console()
+    console = table_console()
     console.print(table)
     for key, what in (
         ("labels_without_latents", "label rows without a latent file"),

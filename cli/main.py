@@ -28,6 +28,8 @@ from ganenc.registry import (
     strict_plugins,
 )
 
+from .options import table_console
+
 
 class GanencGroup(click.Group):
     """Adds plugin commands lazily; turns every error of a command into a one-line message.
@@ -270,7 +272,7 @@ def list_command(kind: str | None, as_json: bool) -> None:
         else:
             status = "[green]ok[/green]"
         table.add_row(name, row["kind"] or "-", row["plugin"], dist, row["description"], status)
-    _console().print(table)
+    table_console().print(table)
 
 
 @cli.command("plugins")
@@ -303,7 +305,7 @@ def plugins_command(as_json: bool, show_traceback: bool, check: str | None) -> N
             info.status, f"[red]failed[/red]: {info.error}"
         )
         table.add_row(info.name, info.module, info.distribution or "-", info.version or "-", status)
-    console = _console()
+    console = table_console()
     console.print(table)
     if show_traceback:
         for info in infos:
@@ -337,14 +339,6 @@ def _check_plugin(registry: Any, plugin: str, show_traceback: bool) -> None:
     click.echo(f"{len(specs) - failed} of {len(specs)} component(s) passed")
     if failed:
         raise SystemExit(1)
-
-
-def _console():
-    """A rich console; wide when the output is a pipe or a file, so rows stay whole."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=220)
 
 
 def _add_builtin_commands() -> None:

@@ -270,3 +270,11 @@ def run_settings(model: type, config_file: str | None, what: str, given: dict[st
         raise click.UsageError("--resume needs --out RUN_DIR")
     given = {key: value for key, value in given.items() if value is not None}
     return resume_settings(model, stored_config(given["out"]), given, RESUMABLE, config_file)
+
+
+def table_console():
+    """A rich console for tables; wide when the output is a pipe or a file, so rows stay whole."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=220)

@@ -13,6 +13,8 @@ import click
 
 from ganenc.errors import GanencError
 
+from .options import table_console
+
 
 class _WeightsGroup(click.Group):
     """Turns :class:`GanencError` into a one-line message when used on its own."""
@@ -22,13 +24,6 @@ class _WeightsGroup(click.Group):
             return super().invoke(ctx)
         except GanencError as exc:
             raise click.ClickException(str(exc)) from None
-
-
-def _console():
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=220)
 
 
 def _entries(tags: tuple[str, ...]):
@@ -79,7 +74,7 @@ def list_command(family: str | None, cached: bool, as_json: bool) -> None:
             row["licence"],
             description,
         )
-    _console().print(table)
+    table_console().print(table)
 
 
 @weights_group.command("download")
