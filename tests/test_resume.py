@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -49,6 +50,15 @@ def test_repeating_the_start_command_with_resume_works_wherever_the_run_is(tmp_p
     )
     assert moved.exit_code == 0, moved.output
     assert torch.load("elsewhere/copy/encoder.pt", weights_only=True)["step"] == 4
+    # config.json records the longer run, so --resume alone goes on to the same end, and a
+    # shorter --iterations than the run has done is refused before anything is written
+    assert json.loads((tmp_path / "elsewhere/copy/config.json").read_text())["iterations"] == 4
+    files = {p: p.read_bytes() for p in (tmp_path / "elsewhere/copy").rglob("*") if p.is_file()}
+    behind = run_cli(
+        "train", "--resume", "--out", "elsewhere/copy", "--iterations", 2, "--no-progress"
+    )
+    assert behind.exit_code == 1 and "is at step 4, past --iterations 2" in behind.output
+    assert {p: p.read_bytes() for p in files} == files
     # a setting that does change is still refused, with the resolved values
     changed = run_cli(*command, "--iterations", 5, "--out", "run", "--resume", "--lr", 0.1)
     assert changed.exit_code == 1 and "cannot change: optimizer" in changed.output

@@ -179,7 +179,7 @@ class Finetuner:
         optimizer = self.optimizer()
         step = 0
         if settings.resume:
-            step = self.run.restore(self.encoder, optimizer, self.scaler)
+            step = self.run.restore(self.encoder, optimizer, self.scaler, settings)
         evaluated = held_out or train
         before = None
         if not settings.resume:

@@ -90,7 +90,7 @@ class Pretrainer:
         )
 
     def _resume(self) -> None:
-        self.step = self.run.restore(self.encoder, self.optimizer, self.scaler)
+        self.step = self.run.restore(self.encoder, self.optimizer, self.scaler, self.settings)
 
     # -- one step -------------------------------------------------------------------------------
     def synthesize_batch(self, seeds: list[int]) -> tuple[dict, torch.Tensor]:

@@ -153,21 +153,30 @@ class RunDirectory:
     def stored_config(self) -> dict[str, Any]:
         return stored_config(self.path)
 
-    def restore(self, encoder: Any, optimizer: Any, scaler: Any = None) -> int:
+    def restore(self, encoder: Any, optimizer: Any, scaler: Any, settings: Any) -> int:
         """Load the last checkpoint into encoder, optimizer and scaler and restore the RNG.
 
         Returns the checkpoint's step.  Read onto the CPU (see :func:`restore_rng`);
-        ``load_state_dict`` moves weights and optimizer state to their device.
+        ``load_state_dict`` moves weights and optimizer state to their device.  A run already
+        past ``settings.iterations`` is refused; otherwise ``config.json`` records the resumed
+        settings (a longer ``--iterations``), so a later ``--resume`` goes on to the same end.
         """
         from ..encoders import read_encoder_checkpoint
 
         state = read_encoder_checkpoint(self.require_checkpoint())
+        step = int(state["step"])
+        if step > settings.iterations:
+            raise GanencError(
+                f"--resume: the run in {self.path} is at step {step}, past --iterations"
+                f" {settings.iterations}; pass --iterations above {step} to train further"
+            )
         encoder.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         restore_rng(state.get("rng", {}))
-        return int(state["step"])
+        self.write_json(CONFIG, settings.model_dump(mode="json"))
+        return step
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
