@@ -167,8 +167,9 @@ class RunDirectory:
         step = int(state["step"])
         if step > settings.iterations:
             raise GanencError(
-                f"--resume: the run in {self.path} is at step {step}, past --iterations"
-                f" {settings.iterations}; pass --iterations above {step} to train further"
+                f"--resume: the run in {self.path} is at step {step}, past the"
+                f" {settings.iterations} iterations asked for; pass --iterations above {step}"
+                " to train further"
             )
         encoder.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
