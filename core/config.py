@@ -42,9 +42,9 @@ class Settings(BaseModel):
 
 
 #: The ``json_schema_extra`` of a generator option that only shapes a randomly initialised
-#: generator (``resolution: int = Field(256, json_schema_extra=RANDOM_ONLY)``). With a checkpoint
-#: the file gives the architecture; :func:`contradicted_random_only` names such options that were
-#: given anyway, so ``-O resolution=128`` with a 64 px checkpoint is refused, not ignored.
+#: generator (declared with :func:`random_only`). With a checkpoint the file gives the
+#: architecture; :func:`contradicted_random_only` names such options that were given anyway,
+#: so ``-O resolution=128`` with a 64 px checkpoint is refused, not ignored.
 RANDOM_ONLY = {"random_only": True}
 
 
@@ -73,7 +73,8 @@ def contradicted_random_only(
     """
     validated = validate_options(model, given, f"options of {type(built).__name__}")
     problems = []
-    for key in random_only_fields(model) & set(given):
+    fields = random_only_fields(model)
+    for key in [key for key in given if key in fields]:  # in the order given
         value, actual = getattr(validated, key), getattr(built, key, None)
         if isinstance(actual, (bool, int, float, str)):
             if actual != value:

@@ -529,7 +529,6 @@ def edit_latents(
     from .devices import resolve_device
     from .images import save_grid
     from .latents import check_latents_fit, read_latents, save_latent_file
-    from .training.settings import GeneratorSpec
 
     out = check_output(out, folder=True)
     strengths = parse_strengths(strengths)
@@ -537,18 +536,11 @@ def edit_latents(
     direction_source = direction.attribute if isinstance(direction, Direction) else str(direction)
     direction = direction if isinstance(direction, Direction) else Direction.load(direction)
     if generator is None or isinstance(generator, dict):
-        spec = generator or source.generator_spec() or direction.metadata.get("generator")
-        if not spec or not spec.get("gan"):
-            raise GanencError(
-                "the latent files do not record their generator; pass --gan and --checkpoint"
-            )
-        if "checkpoint" not in spec:
-            raise GanencError(
-                f"the latent files record the family {spec['gan']!r} but not its checkpoint;"
-                " pass --checkpoint (or --checkpoint random for random weights)"
-            )
-        spec = GeneratorSpec.model_validate(
-            {k: v for k, v in spec.items() if k in {"gan", "checkpoint", "generator_options"}}
+        from .encoder_runs import recorded_generator
+
+        spec = recorded_generator(
+            generator or source.generator_spec() or direction.metadata.get("generator"),
+            "the latent files",
         )
         generator = spec.load()
         spec_data = spec.model_dump(mode="json")

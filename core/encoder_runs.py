@@ -101,6 +101,11 @@ def recorded_generator(
             f"{source} does not record its generator; pass --gan and --checkpoint"
             " (gan= and checkpoint= in Python)"
         )
+    if checkpoint is None and "checkpoint" not in stored:  # never assume random weights
+        raise GanencError(
+            f"{source} records no checkpoint for a {family!r} generator; pass --checkpoint"
+            " (or --checkpoint random for random weights)"
+        )
     options = dict(stored.get("generator_options") or {})
     if checkpoint not in (None, stored.get("checkpoint")):
         from .config import random_only_fields
@@ -111,8 +116,33 @@ def recorded_generator(
         options = {key: value for key, value in options.items() if key not in dropped}
     return GeneratorSpec(
         gan=family,
-        checkpoint=checkpoint or stored.get("checkpoint", "random"),
+        checkpoint=checkpoint or stored["checkpoint"],
         generator_options={**options, **(generator_options or {})},
+    )
+
+
+def encoder_generator(
+    payload: Mapping[str, Any],
+    path: str | os.PathLike,
+    *,
+    gan: str | None = None,
+    checkpoint: str | None = None,
+    generator_options: Mapping[str, Any] | None = None,
+):
+    """:func:`recorded_generator` for an encoder file, after the family it was trained for is
+    checked against ``gan`` (no generator of another family can drive it)."""
+    trained_for = (payload.get("geometry") or {}).get("family")
+    if gan is not None and trained_for is not None and gan != trained_for:
+        raise GanencError(
+            f"the encoder was trained for {describe_geometry(payload['geometry'])}, not a {gan}"
+            f" generator; use an encoder trained for {gan} ({path})"
+        )
+    return recorded_generator(
+        payload.get("generator"),
+        path,
+        gan=gan,
+        checkpoint=checkpoint,
+        generator_options=generator_options,
     )
 
 
@@ -193,8 +223,8 @@ class EncoderRun:
         path = encoder_file(source)
         payload = read_encoder_checkpoint(path)
         trained_with = training_settings(path, payload)
-        spec = recorded_generator(
-            payload.get("generator"),
+        spec = encoder_generator(
+            payload,
             path,
             gan=gan,
             checkpoint=checkpoint,

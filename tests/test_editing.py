@@ -231,3 +231,13 @@ def test_edit_asks_for_the_checkpoint_when_the_latents_name_only_the_family(tmp_
     with pytest.raises(GanencError, match="pass --checkpoint"):
         edit_latents(tmp_path / "in", direction, "1", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    # naming the family (or an option) on the command line does not make it random weights
+    direction_file = direction.save(tmp_path / "d.pt")
+    for extra in (["--gan", "stylegan2"], ["-O", "resolution=32"]):
+        result = CliRunner().invoke(
+            edit_command,
+            ["--latents", str(tmp_path / "in"), "--direction", str(direction_file)]
+            + ["--strengths=1", "--out", str(tmp_path / "out"), *extra],
+        )
+        assert result.exit_code != 0 and "pass --checkpoint" in str(result.exception)
+        assert not (tmp_path / "out").exists()

@@ -57,7 +57,9 @@ def test_repeating_the_start_command_with_resume_works_wherever_the_run_is(tmp_p
     behind = run_cli(
         "train", "--resume", "--out", "elsewhere/copy", "--iterations", 2, "--no-progress"
     )
-    assert behind.exit_code == 1 and "is at step 4, past the 2 iterations asked for" in behind.output
+    assert (
+        behind.exit_code == 1 and "is at step 4, past the 2 iterations asked for" in behind.output
+    )
     assert {p: p.read_bytes() for p in files} == files
     # a setting that does change is still refused, with the resolved values
     changed = run_cli(*command, "--iterations", 5, "--out", "run", "--resume", "--lr", 0.1)

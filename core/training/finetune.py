@@ -32,7 +32,7 @@ import torch
 from ..config import write_run_metadata
 from ..cropping import attention_boxes
 from ..data import load_image_folder
-from ..encoder_runs import EncoderRun, encoder_file, recorded_generator, training_settings
+from ..encoder_runs import EncoderRun, encoder_file, encoder_generator, training_settings
 from ..encoders import read_encoder_checkpoint, save_encoder
 from ..errors import GanencError
 from ..evaluation import reconstruction_metrics, validation_metric_plan
@@ -59,8 +59,8 @@ def pretrained_context(settings: FinetuneSettings) -> tuple[dict, GeneratorSpec,
     """The encoder checkpoint, the generator it was trained for, and its training settings."""
     path = encoder_file(settings.encoder)
     payload = read_encoder_checkpoint(path)
-    spec = recorded_generator(
-        payload.get("generator"),
+    spec = encoder_generator(
+        payload,
         settings.encoder,
         gan=settings.gan,
         checkpoint=settings.checkpoint,
