@@ -71,8 +71,8 @@ def load_generator(name: str, checkpoint: Any = None, **config: Any) -> Generato
 
             raise ConfigError(
                 f"generator {name!r}: the checkpoint gives the architecture, and these options"
-                f" disagree with it: {', '.join(problems)}; drop them (or leave out the"
-                " checkpoint for a randomly initialised generator)"
+                f" disagree with it: {', '.join(problems)}; drop them, or use random weights"
+                " (--checkpoint random, checkpoint=None in Python) if they are meant"
             )
     from .geometry import check_resolution
 
