@@ -70,6 +70,7 @@ def read_checkpoint(
             ) from None
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         detail = re.split(r"\. (?=[A-Z])", (lines or [""])[0])[0].rstrip(".")
+        detail = _foreign_bytes(path) or detail
         raise CheckpointError(
             f"{path} is not a PyTorch checkpoint ganenc can read ({detail})"
         ) from None
@@ -78,6 +79,7 @@ def read_checkpoint(
         # already guarantees no code ran, so every failure is "not a checkpoint we can read".
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         hint = "truncated or corrupt" if _looks_truncated(path) else "not a PyTorch checkpoint"
+        message = _foreign_bytes(path) or message
         raise CheckpointError(f"{path} is {hint} ({message})") from None
 
 
@@ -94,11 +96,23 @@ def read_ganenc_file(path: str | os.PathLike, what: str, made_by: str) -> Any:
         raise CheckpointError(f"{path} is not a readable {what} ({reason}); {made_by}") from None
 
 
+def _head(path: Path, size: int = 16) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(size)
+
+
+def _foreign_bytes(path: Path) -> str | None:
+    """Why a file that is neither torch's zip archive nor a pickle cannot be one, showing its
+    first bytes (an HTML page saved by a failed download starts ``b'<!DOCTYPE html'``)."""
+    head = _head(path)
+    if head.startswith((b"PK\x03\x04", b"\x80")):
+        return None
+    return f"neither torch's zip archive nor a binary pickle; it starts with {head!r}"
+
+
 def _looks_truncated(path: Path) -> bool:
     """A zip-format torch file whose end-of-archive record is missing."""
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    if head != b"PK\x03\x04":
+    if _head(path, 4) != b"PK\x03\x04":
         return False
     try:
         with zipfile.ZipFile(path):

@@ -61,6 +61,14 @@ def test_missing_empty_truncated_and_foreign_files(tmp_path):
     (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
         read_checkpoint(tmp_path / "photo.png")
+    # what a foreign file is shows in its first bytes, not in the unpickler's opcode number
+    (tmp_path / "page.pt").write_bytes(b"<!DOCTYPE html><html>sign in</html>")
+    with pytest.raises(CheckpointError, match=r"it starts with b'<!DOCTYPE html") as caught:
+        read_checkpoint(tmp_path / "page.pt")
+    assert "operand" not in str(caught.value) and "weights_only" not in str(caught.value)
+    (tmp_path / "notes.pt").write_bytes(b"hello\n")
+    with pytest.raises(CheckpointError, match=r"it starts with b'hello\\n'"):
+        read_checkpoint(tmp_path / "notes.pt")
 
 
 def test_describe_names_known_formats():
