@@ -81,8 +81,9 @@ def predicted_groups(network, images: torch.Tensor) -> torch.Tensor:
     return torch.cat([network(normalise(chunk)).argmax(1) for chunk in images.split(500)])
 
 
-def group_histogram(network, images: torch.Tensor) -> list[float]:
-    counts = torch.bincount(predicted_groups(network, images), minlength=len(GROUPS)).float()
+def group_histogram(groups: torch.Tensor) -> list[float]:
+    """The share of each group among predicted group indices."""
+    counts = torch.bincount(groups, minlength=len(GROUPS)).float()
     return (counts / counts.sum()).tolist()
 
 
@@ -359,9 +360,9 @@ def main() -> None:
         "untrained_generator_vs_heldout (ceiling)": distances(features, random_fake, heldout),
     }
     histograms = {
-        "held-out real": group_histogram(network, heldout),
-        "train real": group_histogram(network, train),
-        "stylegan2:emoji-64 samples": group_histogram(network, fake),
+        "held-out real": group_histogram(predicted_groups(network, heldout)),
+        "train real": group_histogram(predicted_groups(network, train)),
+        "stylegan2:emoji-64 samples": group_histogram(fake_groups),
     }
     report["predicted_group_histogram"] = {
         label: dict(zip(GROUPS, values, strict=True)) for label, values in histograms.items()
