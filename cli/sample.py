@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from ganenc.config import Seed, Settings
+from ganenc.config import Seed
+from ganenc.training.settings import GeneratorSpec
 
 from .options import (
     SEED,
@@ -20,10 +21,7 @@ from .options import (
 )
 
 
-class SampleSettings(Settings):
-    gan: str
-    checkpoint: str = "random"
-    generator_options: dict = Field(default_factory=dict)
+class SampleSettings(GeneratorSpec):
     n: int = Field(16, ge=1, le=4096)
     seed: Seed = 0
     truncation: float = Field(1.0, gt=0)
@@ -33,9 +31,19 @@ class SampleSettings(Settings):
     device: str = "auto"
     batch_size: int = Field(8, ge=1)
 
+    @field_validator("out")
+    @classmethod
+    def _image_name(cls, out: Path) -> Path:
+        from ganenc.images import check_image_suffix
+
+        return check_image_suffix(out)
+
 
 @click.command("sample")
-@click.option("--gan", help="Generator family (see 'ganenc list --kind generator').")
+@click.option(
+    "--gan",
+    help="Generator family (see 'ganenc list --kind generator'); a weights tag names its own.",
+)
 @click.option(
     "--checkpoint",
     help="Checkpoint file, a weights tag such as stylegan2:ffhq-1024 (downloaded once; see"
@@ -57,7 +65,7 @@ class SampleSettings(Settings):
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
-    help=f"Output PNG grid (default {default_of(SampleSettings, 'out')}).",
+    help=f"Output image grid: .png, .jpg, .webp... (default {default_of(SampleSettings, 'out')}).",
 )
 @click.option("--save-latents", is_flag=True, default=None, help="Also save the latents (.pt).")
 @click.option(
@@ -69,7 +77,6 @@ def sample_command(config_file, gen_options, force, **given):
     """Write a grid of samples from a generator (and optionally their latents)."""
     import torch
 
-    import ganenc
     from ganenc.devices import resolve_device
     from ganenc.files import check_output
     from ganenc.images import save_grid
@@ -82,10 +89,8 @@ def sample_command(config_file, gen_options, force, **given):
     latents_path = Path(settings.out).with_suffix(".latents.pt")
     if settings.save_latents:
         check_output(latents_path, force=force)
-    checkpoint = None if settings.checkpoint == "random" else settings.checkpoint
     device = resolve_device(settings.device)
-    generator = ganenc.load_generator(settings.gan, checkpoint, **settings.generator_options)
-    generator = generator.freeze().to(device)
+    generator = settings.load().to(device)
     latents = generator.sample_latents(settings.n, seed=settings.seed, device=device)
     images = []
     with torch.no_grad():

@@ -137,10 +137,24 @@ def validate_options(model: type[M], options: dict[str, Any], what: str) -> M:
         return model.model_validate(options)
     except ValidationError as exc:
         message = format_validation_error(exc, what)
-        extra = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
-        if extra:
-            message += f" (known settings: {', '.join(model.model_fields)})"
+        parents = {e["loc"][:-1] for e in exc.errors() if e["type"] == "extra_forbidden"}
+        for parent in sorted(parents, key=len):
+            known = _settings_at(model, parent)
+            if known is not None:
+                where = f" of {'.'.join(map(str, parent))!r}" if parent else ""
+                message += f" (known settings{where}: {', '.join(known)})"
         raise ConfigError(message) from None
+
+
+def _settings_at(model: type[BaseModel], parent: tuple) -> list[str] | None:
+    """The setting names of the (nested) settings model at ``parent``, if it is one."""
+    for part in parent:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        nested = field.annotation if field is not None else None
+        if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
+            return None
+        model = nested
+    return list(model.model_fields)
 
 
 def builds_from(model: type[M], what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

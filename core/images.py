@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import ImageReadError
+from .errors import ConfigError, ImageReadError
 
 
 def to_uint8(images):
@@ -22,6 +22,23 @@ def to_uint8(images):
         .byte()
         .permute(0, 2, 3, 1)
     )
+
+
+def check_image_suffix(path: str | os.PathLike) -> Path:
+    """``path`` if its extension names a format images are written in, else a clear error.
+
+    Checked before any work is done: Pillow only fails on an unknown extension when it saves.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    suffixes = sorted(s for s, f in Image.registered_extensions().items() if f in IMAGE_FORMATS)
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(
+            f"{path}: an image file name must end in one of {', '.join(suffixes)}"
+            f" (got {path.suffix or 'no extension'!r})"
+        )
+    return path
 
 
 def save_grid(images, path: str | os.PathLike, nrow: int | None = None, padding: int = 2) -> Path:

@@ -63,8 +63,10 @@ KINDS: dict[str, str] = {
 #: Kinds whose names are ``family:name`` tags (``stylegan2:ffhq-1024``), not plain names.
 TAGGED_KINDS = frozenset({"weights"})
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*:[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_NAME_PART = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
+_NAME_RE = re.compile(rf"^{_NAME_PART}$")
+#: ``family:name``: what a weights tag looks like (also on the command line).
+TAG_RE = re.compile(rf"^({_NAME_PART}):({_NAME_PART})$")
 
 
 @dataclass
@@ -467,7 +469,7 @@ class Registry:
 
 
 def _validate_spec(spec: ComponentSpec) -> None:
-    pattern = _TAG_RE if spec.kind in TAGGED_KINDS else _NAME_RE
+    pattern = TAG_RE if spec.kind in TAGGED_KINDS else _NAME_RE
     if not isinstance(spec.name, str) or not pattern.match(spec.name):
         if spec.kind in TAGGED_KINDS:
             raise PluginRegistrationError(

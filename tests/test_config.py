@@ -55,6 +55,27 @@ def test_errors_name_the_field_and_the_value(tmp_path):
         resolve_settings(TrainLike, tmp_path / "c.yaml")
 
 
+class Optimizer(Settings):
+    lr: float = 0.0015
+    eps: float = 1e-8
+
+
+class Nested(Settings):
+    gan: str = "x"
+    optimizer: Optimizer = Field(default_factory=Optimizer)
+
+
+def test_an_unknown_nested_setting_lists_the_settings_beside_it_not_the_top_level():
+    with pytest.raises(ConfigError) as caught:
+        resolve_settings(Nested, None, {"optimizer": {"betas": [0, 1]}})
+    message = str(caught.value)
+    assert "unknown setting 'optimizer.betas'" in message
+    assert "(known settings of 'optimizer': lr, eps)" in message
+    assert "known settings: gan" not in message
+    with pytest.raises(ConfigError, match=r"known settings: gan, optimizer\) \(known settings of"):
+        resolve_settings(Nested, None, {"optimizer": {"betas": 1}, "iters": 2})
+
+
 def test_bad_files(tmp_path):
     (tmp_path / "c.ini").write_text("[x]")
     (tmp_path / "broken.yaml").write_text("gan: [unclosed\n")

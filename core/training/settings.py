@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from ..config import MAX_SEED, Seed, Settings
 from ..losses.options import LossSettings
+from ..weights.entries import is_tag
 
 
 class GeneratorSpec(Settings):
@@ -22,6 +23,17 @@ class GeneratorSpec(Settings):
     gan: str
     checkpoint: str = "random"
     generator_options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family_from_tag(cls, data: Any) -> Any:
+        """A weights tag names its family: ``--checkpoint stylegan2:emoji-64`` needs no ``--gan``.
+
+        A ``--gan`` that contradicts the tag is refused when the tag is resolved.
+        """
+        if isinstance(data, dict) and data.get("gan") is None and is_tag(data.get("checkpoint")):
+            return {**data, "gan": data["checkpoint"].partition(":")[0]}
+        return data
 
     def load(self):
         """The frozen generator adapter this spec names."""

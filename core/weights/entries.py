@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigError, GanencError, UnknownComponentError
+from ..registry import TAG_RE
 
 if TYPE_CHECKING:
     from ..registry import ComponentSpec, Registry
 
-_PART_RE = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
-#: ``family:name``: what a weights tag looks like (also on the command line).
-TAG_RE = re.compile(rf"^({_PART_RE}):({_PART_RE})$")
 _HEX_RE = re.compile(r"^[0-9a-f]{8,64}$")
 _HUB_HASH_RE = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
 

@@ -49,3 +49,27 @@ def test_an_option_the_checkpoint_contradicts_is_one_line_and_writes_nothing(tmp
     restated = CliRunner().invoke(cli, [*command, "-O", "resolution=32"])
     assert restated.exit_code == 0, restated.output
     assert Image.open(out).size == (70, 36)  # two 32 px images in one row, 2 px padding
+
+
+def test_a_weights_tag_names_its_family_so_gan_may_be_left_out(tmp_path):
+    out = tmp_path / "grid.png"
+    command = ["sample", "--checkpoint", "stylegan2:emoji-64", "-n", "2", "--device", "cpu"]
+    result = CliRunner().invoke(cli, [*command, "--out", str(out), "--save-latents"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (134, 68)  # two 64 px emoji in one row, 2 px padding
+    assert torch.load(out.with_suffix(".latents.pt"), weights_only=True)["gan"] == "stylegan2"
+    other = tmp_path / "other.png"
+    contradicted = CliRunner().invoke(cli, [*command, "--gan", "stylegan3", "--out", str(other)])
+    assert contradicted.exit_code != 0 and "Traceback" not in contradicted.output
+    assert "are for the 'stylegan2' generator, not 'stylegan3'" in contradicted.output
+    assert not other.exists()
+
+
+def test_an_output_name_no_image_format_writes_is_refused_before_sampling(tmp_path):
+    out = tmp_path / "grid.txt"
+    result = CliRunner().invoke(
+        cli, ["sample", "--checkpoint", "stylegan2:emoji-64", "-n", "2", "--out", str(out)]
+    )
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "must end in one of" in result.output and ".png" in result.output
+    assert "unexpected error" not in result.output and not out.exists()
