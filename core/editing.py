@@ -140,10 +140,15 @@ def read_labels(path: str | os.PathLike) -> Labels:
     path = Path(path)
     if not path.is_file():
         raise GanencError(f"labels file not found: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        fields = [f for f in (reader.fieldnames or []) if f is not None]
-        rows = list(reader)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            fields = [f for f in (reader.fieldnames or []) if f is not None]
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise GanencError(f"labels file {path} is not UTF-8 text (save the CSV as UTF-8)") from None
+    except csv.Error as exc:
+        raise GanencError(f"labels file {path} is not a readable CSV: {exc}") from None
     if len(fields) < 2:
         raise GanencError(f"{path} needs an image-name column and at least one attribute column")
     lowered = {f.strip().lower(): f for f in fields}
@@ -442,6 +447,12 @@ def parse_layers(text: str | Sequence[int] | None, count: int) -> list[int] | No
             first, last = int(match.group(1)), int(match.group(2) or match.group(1))
             if last < first:
                 raise ConfigError(f"layer range {part!r} runs backwards")
+            if last >= count:  # checked before the range is expanded: '0-99999999999' is text
+                first = max(first, count)
+                missing = (
+                    f"layers {first}-{last} do not" if last > first else f"layer {last} does not"
+                )
+                raise ConfigError(f"{missing} exist: the code has layers 0-{count - 1}")
             chosen.update(range(first, last + 1))
     else:
         chosen = {int(v) for v in text}
@@ -496,6 +507,11 @@ def apply_direction(
         mask[chosen] = 1
         delta = delta * mask.to(target.device)
     edited[key] = target + float(strength) * delta
+    if not torch.isfinite(edited[key]).all():
+        raise ConfigError(
+            f"strength {strength:g} moves latent {key!r} beyond the range of its numbers;"
+            " use a smaller strength (directions are unit vectors: a few units is a large edit)"
+        )
     return edited
 
 

@@ -462,6 +462,8 @@ def invert_with_progress(
 
     steps = DEFAULT_STEPS.get(refine, 0) if steps is None else steps
     total = steps * images.shape[0] if refine != "none" else 0
+    if total:
+        inverter.loss  # noqa: B018 - built now: an unknown term fails before the bar starts
     bar = Progress(total, 0, progress and total > 0, f"inverting ({refine})")
     try:
         return inverter.invert(

@@ -23,6 +23,7 @@ from ganenc.editing import (
     orthogonalize,
     parse_layers,
     parse_strengths,
+    read_labels,
 )
 from ganenc.errors import CheckpointError, ConfigError, GanencError
 from ganenc.inversion import invert_folder, read_latents, save_latent_file
@@ -189,6 +190,8 @@ def test_apply_direction_checks_shapes_and_layers():
         apply_direction({"z": torch.zeros(1, 4)}, wide, 1.0)
     with pytest.raises(ConfigError, match="no layers"):
         apply_direction({"z": torch.zeros(1, 4)}, Direction("a", "z", torch.ones(4)), 1.0, "0")
+    with pytest.raises(ConfigError, match="strength 1e[+]300 moves latent 'w_plus' beyond"):
+        apply_direction(latents, wide, 1e300)  # float32 overflows to inf: no inf latent file
 
 
 def test_small_parsers_and_label_rules(tmp_path):
@@ -197,6 +200,11 @@ def test_small_parsers_and_label_rules(tmp_path):
         parse_strengths("a,b")
     assert parse_layers("0-2,5", 8) == [0, 1, 2, 5]
     assert parse_layers(None, 8) is None
+    with pytest.raises(ConfigError, match="layer 8 does not exist: the code has layers 0-7"):
+        parse_layers("2,8", 8)
+    # refused from the text, before a range of 10**14 layers is expanded into a set
+    with pytest.raises(ConfigError, match="layers 8-99999999999999 do not exist"):
+        parse_layers("0-99999999999999", 8)
     values, rule = binarize(["yes", "no", "", "TRUE"], "x")
     assert np.array_equal(values[[0, 1, 3]], [1, 0, 1]) and np.isnan(values[2])
     values, rule = binarize(["-1", "1", "1"], "x")
@@ -241,3 +249,14 @@ def test_edit_asks_for_the_checkpoint_when_the_latents_name_only_the_family(tmp_
         )
         assert result.exit_code != 0 and "pass --checkpoint" in str(result.exception)
         assert not (tmp_path / "out").exists()
+
+
+def test_a_labels_file_that_is_not_utf8_text_is_one_clear_error(tmp_path):
+    latin1 = tmp_path / "labels.csv"
+    latin1.write_bytes("image,smiling\ncafé.png,1\n".encode("latin-1"))
+    with pytest.raises(
+        GanencError, match=r"labels\.csv is not UTF-8 text \(save the CSV as UTF-8\)"
+    ):
+        read_labels(latin1)
+    latin1.write_text("image,smiling\ncafé.png,1\n", encoding="utf-8")
+    assert read_labels(latin1).names == ["café.png"]

@@ -160,3 +160,14 @@ def test_invert_command_optimizes_with_the_given_loss_terms(tiny_run, photos, tm
             + ["--refine", "optimize", "--loss-term", "mse=-1"],
             catch_exceptions=False,
         )
+
+
+def test_an_unknown_refinement_loss_term_fails_before_the_progress_bar(tiny_run, photos, tmp_path):
+    out = tmp_path / "x"
+    result = CliRunner().invoke(
+        invert_command,
+        ["--encoder", str(tiny_run), "--images", str(photos), "--out", str(out)]
+        + ["--refine", "optimize", "--steps", "2", "--loss-term", "foo=1", "--device", "cpu"],
+    )
+    assert result.exit_code != 0 and "no loss named 'foo'" in str(result.exception)
+    assert "inverting" not in result.output and not out.exists()
