@@ -27,6 +27,21 @@ def draw_boxes(image, boxes: list[tuple[int, int, int, int]]):
     return out
 
 
+def _image_paths(given: tuple[Path, ...]) -> tuple[Path, ...]:
+    """Files as given; a folder stands for its image files."""
+    from ganenc.data import image_paths
+    from ganenc.errors import GanencError
+    from ganenc.images import IMAGE_SUFFIXES
+
+    paths: list[Path] = []
+    for path in given:
+        found = image_paths(path) if path.is_dir() else [path]
+        if not found:
+            raise GanencError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder {path}")
+        paths.extend(found)
+    return tuple(paths)
+
+
 @click.command("crop-preview")
 @click.option(
     "--attention",
@@ -37,7 +52,7 @@ def draw_boxes(image, boxes: list[tuple[int, int, int, int]]):
     "images",
     nargs=-1,
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, path_type=Path),
 )
 @click.option(
     "--out",
@@ -69,7 +84,10 @@ def crop_preview_command(
     device: str,
     force: bool,
 ) -> None:
-    """Draw the AT1 (yellow) and AT2 (red) boxes of a cropper on IMAGES and save PNGs."""
+    """Draw the AT1 (yellow) and AT2 (red) boxes of a cropper on IMAGES and save PNGs.
+
+    IMAGES are image files or folders (their images, not recursive).
+    """
     import numpy as np
     import torch
     from PIL import Image
@@ -81,6 +99,7 @@ def crop_preview_command(
     from ganenc.images import open_image
 
     try:
+        images = _image_paths(images)
         check_output(out_dir, folder=True, force=force)
         cropper = ganenc.create(
             "cropper", attention, **parse_key_values(crop_options, "--crop-option")

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import GanencError, ImageReadError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+from .images import IMAGE_SUFFIXES
 
 
 @dataclass
@@ -36,6 +35,18 @@ def load_image(path: str | os.PathLike, resolution: int):
     tensor = TF.center_crop(tensor, [side, side])
     tensor = TF.resize(tensor, [resolution, resolution], antialias=True)
     return tensor.to(torch.float32) / 127.5 - 1.0
+
+
+def image_paths(folder: str | os.PathLike) -> list[Path]:
+    """The image files of ``folder`` by extension (not hidden, not recursive), sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GanencError(f"image folder not found: {folder}")
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 def load_image_folder(folder: str | os.PathLike, resolution: int) -> ImageFolder:

@@ -376,20 +376,11 @@ def fid(
 
 def image_files(folder: str | os.PathLike) -> dict[str, Path]:
     """Image files of ``folder`` by name without extension (two files of one stem: an error)."""
-    from .data import IMAGE_SUFFIXES
+    from .data import image_paths
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise GanencError(f"image folder not found: {folder}")
     found: dict[str, Path] = {}
     clashes: list[str] = []
-    for path in sorted(folder.iterdir()):
-        if (
-            not path.is_file()
-            or path.name.startswith(".")
-            or path.suffix.lower() not in IMAGE_SUFFIXES
-        ):
-            continue
+    for path in image_paths(folder):
         if path.stem in found:
             clashes.append(f"{found[path.stem].name} / {path.name}")
             continue

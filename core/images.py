@@ -25,17 +25,14 @@ def to_uint8(images):
 
 
 def check_image_suffix(path: str | os.PathLike) -> Path:
-    """``path`` if its extension names a format images are written in, else a clear error.
+    """``path`` if its extension names an image format, else a clear error.
 
     Checked before any work is done: Pillow only fails on an unknown extension when it saves.
     """
-    from PIL import Image
-
     path = Path(path)
-    suffixes = sorted(s for s, f in Image.registered_extensions().items() if f in IMAGE_FORMATS)
-    if path.suffix.lower() not in suffixes:
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ConfigError(
-            f"{path}: an image file name must end in one of {', '.join(suffixes)}"
+            f"{path}: an image file name must end in one of {', '.join(IMAGE_SUFFIXES)}"
             f" (got {path.suffix or 'no extension'!r})"
         )
     return path
@@ -76,6 +73,8 @@ def save_image(image, path: str | os.PathLike) -> Path:
 #: The only decoders a user image may use.  Pillow otherwise picks any decoder it knows from the
 #: file's bytes: a PostScript file named ``photo.png`` would start Ghostscript.
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+#: File name extensions of images, read and written (the formats of ``IMAGE_FORMATS``).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 #: Size limits read from the header, before a pixel is decoded (a 177-byte PNG can declare
 #: 1 x 100,000 pixels, a decompression bomb gigapixels).
 MAX_IMAGE_SIDE = 16_384

@@ -92,3 +92,23 @@ def test_gradcam_without_weights_offline_names_the_file(images, tmp_path, monkey
     assert result.exit_code == 1
     assert "vgg16-397923af.pth" in result.output
     assert str(tmp_path / "torch" / "hub" / "checkpoints") in result.output
+
+
+def test_a_folder_stands_for_its_image_files(images, tmp_path):
+    folder = images[0].parent
+    Image.new("RGB", (64, 64)).save(folder / "b.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden.png").write_bytes(b"")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        crop_preview_command, ["--attention", "center", str(folder), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["b_crops.png", "face_crops.png"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(
+        crop_preview_command, ["--attention", "center", str(empty), "--out", str(tmp_path / "o2")]
+    )
+    assert result.exit_code != 0 and "no image files" in result.output
+    assert not (tmp_path / "o2").exists()
