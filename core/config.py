@@ -32,6 +32,23 @@ def _path_as_text(value: Any) -> Any:
 PathText = Annotated[str, BeforeValidator(_path_as_text)]
 
 
+def _absolute_if_present(value: Any) -> Any:
+    text = _path_as_text(value)
+    if isinstance(text, str) and text != "random" and not os.path.isabs(text):
+        if os.path.exists(text):
+            return os.path.abspath(text)
+    return text
+
+
+#: Marks a file or folder setting a run records (generator checkpoint, encoder, images,
+#: weights): an existing relative path is made absolute when the settings are read, so that
+#: ``--resume``, ``invert --encoder RUN`` and ``edit`` work from any folder.  Tags, ``random``
+#: (a keyword of checkpoint and weights settings) and paths not found are kept as written.
+ABSOLUTE_IF_PRESENT = BeforeValidator(_absolute_if_present)
+#: A :data:`PathText` recorded with a run (see :data:`ABSOLUTE_IF_PRESENT`).
+RecordedPath = Annotated[str, ABSOLUTE_IF_PRESENT]
+
+
 class Settings(BaseModel):
     """Base for command settings and component options: unknown keys are errors.
 

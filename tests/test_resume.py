@@ -127,3 +127,38 @@ def test_dataset_finetuning_resumes_exactly(tmp_path):
     finetune(settings(tmp_path / "resumed", 2))
     resumed = finetune(settings(tmp_path / "resumed", 4, resume=True))
     assert _same(_weights(straight), _weights(resumed))
+
+
+def test_relative_paths_a_run_records_work_from_any_folder(tmp_path, monkeypatch):
+    import ganenc
+    from ganenc_stylegan.formats import save_rosinality
+
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    generator = ganenc.load_generator("stylegan2", resolution=32, channel_max=32, seed=1)
+    save_rosinality(generator.model, project / "g.pt")
+    shutil.copytree(PHOTOS, project / "photos")
+    trained = run_cli(
+        "train", "--gan", "stylegan2", "--checkpoint", "g.pt", "--iterations", 1,
+        "--batch-size", 2, "--val-samples", 2, "--encoder-option", "max_channels=32",
+        "--loss-option", "image_terms={mse: 1}", "--out", "run", "--no-progress",
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert json.loads((project / "run/config.json").read_text())["checkpoint"] == str(
+        project / "g.pt"
+    )
+    tuned = run_cli(
+        "finetune", "--encoder", "run", "--images", "photos", "--iterations", 1,
+        "--batch-size", 2, "--out", "tuned", "--no-progress",
+    )  # fmt: skip
+    assert tuned.exit_code == 0, tuned.output
+    monkeypatch.chdir(tmp_path)  # another folder: the records name g.pt, run and photos
+    for command in (
+        ["train", "--resume", "--out", "project/run", "--iterations", 2, "--no-progress"],
+        ["finetune", "--resume", "--out", "project/tuned", "--iterations", 2, "--no-progress"],
+        ["invert", "--encoder", "project/tuned", "--images", "project/photos", "--out", "inv"],
+    ):
+        result = run_cli(*command)
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "inv" / "index.json").is_file()

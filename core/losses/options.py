@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..config import Settings
+from ..config import RecordedPath, Settings
 
 #: Attention weights (whole image, AT1, AT2) of the paper's two strategies.
 ATTENTION_STRATEGIES: dict[int, tuple[float, ...]] = {1: (1.0, 1.0, 1.0), 2: (1.0, 5.0, 9.0)}
@@ -56,7 +56,7 @@ class LPIPSOptions(Settings):
     """
 
     net: Literal["vgg", "alex"] = "vgg"
-    feature_weights: str | None = None
+    feature_weights: RecordedPath | None = None
 
 
 class LossSettings(Settings):
@@ -78,7 +78,7 @@ class LossSettings(Settings):
     )
     pool_above: int | None = Field(DEFAULT_POOL_ABOVE, ge=1)
     term_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    feature_weights: str | None = Field(
+    feature_weights: RecordedPath | None = Field(
         None, description="feature weights for every term that takes them (LPIPS)"
     )
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..config import MAX_SEED, Seed, Settings
+from ..config import ABSOLUTE_IF_PRESENT, MAX_SEED, RecordedPath, Seed, Settings
 from ..losses.options import LossSettings
 from ..weights.entries import is_tag
 
@@ -21,7 +21,7 @@ class GeneratorSpec(Settings):
     """Which generator, from which file (``random``: random weights), with which options."""
 
     gan: str
-    checkpoint: str = "random"
+    checkpoint: RecordedPath = "random"
     generator_options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -85,7 +85,7 @@ class TrainSettings(RunSettings, GeneratorSpec):
 
     attention: str = "center"
     cropper_options: dict[str, Any] = Field(default_factory=dict)
-    encoder: str | None = None
+    encoder: RecordedPath | None = None
     encoder_options: dict[str, Any] = Field(default_factory=dict)
     loss: LossSettings = Field(default_factory=LossSettings)
     optimizer: OptimizerSettings = Field(default_factory=OptimizerSettings)
@@ -117,11 +117,11 @@ class TrainSettings(RunSettings, GeneratorSpec):
 class FinetuneSettings(RunSettings):
     """Fine-tuning an encoder on real images (one encoder for a folder, or one per image)."""
 
-    encoder: Path
-    images: Path
+    encoder: Annotated[Path, ABSOLUTE_IF_PRESENT]
+    images: Annotated[Path, ABSOLUTE_IF_PRESENT]
     mode: Literal["dataset", "per-image"] = "dataset"
     gan: str | None = None
-    checkpoint: str | None = None
+    checkpoint: RecordedPath | None = None
     generator_options: dict[str, Any] | None = None
     attention: str | None = None
     cropper_options: dict[str, Any] | None = None
