@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import GanencError, UnknownComponentError
+from .errors import CheckpointError, GanencError, UnknownComponentError
 
 #: The weights family of shipped encoders (``--encoder encoder:stylegan2-emoji-64``).
 ENCODER_FAMILY = "encoder"
@@ -53,9 +53,9 @@ def encoder_file(path: str | os.PathLike) -> Path:
         for candidate in (path / "encoder.pt", path / "checkpoints" / "last.pt"):
             if candidate.is_file():
                 return candidate
-        raise GanencError(f"{path} holds no encoder (no encoder.pt or checkpoints/last.pt)")
+        raise CheckpointError(f"{path} holds no encoder (no encoder.pt or checkpoints/last.pt)")
     if not path.exists():
-        raise GanencError(f"encoder not found: {path}")
+        raise CheckpointError(f"encoder not found: {path}")
     return path
 
 

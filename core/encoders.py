@@ -139,9 +139,15 @@ def _payload_problem(payload: dict) -> str | None:
 
 
 def load_encoder(path: str | os.PathLike, map_location: Any = "cpu"):
-    """Rebuild an encoder saved by :func:`save_encoder` and load its weights."""
-    from .encoder_runs import install_hint
+    """Rebuild an encoder saved by :func:`save_encoder` and load its weights.
 
+    ``path`` is what ``--encoder`` takes: an encoder file, a training run folder
+    (its ``encoder.pt``, else its last checkpoint) or an encoder weights tag
+    (``encoder:stylegan2-emoji-64``).
+    """
+    from .encoder_runs import encoder_file, install_hint
+
+    path = encoder_file(path)
     payload = read_encoder_checkpoint(path, map_location)
     try:
         with install_hint(path, payload):

@@ -98,3 +98,7 @@ def test_packaged_encoder_beats_the_average_latent_on_heldout_emoji(heldout):
     encoder_mse = (result.reconstructions.clamp(-1, 1) - images).pow(2).mean().item()
     baseline_mse = (baseline - images).pow(2).mean().item()
     assert encoder_mse < 0.8 * baseline_mse, (encoder_mse, baseline_mse)
+    # the Python API takes the tag too, and gives the same encoder
+    loaded = ganenc.load_encoder("encoder:stylegan2-emoji-64").eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(images)["w_plus"], inverter.encode(images)["w_plus"].cpu())

@@ -93,6 +93,9 @@ def test_encoders_save_and_load_with_their_config(tmp_path):
         assert torch.equal(encoder(images)["z"], loaded(images)["z"])
         assert loaded.conv.out_channels == 5
         assert torch.load(path, weights_only=True)["step"] == 7
+        # what --encoder takes: a run folder stands for its encoder.pt
+        ganenc.save_encoder(encoder, tmp_path / "run" / "encoder.pt")
+        assert torch.equal(ganenc.load_encoder(tmp_path / "run")(images)["z"], loaded(images)["z"])
 
 
 def test_bad_encoder_files_are_clear_errors(tmp_path):
