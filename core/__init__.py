@@ -53,8 +53,13 @@ def load_generator(name: str, checkpoint: Any = None, **config: Any) -> Generato
     randomly initialised one.  ``checkpoint`` may also be a weights tag
     (``"stylegan2:ffhq-1024"``, see ``ganenc weights list``): the file is
     downloaded into the cache once, verified, and its architecture checked.
+    A tag alone names its family too: ``ganenc.load_generator("stylegan2:emoji-64")``.
     """
+    from .weights.entries import is_tag
+
     entry = None
+    if checkpoint is None and is_tag(name):
+        name, checkpoint = name.partition(":")[0], name
     if isinstance(checkpoint, str):
         from .weights import check_architecture, resolve_checkpoint_entry
 
