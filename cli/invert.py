@@ -158,9 +158,14 @@ def build_inverter(
     type=click.Path(file_okay=False),
     help="New output folder (latents, reconstructions, grid, metrics).",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted inversion in --out (same options): finished images are kept.",
+)
 @refinement_options
 def invert_command(
-    encoder, images, out, refine, steps, batch_size, feature_weights, progress, **options
+    encoder, images, out, resume, refine, steps, batch_size, feature_weights, progress, **options
 ):
     """Invert every image of a folder: latents, reconstructions, a grid and metrics.
 
@@ -172,24 +177,41 @@ def invert_command(
       grid.png                   original | reconstruction pairs
       metrics.csv                PSNR, SSIM, MSE (LPIPS with VGG16 weights), seconds
       (a metric not computed is null in index.json, its reason under not_computed)
+    Images are read and written 64 at a time; an interrupted run continues with --resume.
     \b
     Example:
       ganenc invert --encoder runs/train-stylegan2-... --images photos/ --out inverted/ \\
           --refine optimize --steps 200
     """
-    from ganenc.inversion import invert_folder
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from ganenc.inversion import UNFINISHED_FILE, invert_folder
 
     inverter = build_inverter(encoder, refine=refine, feature_weights=feature_weights, **options)
-    index = invert_folder(
-        inverter,
-        images,
-        out,
-        refine=refine,
-        steps=steps,
-        batch_size=batch_size,
-        feature_weights=feature_weights,
-        progress=progress,
-    )
+    try:
+        index = invert_folder(
+            inverter,
+            images,
+            out,
+            refine=refine,
+            steps=steps,
+            batch_size=batch_size,
+            feature_weights=feature_weights,
+            progress=progress,
+            resume=resume,
+        )
+    except KeyboardInterrupt:
+        if not (Path(out) / UNFINISHED_FILE).is_file():
+            raise
+        again = shlex.join(a for a in sys.argv[1:] if a != "--resume")
+        click.echo(
+            f"interrupted; the finished images are in {out}. Continue with:\n"
+            f"  ganenc {again} --resume",
+            err=True,
+        )
+        raise SystemExit(130) from None
     count = len(index["images"])
     click.echo(
         f"inverted {count} image(s) on {index['device']} ({refine}"

@@ -32,7 +32,8 @@ def _path_as_text(value: Any) -> Any:
 PathText = Annotated[str, BeforeValidator(_path_as_text)]
 
 
-def _absolute_if_present(value: Any) -> Any:
+def absolute_if_present(value: Any) -> Any:
+    """An existing relative path made absolute (tags, ``random`` and missing paths as given)."""
     text = _path_as_text(value)
     if isinstance(text, str) and text != "random" and not os.path.isabs(text):
         if os.path.exists(text):
@@ -44,7 +45,7 @@ def _absolute_if_present(value: Any) -> Any:
 #: weights): an existing relative path is made absolute when the settings are read, so that
 #: ``--resume``, ``invert --encoder RUN`` and ``edit`` work from any folder.  Tags, ``random``
 #: (a keyword of checkpoint and weights settings) and paths not found are kept as written.
-ABSOLUTE_IF_PRESENT = BeforeValidator(_absolute_if_present)
+ABSOLUTE_IF_PRESENT = BeforeValidator(absolute_if_present)
 #: A :data:`PathText` recorded with a run (see :data:`ABSOLUTE_IF_PRESENT`).
 RecordedPath = Annotated[str, ABSOLUTE_IF_PRESENT]
 

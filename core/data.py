@@ -49,24 +49,57 @@ def image_paths(folder: str | os.PathLike) -> list[Path]:
     )
 
 
-def load_image_folder(folder: str | os.PathLike, resolution: int) -> ImageFolder:
-    """Every readable image of ``folder`` (not recursive); unreadable files are listed, not fatal."""
-    import torch
+def image_candidates(folder: str | os.PathLike) -> tuple[list[Path], dict[str, str]]:
+    """Files of ``folder`` whose image header reads, and the others with their reason.
+
+    Not hidden, not recursive, sorted by name; only headers are read (nothing decoded), so
+    a folder of thousands of large images is listed in moments.
+    """
+    from .images import image_size
 
     folder = Path(folder)
     if not folder.is_dir():
         raise GanencError(f"image folder not found: {folder}")
-    images, names, skipped = [], [], {}
+    paths, skipped = [], {}
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        try:
+            image_size(path)
+        except ImageReadError as exc:
+            skipped[path.name] = str(exc)
+            continue
+        paths.append(path)
+    return paths, skipped
+
+
+def load_images(paths: list[Path], resolution: int) -> ImageFolder:
+    """``paths`` decoded at ``resolution``; a file that fails to decode is listed, not fatal."""
+    import torch
+
+    images, names, skipped = [], [], {}
+    for path in paths:
         try:
             images.append(load_image(path, resolution))
         except ImageReadError as exc:
             skipped[path.name] = str(exc)
             continue
         names.append(path.name)
-    if not images:
-        detail = (
-            f" ({len(skipped)} unreadable file(s): {', '.join(sorted(skipped))})" if skipped else ""
-        )
-        raise GanencError(f"no readable images in {folder}{detail}")
-    return ImageFolder(torch.stack(images), names, skipped)
+    stacked = torch.stack(images) if images else torch.empty(0, 3, resolution, resolution)
+    return ImageFolder(stacked, names, skipped)
+
+
+def no_readable_images(folder: str | os.PathLike, skipped: dict[str, str]) -> GanencError:
+    """The error of a folder without one readable image (naming the unreadable files)."""
+    detail = (
+        f" ({len(skipped)} unreadable file(s): {', '.join(sorted(skipped))})" if skipped else ""
+    )
+    return GanencError(f"no readable images in {folder}{detail}")
+
+
+def load_image_folder(folder: str | os.PathLike, resolution: int) -> ImageFolder:
+    """Every readable image of ``folder`` (not recursive); unreadable files are listed, not fatal."""
+    paths, skipped = image_candidates(folder)
+    loaded = load_images(paths, resolution)
+    loaded.skipped = {**skipped, **loaded.skipped}
+    if not loaded.names:
+        raise no_readable_images(folder, loaded.skipped)
+    return loaded

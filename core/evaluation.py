@@ -619,7 +619,6 @@ def evaluate_encoder(
     )
     from .inversion import invert_with_progress
 
-    # Deliberately alike: eval and invert call the one invert_with_progress with the same keywords
     result = invert_with_progress(
         inverter,
         folder.images,

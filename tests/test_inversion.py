@@ -171,3 +171,75 @@ def test_an_unknown_refinement_loss_term_fails_before_the_progress_bar(tiny_run,
     )
     assert result.exit_code != 0 and "no loss named 'foo'" in str(result.exception)
     assert "inverting" not in result.output and not out.exists()
+
+
+def test_an_interrupted_folder_inversion_resumes_to_the_same_outputs(
+    tiny_run, tiny_inverter, photos, tmp_path, monkeypatch
+):
+    import ganenc.inversion as inversion
+
+    monkeypatch.setattr(inversion, "CHUNK_IMAGES", 2)  # 4 photos: two chunks
+    options = {"refine": "optimize", "steps": 2}
+    whole = inversion.invert_folder(tiny_inverter, photos, tmp_path / "whole", **options)
+    calls, real = [], Inverter.invert
+
+    def interrupted(self, images, **kwargs):
+        calls.append(images.shape[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the second chunk
+        return real(self, images, **kwargs)
+
+    monkeypatch.setattr(Inverter, "invert", interrupted)
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        inversion.invert_folder(tiny_inverter, photos, cut, **options)
+    assert (cut / "unfinished.json").is_file() and not (cut / "index.json").exists()
+    assert sorted(p.name for p in (cut / "latents").iterdir()) == ["photo0.pt", "photo1.pt"]
+    with pytest.raises(GanencError, match="holds an unfinished inversion; add --resume"):
+        inversion.invert_folder(tiny_inverter, photos, cut, **options)
+    with pytest.raises(GanencError, match="started with other steps"):
+        inversion.invert_folder(tiny_inverter, photos, cut, refine="optimize", steps=3, resume=True)
+    resumed = inversion.invert_folder(tiny_inverter, photos, cut, **options, resume=True)
+    assert calls == [2, 2, 2]  # the first chunk is not inverted again
+    assert resumed["images"] == whole["images"] and resumed["skipped"] == {}
+    assert resumed["metrics"]["psnr"]["mean"] == pytest.approx(whole["metrics"]["psnr"]["mean"])
+    for entry in whole["images"]:
+        before = read_latent_file(tmp_path / "whole" / entry["latents"])["latents"]
+        after = read_latent_file(cut / entry["latents"])["latents"]
+        assert all(torch.equal(before[k], after[k]) for k in before)
+    assert (cut / "grid.png").read_bytes() == (tmp_path / "whole" / "grid.png").read_bytes()
+    rows = list(csv.DictReader((cut / "metrics.csv").open()))
+    assert [row["image"] for row in rows] == [e["image"] for e in whole["images"]]
+    assert not (cut / "unfinished.json").exists()
+    again = CliRunner().invoke(
+        invert_command,
+        ["--encoder", str(tiny_run), "--images", str(photos), "--out", str(cut)]
+        + ["--resume", "--refine", "optimize", "--steps", "2", "--device", "cpu"],
+    )
+    assert again.exit_code != 0 and "finished inversion" in str(again.exception)
+
+
+def test_the_invert_command_prints_how_to_resume_when_interrupted(
+    tiny_run, photos, tmp_path, monkeypatch
+):
+    import ganenc.inversion as inversion
+
+    monkeypatch.setattr(inversion, "CHUNK_IMAGES", 2)
+    calls, real = [], Inverter.invert
+
+    def interrupted(self, images, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, images, **kwargs)
+
+    monkeypatch.setattr(Inverter, "invert", interrupted)
+    out = tmp_path / "cut"
+    command = ["--encoder", str(tiny_run), "--images", str(photos), "--out", str(out)]
+    result = CliRunner().invoke(invert_command, [*command, "--device", "cpu"])
+    assert result.exit_code == 130 and "Continue with:" in result.output
+    assert result.output.rstrip().endswith("--resume")
+    monkeypatch.setattr(Inverter, "invert", real)
+    resumed = CliRunner().invoke(invert_command, [*command, "--device", "cpu", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert len(json.loads((out / "index.json").read_text())["images"]) == 4
