@@ -195,6 +195,13 @@ def reconstruction_metrics(
 
     with torch.no_grad():
         rows = per_image_metrics(prediction, target, plan.lpips_term if plan else None)
+    return mean_metrics(rows, plan)
+
+
+def mean_metrics(
+    rows: Sequence[dict[str, float]], plan: MetricPlan | None = None
+) -> dict[str, float | None]:
+    """The mean of every column of per-image ``rows``; with ``plan``, left-out metrics as ``None``."""
     means = {name: stats["mean"] for name, stats in summarize(rows).items()}
     return plan.fill(means) if plan is not None else means
 

@@ -162,3 +162,50 @@ def test_relative_paths_a_run_records_work_from_any_folder(tmp_path, monkeypatch
         result = run_cli(*command)
         assert result.exit_code == 0, result.output
     assert (tmp_path / "inv" / "index.json").is_file()
+
+
+def test_a_folder_too_large_to_keep_decoded_fine_tunes_to_the_same_encoder(tmp_path, monkeypatch):
+    import ganenc.data
+    from ganenc.training.finetune import finetune
+    from ganenc.training.settings import FinetuneSettings
+
+    encoder = pretrain(tiny_train_settings(tmp_path / "pre", iterations=1))
+
+    def run(out):
+        return finetune(
+            FinetuneSettings(
+                encoder=encoder,
+                images=PHOTOS,
+                out=out,
+                iterations=3,
+                batch_size=2,
+                held_out=0.5,
+                device="cpu",
+                progress=False,
+                checkpoint_every=100,
+            )  # fmt: skip
+        )
+
+    kept = run(tmp_path / "kept")
+    monkeypatch.setattr(ganenc.data, "PRELOAD_BYTES", 0)  # every batch decoded when it is used
+    streamed = run(tmp_path / "streamed")
+    assert _same(_weights(kept), _weights(streamed))
+    assert json.loads((kept / "val.json").read_text()) == json.loads(
+        (streamed / "val.json").read_text()
+    )
+    assert (kept / "val.png").read_bytes() == (streamed / "val.png").read_bytes()
+
+
+def test_an_image_set_decodes_on_demand_and_names_a_file_that_stopped_decoding(tmp_path):
+    from ganenc.data import ImageSet
+
+    folder = tmp_path / "photos"
+    shutil.copytree(PHOTOS, folder)
+    kept, lazy = ImageSet(folder, 32), ImageSet(folder, 32, preload=False)
+    assert kept.preloaded and not lazy.preloaded and kept.names == lazy.names
+    assert torch.equal(kept[[3, 1]], lazy[[3, 1]]) and torch.equal(kept[1:3], lazy[1:3])
+    assert torch.equal(kept[0], lazy[0]) and lazy[[]].shape == (0, 3, 32, 32)
+    broken = folder / kept.names[2]
+    broken.write_bytes(broken.read_bytes()[:200])  # header intact, pixels cut off
+    with pytest.raises(GanencError, match=rf"{kept.names[2]}.*remove it from .* and resume"):
+        lazy[[2]]

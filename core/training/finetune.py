@@ -31,11 +31,16 @@ import torch
 
 from ..config import write_run_metadata
 from ..cropping import attention_boxes
-from ..data import load_image_folder
+from ..data import ImageSet, load_image
 from ..encoder_runs import EncoderRun, encoder_file, encoder_generator, training_settings
 from ..encoders import read_encoder_checkpoint, save_encoder
 from ..errors import GanencError
-from ..evaluation import reconstruction_metrics, validation_metric_plan
+from ..evaluation import (
+    mean_metrics,
+    per_image_metrics,
+    reconstruction_metrics,
+    validation_metric_plan,
+)
 from ..images import save_grid, save_image
 from ..latents import LATENTS_DIR, save_latent_file
 from ..losses.composite import CompositeLoss, PreparedTarget
@@ -53,6 +58,9 @@ from .loop import (
 from .runs import RunDirectory, default_run_dir
 from .settings import FinetuneSettings, GeneratorSpec
 from .speed import SpeedOptions
+
+#: Images in a per-image run's ``grid.png`` (the first ones; as ``ganenc invert``'s grid).
+GRID_IMAGES = 32
 
 
 def pretrained_context(settings: FinetuneSettings) -> tuple[dict, GeneratorSpec, dict]:
@@ -107,8 +115,8 @@ class Finetuner:
         self.encoder.ganenc_meta["generator"] = self.generator_spec.model_dump()
         self.synthesis_options = opened.synthesis_options
         self.initial_state = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
-        folder = load_image_folder(settings.images, self.generator.resolution)
-        self.images, self.names, self.skipped = folder.images, folder.names, folder.skipped
+        self.images = ImageSet(settings.images, self.generator.resolution)
+        self.names, self.skipped = self.images.names, self.images.skipped
         out = settings.out or default_run_dir("finetune", self.generator_spec.gan)
         self.run = RunDirectory(out, resume=settings.resume, is_main=self.dist.is_main)
         self.loss = CompositeLoss(opened.loss_settings).to(self.device).requires_grad_(False)
@@ -151,16 +159,25 @@ class Finetuner:
         return torch.optim.Adam(self.encoder.parameters(), lr=opt.lr, betas=opt.betas, eps=opt.eps)
 
     @torch.no_grad()
-    def reconstruct(self, images: torch.Tensor, batch_size: int = 8) -> tuple[torch.Tensor, dict]:
+    def held_out_metrics(
+        self, indices: list[int], shown: int = 8, batch_size: int = 8
+    ) -> tuple[dict, torch.Tensor]:
+        """Mean metrics of the encoder's reconstructions of ``images[indices]``, batch by batch.
+
+        Returns the metrics and ``[originals | reconstructions]`` of the first ``shown``.
+        """
         self.encoder.eval()
-        outputs, latents = [], []
-        for start in range(0, images.shape[0], batch_size):
-            chunk = images[start : start + batch_size].to(self.device)
-            predicted = self.encoder(chunk)
-            outputs.append(self.generator.synthesize(predicted, **self.synthesis_options).cpu())
-            latents.append({k: v.cpu() for k, v in predicted.items()})
-        merged = {k: torch.cat([part[k] for part in latents]) for k in latents[0]}
-        return torch.cat(outputs), merged
+        rows, grid = [], []
+        for start in range(0, len(indices), batch_size):
+            images = self.images[indices[start : start + batch_size]]
+            predicted = self.encoder(images.to(self.device))
+            recon = self.generator.synthesize(predicted, **self.synthesis_options).cpu()
+            rows.extend(per_image_metrics(recon, images, self.metric_plan.lpips_term))
+            if start < shown:
+                grid.append((images, recon))
+        originals = torch.cat([g[0] for g in grid])[:shown]
+        recons = torch.cat([g[1] for g in grid])[:shown]
+        return mean_metrics(rows, self.metric_plan), torch.cat([originals, recons])
 
     # -- dataset mode -----------------------------------------------------------------------------
     def split(self) -> tuple[list[int], list[int]]:
@@ -183,10 +200,8 @@ class Finetuner:
         evaluated = held_out or train
         before = None
         if not settings.resume:
-            recon, _ = self.reconstruct(self.images[evaluated])
-            before = reconstruction_metrics(recon, self.images[evaluated], self.metric_plan)
+            before, _ = self.held_out_metrics(evaluated)
             self.run.write_json("val_before.json", before)
-        train_images = self.images[train]
         progress = Progress(
             settings.iterations, step, settings.progress and self.dist.is_main, "fine-tuning"
         )
@@ -206,7 +221,7 @@ class Finetuner:
                 (min(settings.batch_size, len(train)),),
                 generator=torch.Generator().manual_seed(settings.seed * 1_000_003 + step),
             )
-            batch = train_images[picks].to(self.device)
+            batch = self.images[[train[i] for i in picks.tolist()]].to(self.device)
             self.encoder.train()
             total, parts, reconstruction = self.losses(self.model, batch)
             self.optimizer_step(optimizer, total)
@@ -235,8 +250,7 @@ class Finetuner:
             step=step,
             settings=settings.model_dump(mode="json"),
         )
-        recon, _ = self.reconstruct(self.images[evaluated])
-        after = reconstruction_metrics(recon, self.images[evaluated], self.metric_plan)
+        after, shown = self.held_out_metrics(evaluated)
         if before is None and (self.run.path / "val_before.json").is_file():
             before = json.loads((self.run.path / "val_before.json").read_text())
         self.run.write_json(
@@ -251,10 +265,7 @@ class Finetuner:
                 "not_computed": self.metric_plan.not_computed,
             },
         )
-        n = min(8, len(evaluated))
-        save_grid(
-            torch.cat([self.images[evaluated][:n], recon[:n]]), self.run.path / "val.png", nrow=n
-        )
+        save_grid(shown, self.run.path / "val.png", nrow=min(8, len(evaluated)))
         return self.run.path
 
     # -- per-image mode ---------------------------------------------------------------------------
@@ -362,14 +373,14 @@ class Finetuner:
         self._write_rows(rows)
         if self.metric_plan.not_computed:  # the empty metrics.csv columns, explained
             self.run.write_json("not_computed.json", self.metric_plan.not_computed)
+        n = min(len(self.names), GRID_IMAGES)
         recon = torch.stack(
             [
-                _read_png(recon_dir / f"{Path(n).stem}.png", self.generator.resolution)
-                for n in self.names
+                load_image(recon_dir / f"{Path(name).stem}.png", self.generator.resolution)
+                for name in self.names[:n]
             ]
         )
-        n = len(self.names)
-        save_grid(torch.cat([self.images, recon]), self.run.path / "grid.png", nrow=min(n, 8))
+        save_grid(torch.cat([self.images[:n], recon]), self.run.path / "grid.png", nrow=min(n, 8))
         return self.run.path
 
     def _write_rows(self, rows: list[dict]) -> None:
@@ -387,12 +398,6 @@ class Finetuner:
         if self.settings.mode == "per-image":
             return self.fit_per_image()
         return self.fit_dataset()
-
-
-def _read_png(path: Path, resolution: int) -> torch.Tensor:
-    from ..data import load_image
-
-    return load_image(path, resolution)
 
 
 def finetune(settings: FinetuneSettings) -> Path:
