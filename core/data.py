@@ -112,21 +112,48 @@ PRELOAD_BYTES = 2 * 2**30
 
 
 class ImageSet:
-    """The readable images of a folder, indexed like a ``[N, 3, R, R]`` tensor in [-1, 1].
+    """Images indexed like a ``[N, 3, R, R]`` tensor in [-1, 1], decoded up front or on demand.
 
-    Small folders are decoded up front (see :data:`PRELOAD_BYTES`); larger ones are
-    checked by header up front and decoded when indexed.  ``images[[3, 1]]`` is a
-    ``[2, 3, R, R]`` tensor either way.
+    ``ImageSet(folder, R)`` holds a folder's readable images (unreadable ones listed in
+    ``skipped``); :meth:`from_paths` given files, every one of which must read.  Sets up to
+    :data:`PRELOAD_BYTES` are decoded once; larger ones are checked by header and decoded
+    when indexed.  ``images[[3, 1]]`` and ``images[1:3]`` are tensors either way;
+    :meth:`subset` is a set again (for FID over a fold without decoding it at once).
     """
 
     def __init__(self, folder: str | os.PathLike, resolution: int, preload: bool | None = None):
-        self.folder, self.resolution = Path(folder), resolution
-        paths, self.skipped = image_candidates(folder)
+        paths, skipped = image_candidates(folder)
+        self._setup(Path(folder), paths, resolution, skipped, preload, strict=False)
+
+    @classmethod
+    def from_paths(
+        cls, paths: list[Path], resolution: int, preload: bool | None = None
+    ) -> ImageSet:
+        """These files, in this order; one that does not read is an error naming it."""
+        from .images import image_size
+
+        unreadable = []
+        for path in paths:
+            try:
+                image_size(path)
+            except ImageReadError as exc:
+                unreadable.append(str(exc))
+        if unreadable:
+            raise GanencError("unreadable image(s): " + "; ".join(unreadable))
+        images = cls.__new__(cls)
+        folder = paths[0].parent if paths else Path(".")
+        images._setup(folder, list(paths), resolution, {}, preload, strict=True)
+        return images
+
+    def _setup(self, folder, paths, resolution, skipped, preload, strict) -> None:
+        self.folder, self.resolution, self.skipped = folder, resolution, dict(skipped)
         if preload is None:
             preload = len(paths) * 3 * resolution**2 * 4 <= PRELOAD_BYTES
         self._decoded = None
         if preload:
             loaded = load_images(paths, resolution)
+            if strict and loaded.skipped:
+                raise GanencError("unreadable image(s): " + "; ".join(loaded.skipped.values()))
             kept = set(loaded.names)
             paths = [path for path in paths if path.name in kept]
             self.skipped.update(loaded.skipped)
@@ -140,8 +167,22 @@ class ImageSet:
     def preloaded(self) -> bool:
         return self._decoded is not None
 
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.paths), 3, self.resolution, self.resolution)
+
     def __len__(self) -> int:
         return len(self.paths)
+
+    def subset(self, indices) -> ImageSet:
+        """The images at ``indices``, decoded as this set is (up front or on demand)."""
+        part = ImageSet.__new__(ImageSet)
+        part.folder, part.resolution, part.skipped = self.folder, self.resolution, {}
+        part.paths = [self.paths[int(i)] for i in indices]
+        part.names = [path.name for path in part.paths]
+        chosen = [int(i) for i in indices]
+        part._decoded = self._decoded[chosen] if self._decoded is not None else None
+        return part
 
     def __getitem__(self, index):
         if self._decoded is not None:
@@ -164,6 +205,6 @@ class ImageSet:
             return load_image(path, self.resolution)
         except ImageReadError as exc:
             raise GanencError(
-                f"{exc}; its header read when the run started, its pixels do not: remove it"
-                f" from {self.folder} and resume"
+                f"{exc}; its header read at the start, its pixels do not: remove it from"
+                f" {path.parent} and run again (or resume)"
             ) from None

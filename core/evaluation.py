@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, GanencError, ImageReadError
+from .errors import ConfigError, GanencError
 
 METRICS = ("psnr", "ssim", "mse", "lpips", "fid")
 PER_IMAGE_METRICS = ("psnr", "ssim", "mse", "lpips")
@@ -431,24 +431,19 @@ def _listing(names: Sequence[str], limit: int = 20) -> str:
 def load_pairs(
     pairs: Sequence[tuple[str, Path, Path]], resolution: int | None = None
 ) -> tuple[Any, Any, int]:
-    """Both images of every pair at one square ``resolution`` (default: the first reconstruction's)."""
-    import torch
+    """Both images of every pair at one square ``resolution`` (default: the first reconstruction's).
 
-    from .data import load_image
+    Two :class:`~ganenc.data.ImageSet`: decoded up front when small, else batch by batch
+    as the metrics and FID go through them.
+    """
+    from .data import ImageSet
     from .images import image_size
 
     if resolution is None:
         resolution = min(image_size(pairs[0][2]))
-    real, recon, unreadable = [], [], []
-    for _, real_path, recon_path in pairs:
-        try:
-            real.append(load_image(real_path, resolution))
-            recon.append(load_image(recon_path, resolution))
-        except ImageReadError as exc:
-            unreadable.append(str(exc))
-    if unreadable:
-        raise GanencError("unreadable image(s): " + "; ".join(unreadable))
-    return torch.stack(real), torch.stack(recon), resolution
+    real = ImageSet.from_paths([p[1] for p in pairs], resolution)
+    recon = ImageSet.from_paths([p[2] for p in pairs], resolution)
+    return real, recon, resolution
 
 
 # -- reports ---------------------------------------------------------------------------------
@@ -529,8 +524,8 @@ def evaluate_images(
     )
 
     def fid_of(indices: Sequence[int] | None) -> float:
-        selected_real = real if indices is None else real[list(indices)]
-        selected_recon = recon if indices is None else recon[list(indices)]
+        selected_real = real if indices is None else _subset(real, indices)
+        selected_recon = recon if indices is None else _subset(recon, indices)
         return fid(
             selected_real,
             selected_recon,
@@ -560,6 +555,11 @@ def evaluate_images(
                 " over all images instead"
             )
     return report
+
+
+def _subset(images: Any, indices: Sequence[int]) -> Any:
+    """``images[indices]``; an :class:`~ganenc.data.ImageSet` stays one (decoded as it goes)."""
+    return images.subset(indices) if hasattr(images, "subset") else images[list(indices)]
 
 
 def evaluate_folders(
@@ -613,9 +613,9 @@ def evaluate_encoder(
     fold's numbers do not depend on the other folds: the folds measure how
     much the metrics vary between subsets, as the paper's Table 2.
     """
-    from .data import load_image_folder
+    from .data import ImageSet
 
-    folder = load_image_folder(images, inverter.generator.resolution)
+    folder = ImageSet(images, inverter.generator.resolution)  # large folders: decoded as used
     fold_indices = kfold_indices(len(folder.names), folds, seed) if folds else None
     plan = plan_metrics(  # before inverting: a metric asked for but impossible fails now
         options.pop("metrics", None),
@@ -628,14 +628,14 @@ def evaluate_encoder(
 
     result = invert_with_progress(
         inverter,
-        folder.images,
+        folder,
         refine=refine,
         steps=steps,
         batch_size=batch_size,
         progress=progress,
     )
     report = evaluate_images(
-        folder.images,
+        folder,
         result.reconstructions,
         folder.names,
         device=inverter.device,

@@ -349,6 +349,8 @@ class Inverter:
     ) -> InversionResult:
         """Invert ``images`` ([N, 3, R, R] in [-1, 1]) in batches of ``batch_size``.
 
+        ``images`` may also be a :class:`~ganenc.data.ImageSet` (decoded batch by batch).
+
         ``progress(done_steps, loss)`` is called during refinement (``done_steps``
         counts over the whole call).
         """
@@ -360,7 +362,7 @@ class Inverter:
         if refine != "none" and steps < 1:
             raise ConfigError(f"refine={refine!r} needs steps >= 1, got {steps}")
         resolution = self.generator.resolution
-        if images.dim() != 4 or tuple(images.shape[1:]) != (3, resolution, resolution):
+        if len(images.shape) != 4 or tuple(images.shape[1:]) != (3, resolution, resolution):
             raise ConfigError(
                 f"images must be [N, 3, {resolution}, {resolution}] for this generator,"
                 f" got {list(images.shape)}"

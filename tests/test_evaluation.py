@@ -295,3 +295,36 @@ def test_eval_encoder_with_folds(tiny_run, tiny_inverter, photos, tmp_path, empt
         report.fold_summary["psnr"]["mean"], rel=1e-5
     )
     assert len(data["images"]) == PHOTOS and data["folds"][0]["images"] == 2
+
+
+def test_folders_too_large_to_keep_decoded_are_evaluated_batch_by_batch_alike(
+    tmp_path, monkeypatch
+):
+    import ganenc.data
+    from ganenc.evaluation import evaluate_folders, load_pairs
+
+    names = [f"{i}.png" for i in range(5)]
+    real = _folder(tmp_path / "real", names, _random_images(5, seed=1))
+    recon = _folder(tmp_path / "recon", names, _random_images(5, seed=2))
+    kept = evaluate_folders(real, recon, metrics=["psnr", "ssim", "mse"]).to_dict()
+    monkeypatch.setattr(ganenc.data, "PRELOAD_BYTES", 0)
+    real_set, recon_set, _ = load_pairs(pair_folders(real, recon))
+    assert not real_set.preloaded and not recon_set.preloaded
+    assert real_set.subset([4, 0]).names == ["4.png", "0.png"]
+    assert evaluate_folders(real, recon, metrics=["psnr", "ssim", "mse"]).to_dict() == kept
+    (recon / "3.png").write_bytes(b"not a png")
+    with pytest.raises(GanencError, match=r"unreadable image\(s\): .*3\.png"):
+        load_pairs(pair_folders(real, recon))
+
+
+def test_an_encoder_is_evaluated_alike_on_a_folder_decoded_batch_by_batch(
+    tiny_inverter, photos, monkeypatch
+):
+    import ganenc.data
+
+    options = {"metrics": ["psnr", "ssim", "mse"], "folds": 2}
+    kept = evaluate_encoder(tiny_inverter, photos, **options).to_dict()
+    monkeypatch.setattr(ganenc.data, "PRELOAD_BYTES", 0)
+    streamed = evaluate_encoder(tiny_inverter, photos, **options).to_dict()
+    kept.pop("seconds_per_image"), streamed.pop("seconds_per_image")
+    assert streamed == kept

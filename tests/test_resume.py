@@ -207,5 +207,7 @@ def test_an_image_set_decodes_on_demand_and_names_a_file_that_stopped_decoding(t
     assert torch.equal(kept[0], lazy[0]) and lazy[[]].shape == (0, 3, 32, 32)
     broken = folder / kept.names[2]
     broken.write_bytes(broken.read_bytes()[:200])  # header intact, pixels cut off
-    with pytest.raises(GanencError, match=rf"{kept.names[2]}.*remove it from .* and resume"):
+    with pytest.raises(
+        GanencError, match=rf"{kept.names[2]}.*remove it from .* and run again \(or resume\)"
+    ):
         lazy[[2]]
