@@ -22,7 +22,8 @@ from .options import SEED
 @click.option(
     "--folds",
     type=click.IntRange(min=2),
-    help="With --encoder: K random folds, reported as mean ± std over folds.",
+    help="K random folds, reported as mean ± std over folds (each image is inverted on its"
+    " own, so the folds of 'invert' + '--real/--recon' equal those of '--encoder').",
 )
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the folds.")
 @click.option(
@@ -77,6 +78,7 @@ def eval_command(
       ganenc eval --real photos/ --recon inverted/reconstructions/
     or an encoder on a folder, with K-fold mean ± std (the paper's Table 2):
       ganenc eval --encoder runs/train-... --images photos/ --folds 10 --refine optimize
+    For long refinements, invert first (resumable), then evaluate the folders with --folds.
     """
     from ganenc.devices import resolve_device
     from ganenc.evaluation import evaluate_encoder, evaluate_folders, render_report
@@ -98,10 +100,14 @@ def eval_command(
     if pairs_mode:
         if real is None or recon is None:
             raise click.UsageError("--real and --recon go together")
-        if folds:
-            raise click.UsageError("--folds needs --encoder and --images")
         report = evaluate_folders(
-            real, recon, resolution=resolution, device=resolve_device(device), **common
+            real,
+            recon,
+            resolution=resolution,
+            folds=folds,
+            seed=seed,
+            device=resolve_device(device),
+            **common,
         )
     else:
         if encoder is None or images is None:

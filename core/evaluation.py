@@ -420,7 +420,8 @@ def pair_folders(real: str | os.PathLike, recon: str | os.PathLike) -> list[tupl
         raise GanencError(
             "cannot pair the folders by file name (extension ignored): " + "; ".join(parts)
         )
-    return [(stem, real_files[stem], recon_files[stem]) for stem in sorted(real_files)]
+    ordered = sorted(real_files, key=lambda stem: real_files[stem].name)  # as a folder reads
+    return [(stem, real_files[stem], recon_files[stem]) for stem in ordered]
 
 
 def _listing(names: Sequence[str], limit: int = 20) -> str:
@@ -567,18 +568,30 @@ def evaluate_folders(
     recon: str | os.PathLike,
     *,
     resolution: int | None = None,
+    folds: int | None = None,
+    seed: int = 0,
     **options: Any,
 ) -> EvaluationReport:
-    """Pair two folders by name (an error lists unmatched names) and evaluate the pairs."""
+    """Pair two folders by name (an error lists unmatched names) and evaluate the pairs.
+
+    ``folds``: K random folds as in :func:`evaluate_encoder`, drawn over the pairs in the
+    order of the real files' names, so ``ganenc invert`` then this gives the folds (and,
+    but for the 8-bit reconstructions, the numbers) of ``eval --encoder``.
+    """
     pairs = pair_folders(real, recon)
     real_images, recon_images, resolution = load_pairs(pairs, resolution)
-    report = evaluate_images(real_images, recon_images, [p[0] for p in pairs], **options)
+    fold_indices = kfold_indices(len(pairs), folds, seed) if folds else None
+    report = evaluate_images(
+        real_images, recon_images, [p[0] for p in pairs], folds=fold_indices, **options
+    )
     report.details = {
         "mode": "pairs",
         "real": str(real),
         "recon": str(recon),
         "resolution": resolution,
         "pairs": len(pairs),
+        "folds": folds,
+        "seed": seed,
     }
     return report
 

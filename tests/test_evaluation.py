@@ -328,3 +328,26 @@ def test_an_encoder_is_evaluated_alike_on_a_folder_decoded_batch_by_batch(
     streamed = evaluate_encoder(tiny_inverter, photos, **options).to_dict()
     kept.pop("seconds_per_image"), streamed.pop("seconds_per_image")
     assert streamed == kept
+
+
+def test_invert_then_eval_of_the_folders_gives_the_folds_of_eval_encoder(
+    tiny_inverter, photos, tmp_path
+):
+    from ganenc.evaluation import evaluate_folders
+    from ganenc.inversion import invert_folder
+
+    invert_folder(tiny_inverter, photos, tmp_path / "inverted")
+    options = {"metrics": ["psnr", "ssim", "mse"], "folds": 2, "seed": 3}
+    direct = evaluate_encoder(tiny_inverter, photos, **options)
+    paired = evaluate_folders(photos, tmp_path / "inverted" / "reconstructions", **options)
+    assert [f["images"] for f in paired.folds] == [f["images"] for f in direct.folds]
+    for a, b in zip(paired.folds, direct.folds, strict=True):
+        assert a["psnr"] == pytest.approx(b["psnr"], abs=0.1)  # 8-bit reconstruction files
+    assert paired.to_dict()["folds"] is not None and paired.details["seed"] == 3
+    result = CliRunner().invoke(
+        eval_command,
+        ["--real", str(photos), "--recon", str(tmp_path / "inverted" / "reconstructions")]
+        + ["--folds", "2", "--metrics", "psnr"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "mean ± std over 2 folds" in result.output
