@@ -37,12 +37,22 @@ class Plan:
     compile_options: dict[str, tuple[int, int, int, list[str]]] = field(default_factory=dict)
     #: the order sections run in (the most wanted first: a spent budget skips the last).
     #: ``compile`` is not among them: ``--sections compile`` (slow to start, see the docs).
-    order: tuple[str, ...] = ("finetune", "inversion", "pretrain", "generator", "options")
+    order: tuple[str, ...] = (
+        "finetune",
+        "inversion",
+        "pretrain",
+        "generator",
+        "options",
+        "folders",
+    )
     #: generator options by family (default: the architectures of the public checkpoints).
     generator_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: encoder options and loss settings of the training cases (default: the paper's).
     encoder_options: dict[str, Any] = field(default_factory=dict)
     loss: dict[str, Any] | None = None
+    #: folders: resolution, image counts, generator and encoder options (memory of
+    #: ``invert``/``eval`` on a folder, chunked vs all at once); empty: not measured.
+    folders: dict[str, Any] = field(default_factory=dict)
 
     def batch_for(self, resolution: int) -> int:
         for limit in sorted(self.generator_batch):
@@ -85,6 +95,12 @@ CPU = Plan(
         ),
         "pretrain": (64, 2, 3, ["channels_last", "gradient_checkpointing"]),
     },
+    folders={
+        "resolution": 128,
+        "counts": [128, 384],
+        "generator_options": {"channel_max": 32},
+        "encoder_options": {"max_channels": 32},
+    },
     budget_s=480.0,
     notes=[
         "stylegan3 runs at 32/64 px on the CPU: its filtered up/down-sampling takes"
@@ -120,6 +136,12 @@ QUICK = Plan(
     finetune_cases={64: ["gradient_checkpointing"]},
     options={
         "finetune": (64, 1, 2, ["channels_last"]),
+    },
+    folders={
+        "resolution": 32,
+        "counts": [64, 192],
+        "generator_options": {"channel_max": 32},
+        "encoder_options": {"max_channels": 32},
     },
     budget_s=100.0,
     notes=["--quick: small sizes only, a smoke run of every section; not for publishing."],

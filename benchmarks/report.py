@@ -301,6 +301,42 @@ def markdown(results: dict[str, Any]) -> str:
                     + ", ".join(f"{case} {'yes' if ok else 'no'}" for case, ok in verdicts)
                     + ".",
                 ]
+    if sections.get("folders", {}).get("rows"):
+        section = sections["folders"]
+        rows = []
+        for row in section["rows"]:
+            cells = [_num(row["images"]), _num(row["decoded_mb"])]
+            for name in ("invert", "eval"):
+                cells += [
+                    _num(row[name]["tensor_peak_mb"]),
+                    _num(row[f"{name}_before"]["tensor_peak_mb"]),
+                    f"{_num(row[f'{name}_memory_ratio'])}x",
+                ]
+            rows.append(cells)
+        resolution = section["rows"][0]["resolution"]
+        lines += [
+            "",
+            f"#### Folders at {resolution} px: tensor peak MB, chunk by chunk vs all at once",
+            "",
+            f"`ganenc invert` goes through {section['chunk_images']} images at a time; `ganenc eval`"
+            " reads a folder above 2 GiB decoded batch by batch (forced here). *Before*: every"
+            " image, and every reconstruction, in one tensor. Random weights.",
+            "",
+        ]
+        lines += _table(
+            [
+                "images",
+                "decoded MB",
+                "invert",
+                "invert before",
+                "before / now",
+                "eval",
+                "eval before",
+                "before / now",
+            ],
+            rows,
+        )
+        lines += _skips(section)
     for name, section in sections.items():
         if isinstance(section, dict) and set(section) >= {"skipped", "reason"}:
             lines += ["", f"- section {name} skipped ({section['reason']})"]

@@ -10,7 +10,9 @@
                3,500 iterations per 1024 px image at 2.08 it/s and 7,670 MB);
 ``options``    each speed option against the code before it (``baseline``)
                and against today's default: speed ratio, memory, and how far
-               its loss and gradients lie from the baseline's.
+               its loss and gradients lie from the baseline's;
+``folders``    peak memory of ``ganenc invert`` and ``ganenc eval`` on folders of
+               two sizes: chunk by chunk (today) against all images at once (before).
 """
 
 from __future__ import annotations
@@ -634,7 +636,89 @@ def options_section(
     return result
 
 
-SECTIONS = ("generator", "inversion", "pretrain", "finetune", "options", "compile")
+# -- folders ------------------------------------------------------------------------------------
+
+
+def folders_section(plan: Plan, device: torch.device, budget: Budget, log: Log) -> dict:
+    """Peak memory of inverting and evaluating a folder, chunked vs all at once, at two sizes.
+
+    The baseline is what ``invert_folder`` and ``evaluate_folders`` did before: every image
+    (and every reconstruction) decoded into one tensor. Random weights: memory, not quality.
+    """
+    import ganenc.data
+    from ganenc.data import load_image_folder
+    from ganenc.evaluation import evaluate_folders, per_image_metrics
+    from ganenc.images import save_image
+    from ganenc.inversion import Inverter, invert_folder
+
+    config = plan.folders
+    if not config:
+        return {"rows": [], "skipped": [], "note": f"not measured in plan {plan.name!r}"}
+    resolution = config["resolution"]
+    generator = ganenc.load_generator(
+        "stylegan2", resolution=resolution, **config.get("generator_options", {})
+    ).freeze()
+    encoder = ganenc.build_encoder(generator, **config.get("encoder_options", {}))
+    inverter = Inverter(encoder, generator, device=device)
+    rows, skipped = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in config["counts"]:
+            if budget.spent():
+                skipped.append(_skipped(f"folders of {count} images", budget))
+                continue
+            log(f"folders: {count} images at {resolution} px")
+            folder = Path(tmp) / f"images-{count}"
+            with torch.no_grad():
+                for start in range(0, count, 16):
+                    n = min(16, count - start)
+                    latents = generator.sample_latents(n, seed=start)
+                    for i, image in enumerate(generator.synthesize(latents)):
+                        save_image(image, folder / f"{start + i:05d}.png")
+
+            def chunked(count=count, folder=folder):
+                invert_folder(inverter, folder, Path(tmp) / f"inverted-{count}")
+
+            def all_at_once(folder=folder):
+                images = load_image_folder(folder, resolution).images
+                result = inverter.invert(images)
+                per_image_metrics(result.reconstructions, images)
+
+            recon = Path(tmp) / f"inverted-{count}" / "reconstructions"
+
+            def eval_lazy(folder=folder, recon=recon):
+                saved = ganenc.data.PRELOAD_BYTES
+                ganenc.data.PRELOAD_BYTES = 0  # as a folder above the 2 GiB threshold is read
+                try:
+                    evaluate_folders(folder, recon, metrics=["psnr", "ssim", "mse"])
+                finally:
+                    ganenc.data.PRELOAD_BYTES = saved
+
+            def eval_at_once(folder=folder, recon=recon):
+                evaluate_folders(folder, recon, metrics=["psnr", "ssim", "mse"])
+
+            row: dict[str, Any] = {
+                "images": count,
+                "resolution": resolution,
+                "decoded_mb": count * 3 * resolution**2 * 4 / 2**20,
+            }
+            for name, step in (
+                ("invert", chunked),
+                ("invert_before", all_at_once),
+                ("eval", eval_lazy),
+                ("eval_before", eval_at_once),
+            ):
+                began = time.perf_counter()
+                row[name] = measure_memory(step, device, state=lambda: 0)
+                row[name]["seconds"] = time.perf_counter() - began
+            for name in ("invert", "eval"):
+                ours, before = row[name]["tensor_peak_mb"], row[f"{name}_before"]["tensor_peak_mb"]
+                row[f"{name}_memory_ratio"] = before / ours if ours else None
+            rows.append(row)
+            _release()
+    return {"rows": rows, "skipped": skipped, "chunk_images": ganenc.inversion.CHUNK_IMAGES}
+
+
+SECTIONS = ("generator", "inversion", "pretrain", "finetune", "options", "compile", "folders")
 
 
 def run_sections(
@@ -672,6 +756,8 @@ def run_sections(
                 results[name] = finetune_section(plan, device, budget, log, generators)
             elif name == "options":
                 results[name] = options_section(plan, device, budget, log, generators)
+            elif name == "folders":
+                results[name] = folders_section(plan, device, budget, log)
             elif name == "compile":
                 results[name] = options_section(
                     plan, device, budget, log, generators, options=plan.compile_options

@@ -132,6 +132,12 @@ def test_a_tiny_plan_runs_every_section_and_writes_json_and_markdown(tmp_path, m
         generator_options={"stylegan2": TINY, "pggan": {"fmaps_max": 32}},
         encoder_options=TINY_ENCODER,
         loss=FAST_LOSS,
+        folders={
+            "resolution": 32,
+            "counts": [4],
+            "generator_options": TINY,
+            "encoder_options": TINY_ENCODER,
+        },
     )
     monkeypatch.setitem(PLANS, "tiny", tiny)
     results = main(["--plan", "tiny", "--device", "cpu", "--out", str(tmp_path)])
@@ -141,10 +147,17 @@ def test_a_tiny_plan_runs_every_section_and_writes_json_and_markdown(tmp_path, m
         "pretrain",
         "finetune",
         "options",
+        "folders",
     }
     assert (tmp_path / "tiny.json").is_file()
     text = (tmp_path / "tiny.md").read_text()
-    for heading in ("Generator forward", "Inversion at 32 px", "Pre-training step", "fine-tuning"):
+    for heading in (
+        "Generator forward",
+        "Inversion at 32 px",
+        "Pre-training step",
+        "fine-tuning",
+        "Folders at 32 px",
+    ):
         assert heading in text, heading
     assert "python -m" in text and "torch" in text  # the command and the versions
     rows = results["sections"]["options"]["finetune"]["rows"]
@@ -342,3 +355,26 @@ def test_report_gives_the_memory_target_verdict_and_marks_a_partial_run():
     assert "Within 3,835 MB" in text and "gradient_checkpointing yes" in text
     assert "**partial**" in text
     assert "section generator failed: RuntimeError: boom" in text
+
+
+def test_folders_memory_stays_flat_chunked_and_grows_all_at_once(monkeypatch):
+    import ganenc.inversion
+    from benchmarks import sections
+
+    monkeypatch.setattr(ganenc.inversion, "CHUNK_IMAGES", 8)
+    plan = _tiny_plan(
+        folders={
+            "resolution": 32,
+            "counts": [16, 64],
+            "generator_options": TINY,
+            "encoder_options": TINY_ENCODER,
+        }
+    )
+    result = sections.folders_section(
+        plan, torch.device("cpu"), measure.Budget(600), lambda _: None
+    )
+    small, large = result["rows"]
+    assert large["invert_memory_ratio"] > 1.2 and large["eval_memory_ratio"] > 1.1
+    for name in ("invert", "eval"):  # 4x the images: today's peak barely moves
+        assert large[name]["tensor_peak_mb"] < 1.2 * small[name]["tensor_peak_mb"]
+        assert large[f"{name}_before"]["tensor_peak_mb"] > large[name]["tensor_peak_mb"]
