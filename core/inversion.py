@@ -536,12 +536,14 @@ def invert_folder(
             + "; ".join(", ".join(group) for group in duplicates)
         )
     steps = DEFAULT_STEPS.get(refine, 0) if steps is None else steps
+    plan = plan_metrics(offered=PER_IMAGE_METRICS, feature_weights=feature_weights)
     settings = {
         "images": os.path.abspath(images),
         "encoder": absolute_if_present(inverter.encoder_path),
         "generator": inverter.generator_spec,
         "refine": refine,
         "steps": steps if refine != "none" else 0,
+        "metrics": sorted(plan.computed),  # the columns of metrics.csv
     }
     if resume:
         state, done = _unfinished(out, settings)
@@ -553,7 +555,6 @@ def invert_folder(
             )
         out = check_output(out, folder=True)
         state, done = {"settings": settings, "encoder_seconds": 0.0, "refine_seconds": 0.0}, {}
-    plan = plan_metrics(offered=PER_IMAGE_METRICS, feature_weights=feature_weights)
     todo = [path for path in paths if path.name not in done]
     chunks = (
         load_images(todo[start : start + CHUNK_IMAGES], inverter.generator.resolution)
@@ -612,10 +613,13 @@ def _unfinished(out: Path, settings: dict[str, Any]) -> tuple[dict[str, Any], di
     done: dict[str, dict] = {}
     metrics = out / "metrics.csv"
     if metrics.is_file():
-        with metrics.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                name = row.pop("image")
-                done[name] = {key: float(value) for key, value in row.items()}
+        try:
+            with metrics.open(newline="", encoding="utf-8") as handle:
+                for row in csv.DictReader(handle):
+                    name = row.pop("image")
+                    done[name] = {key: float(value) for key, value in row.items()}
+        except (ValueError, TypeError, KeyError, csv.Error):
+            raise GanencError(f"{metrics} is damaged; start again in a new folder") from None
     return state, done
 
 

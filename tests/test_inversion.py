@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 import torch
@@ -197,6 +198,11 @@ def test_an_interrupted_folder_inversion_resumes_to_the_same_outputs(
     assert sorted(p.name for p in (cut / "latents").iterdir()) == ["photo0.pt", "photo1.pt"]
     with pytest.raises(GanencError, match="holds an unfinished inversion; add --resume"):
         inversion.invert_folder(tiny_inverter, photos, cut, **options)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(cut, damaged)
+    (damaged / "metrics.csv").write_text("image,psnr\nphoto0.png,not-a-number\n")
+    with pytest.raises(GanencError, match="metrics.csv is damaged; start again"):
+        inversion.invert_folder(tiny_inverter, photos, damaged, **options, resume=True)
     with pytest.raises(GanencError, match="started with other steps"):
         inversion.invert_folder(tiny_inverter, photos, cut, refine="optimize", steps=3, resume=True)
     resumed = inversion.invert_folder(tiny_inverter, photos, cut, **options, resume=True)
