@@ -177,7 +177,8 @@ def invert_command(
       grid.png                   original | reconstruction pairs
       metrics.csv                PSNR, SSIM, MSE (LPIPS with VGG16 weights), seconds
       (a metric not computed is null in index.json, its reason under not_computed)
-    Images are read and written 64 at a time; an interrupted run continues with --resume.
+    Images are read and written 64 at a time (a refinement: a batch, finetune: one image);
+    an interrupted run continues with --resume.
     \b
     Example:
       ganenc invert --encoder runs/train-stylegan2-... --images photos/ --out inverted/ \\

@@ -517,8 +517,8 @@ def invert_folder(
     MSE, and LPIPS when VGG16 weights are found; else ``index.json`` says why
     not, under ``not_computed``).  Returns the index.
 
-    Images go through in chunks of :data:`CHUNK_IMAGES`, each written before the next
-    is read; until ``index.json`` exists the folder holds :data:`UNFINISHED_FILE`, and
+    Images go through in chunks of :data:`CHUNK_IMAGES` (with a refinement, a batch;
+    per-image fine-tuning, one image), each written before the next is read; until ``index.json`` exists the folder holds :data:`UNFINISHED_FILE`, and
     ``resume=True`` continues it with the images not yet done (same settings).
     """
     from .config import absolute_if_present
@@ -556,9 +556,10 @@ def invert_folder(
         out = check_output(out, folder=True)
         state, done = {"settings": settings, "encoder_seconds": 0.0, "refine_seconds": 0.0}, {}
     todo = [path for path in paths if path.name not in done]
+    size = _chunk_size(refine, batch_size)
     chunks = (
-        load_images(todo[start : start + CHUNK_IMAGES], inverter.generator.resolution)
-        for start in range(0, len(todo), CHUNK_IMAGES)
+        load_images(todo[start : start + size], inverter.generator.resolution)
+        for start in range(0, len(todo), size)
     )
     finished = 0  # refinement steps of the chunks before
     with refinement_bar(inverter, refine, steps, len(todo), progress) as bar:
@@ -584,6 +585,14 @@ def invert_folder(
     if not done:
         raise no_readable_images(images, skipped)
     return _finish_folder(inverter, paths, done, skipped, state, out, plan, grid_limit)
+
+
+def _chunk_size(refine: str, batch_size: int) -> int:
+    """Images per written chunk: a refinement's batch (a per-image fine-tuning: one image) is
+    written as soon as it is done, so an interruption loses minutes, not a chunk of hours."""
+    if refine == "finetune":
+        return 1
+    return batch_size if refine == "optimize" else CHUNK_IMAGES
 
 
 def _unfinished(out: Path, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict]]:

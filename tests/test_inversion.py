@@ -179,8 +179,7 @@ def test_an_interrupted_folder_inversion_resumes_to_the_same_outputs(
 ):
     import ganenc.inversion as inversion
 
-    monkeypatch.setattr(inversion, "CHUNK_IMAGES", 2)  # 4 photos: two chunks
-    options = {"refine": "optimize", "steps": 2}
+    options = {"refine": "optimize", "steps": 2, "batch_size": 2}  # 4 photos: two chunks
     whole = inversion.invert_folder(tiny_inverter, photos, tmp_path / "whole", **options)
     calls, real = [], Inverter.invert
 
@@ -249,3 +248,23 @@ def test_the_invert_command_prints_how_to_resume_when_interrupted(
     resumed = CliRunner().invoke(invert_command, [*command, "--device", "cpu", "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert len(json.loads((out / "index.json").read_text())["images"]) == 4
+
+
+def test_a_per_image_refinement_is_written_image_by_image(
+    tiny_inverter, photos, tmp_path, monkeypatch
+):
+    import ganenc.inversion as inversion
+
+    sizes, real = [], Inverter.invert
+
+    def counted(self, images, **kwargs):
+        sizes.append(images.shape[0])
+        return real(self, images, **kwargs)
+
+    monkeypatch.setattr(Inverter, "invert", counted)
+    inversion.invert_folder(tiny_inverter, photos, tmp_path / "ft", refine="finetune", steps=1)
+    assert sizes == [1, 1, 1, 1]  # an interruption loses at most the image in progress
+    inversion.invert_folder(
+        tiny_inverter, photos, tmp_path / "opt", refine="optimize", steps=1, batch_size=3
+    )
+    assert sizes[4:] == [3, 1]
