@@ -37,16 +37,17 @@ def load_image(path: str | os.PathLike, resolution: int):
     return tensor.to(torch.float32) / 127.5 - 1.0
 
 
-def image_paths(folder: str | os.PathLike) -> list[Path]:
-    """The image files of ``folder`` by extension (not hidden, not recursive), sorted by name."""
+def _folder_files(folder: str | os.PathLike) -> list[Path]:
+    """The files of ``folder``: not hidden, not recursive, sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
         raise GanencError(f"image folder not found: {folder}")
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def image_paths(folder: str | os.PathLike) -> list[Path]:
+    """The image files of ``folder`` by extension (not hidden, not recursive), sorted by name."""
+    return [p for p in _folder_files(folder) if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def image_candidates(folder: str | os.PathLike) -> tuple[list[Path], dict[str, str]]:
@@ -57,11 +58,8 @@ def image_candidates(folder: str | os.PathLike) -> tuple[list[Path], dict[str, s
     """
     from .images import image_size
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise GanencError(f"image folder not found: {folder}")
     paths, skipped = [], {}
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+    for path in _folder_files(folder):
         try:
             image_size(path)
         except ImageReadError as exc:
