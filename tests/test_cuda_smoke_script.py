@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from bash_scripts import run_bash_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,15 +29,7 @@ def test_cuda_smoke_script_runs_on_the_cpu(tmp_path):
         "OMP_NUM_THREADS": "1",
     }
     out = tmp_path / "smoke"
-    result = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "cuda_smoke.sh"), str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_bash_script(ROOT / "benchmarks" / "cuda_smoke.sh", str(out), env=env, timeout=600)
     assert "train: last step 20" in result.stdout
     assert "all commands finished on cpu (fp32)" in result.stdout
     for refine in ("optimize", "finetune"):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from bash_scripts import run_bash_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "emoji"
@@ -31,16 +31,7 @@ def test_the_gpu_script_trains_exports_measures_and_fits_what_out_brings_back(tm
         "PYTHON": sys.executable,
         "OMP_NUM_THREADS": "1",
     }
-    result = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "emoji_gan_gpu.sh")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_bash_script(ROOT / "benchmarks" / "emoji_gan_gpu.sh", env=env)
     files = sorted((tmp_path / "out").iterdir())
     # what the device tool brings back: at most 8 plain files of at most 16 MiB, 64 MiB in all
     assert len(files) <= 8 and all(f.stat().st_size <= 16 * 2**20 for f in files)
