@@ -46,3 +46,23 @@ def test_the_gpu_script_trains_exports_measures_and_fits_what_out_brings_back(tm
     assert (
         json.loads((tmp_path / "out" / "judge-curve.json").read_text())["points"][0]["step"] == step
     )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (DATA / "labels.csv").is_file(), reason="emoji data not beside the checkout"
+)
+def test_what_the_gpu_call_carries_fits_the_64_mib_that_travel():
+    """Tracked files + the emoji data + the judge + pydantic's wheels (about 4 MB together)."""
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    tree = sum((ROOT / name.decode()).stat().st_size for name in tracked if name)
+    data = sum(p.stat().st_size for p in (DATA / "noto64").iterdir())
+    data += (DATA / "labels.csv").stat().st_size
+    assert tree + data + 4_000_000 <= 64 * 2**20, (
+        f"{(tree + data) / 2**20:.1f} MiB + 4 MB of judge and wheels: shrink the tracked tree or"
+        " carry less (benchmarks/emoji_gan_gpu.sh)"
+    )
