@@ -312,6 +312,7 @@ def markdown(results: dict[str, Any]) -> str:
                     _num(row[f"{name}_before"]["tensor_peak_mb"]),
                     f"{_num(row[f'{name}_memory_ratio'])}x",
                 ]
+            cells.insert(6, _num(row["eval_kept"]["tensor_peak_mb"]) if "eval_kept" in row else "-")
             rows.append(cells)
         resolution = section["rows"][0]["resolution"]
         lines += [
@@ -319,8 +320,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"#### Folders at {resolution} px: tensor peak MB, chunk by chunk vs all at once",
             "",
             f"`ganenc invert` goes through {section['chunk_images']} images at a time; `ganenc eval`"
-            " reads a folder above 2 GiB decoded batch by batch (forced here). *Before*: every"
-            " image, and every reconstruction, in one tensor. Random weights.",
+            " reads a folder above 2 GiB decoded batch by batch (forced here: *eval*) and keeps a"
+            " smaller one decoded at 8 bits (*eval kept*). *Before*: every image, and every"
+            " reconstruction, in one float32 tensor. Random weights.",
             "",
         ]
         lines += _table(
@@ -331,6 +333,7 @@ def markdown(results: dict[str, Any]) -> str:
                 "invert before",
                 "before / now",
                 "eval",
+                "eval kept",
                 "eval before",
                 "before / now",
             ],

@@ -643,11 +643,17 @@ def folders_section(plan: Plan, device: torch.device, budget: Budget, log: Log) 
     """Peak memory of inverting and evaluating a folder, chunked vs all at once, at two sizes.
 
     The baseline is what ``invert_folder`` and ``evaluate_folders`` did before: every image
-    (and every reconstruction) decoded into one tensor. Random weights: memory, not quality.
+    (and every reconstruction) decoded into one float32 tensor. Random weights: memory, not
+    quality.
     """
     import ganenc.data
-    from ganenc.data import load_image_folder
-    from ganenc.evaluation import evaluate_folders, per_image_metrics
+    from ganenc.data import load_image, load_image_folder
+    from ganenc.evaluation import (
+        evaluate_folders,
+        evaluate_images,
+        pair_folders,
+        per_image_metrics,
+    )
     from ganenc.images import save_image
     from ganenc.inversion import Inverter, invert_folder
 
@@ -693,8 +699,14 @@ def folders_section(plan: Plan, device: torch.device, budget: Budget, log: Log) 
                 finally:
                     ganenc.data.PRELOAD_BYTES = saved
 
-            def eval_at_once(folder=folder, recon=recon):
+            def eval_kept(folder=folder, recon=recon):
                 evaluate_folders(folder, recon, metrics=["psnr", "ssim", "mse"])
+
+            def eval_at_once(folder=folder, recon=recon):
+                pairs = pair_folders(folder, recon)
+                real = torch.stack([load_image(p[1], resolution) for p in pairs])
+                fake = torch.stack([load_image(p[2], resolution) for p in pairs])
+                evaluate_images(real, fake, [p[0] for p in pairs], metrics=["psnr", "ssim", "mse"])
 
             row: dict[str, Any] = {
                 "images": count,
@@ -705,6 +717,7 @@ def folders_section(plan: Plan, device: torch.device, budget: Budget, log: Log) 
                 ("invert", chunked),
                 ("invert_before", all_at_once),
                 ("eval", eval_lazy),
+                ("eval_kept", eval_kept),
                 ("eval_before", eval_at_once),
             ):
                 began = time.perf_counter()

@@ -203,6 +203,7 @@ def test_an_image_set_decodes_on_demand_and_names_a_file_that_stopped_decoding(t
     shutil.copytree(PHOTOS, folder)
     kept, lazy = ImageSet(folder, 32), ImageSet(folder, 32, preload=False)
     assert kept.preloaded and not lazy.preloaded and kept.names == lazy.names
+    assert kept._decoded.dtype == torch.uint8  # held at 8 bits: a quarter of float32
     assert torch.equal(kept[[3, 1]], lazy[[3, 1]]) and torch.equal(kept[1:3], lazy[1:3])
     assert torch.equal(kept[0], lazy[0]) and lazy[[]].shape == (0, 3, 32, 32)
     broken = folder / kept.names[2]
