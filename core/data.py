@@ -52,6 +52,8 @@ def unit_range(images):
 def _folder_files(folder: str | os.PathLike) -> list[Path]:
     """The files of ``folder``: not hidden, not recursive, sorted by name."""
     folder = Path(folder)
+    if folder.is_file():
+        raise GanencError(f"{folder} is a file; give the folder that holds the images")
     if not folder.is_dir():
         raise GanencError(f"image folder not found: {folder}")
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -206,6 +206,8 @@ def test_an_image_set_decodes_on_demand_and_names_a_file_that_stopped_decoding(t
     assert kept._decoded.dtype == torch.uint8  # held at 8 bits: a quarter of float32
     assert torch.equal(kept[[3, 1]], lazy[[3, 1]]) and torch.equal(kept[1:3], lazy[1:3])
     assert torch.equal(kept[0], lazy[0]) and lazy[[]].shape == (0, 3, 32, 32)
+    with pytest.raises(GanencError, match="is a file; give the folder that holds the images"):
+        ImageSet(folder / kept.names[0], 32)
     broken = folder / kept.names[2]
     broken.write_bytes(broken.read_bytes()[:200])  # header intact, pixels cut off
     with pytest.raises(
