@@ -156,7 +156,8 @@ def build_inverter(
     "--out",
     required=True,
     type=click.Path(file_okay=False),
-    help="New output folder (latents, reconstructions, grid, metrics).",
+    help="New output folder (latents, reconstructions, grid, metrics); with --resume, the"
+    " unfinished one.",
 )
 @click.option(
     "--resume",
