@@ -161,7 +161,7 @@ def _genforce_entry(
 
 #: ``stylegan2:emoji-64``: the shipped file and its digest (updated when the file is re-exported).
 EMOJI_64_FILE = "stylegan2-emoji-64.pt"
-EMOJI_64_SHA256 = "3f834e3849a17f2c647b2c19b165c272a6188668c3e9fbcd48e275dd086f82d4"
+EMOJI_64_SHA256 = "3b3fb9b19bce1b6e278dffabe756dd98d0dae7df8f15ada307e97fcd6986667b"
 EMOJI_64 = WeightsEntry(
     tag="stylegan2:emoji-64",
     files=(WeightsFile(EMOJI_64_FILE, (), sha256=EMOJI_64_SHA256),),
@@ -178,7 +178,7 @@ EMOJI_64 = WeightsEntry(
 
 #: The pre-trained encoder of ``stylegan2:emoji-64`` (``--encoder encoder:stylegan2-emoji-64``).
 EMOJI_64_ENCODER_FILE = "encoder-stylegan2-emoji-64.pt"
-EMOJI_64_ENCODER_SHA256 = "c978fc2488d47efab02e0661eabb0777112eb51e2e2a16a47e64a0c52da97292"
+EMOJI_64_ENCODER_SHA256 = "c3335c3aab2bed5ef2ab54be14755a0775e9e17e7be20625b9bf5d16e3de2485"
 EMOJI_64_ENCODER = WeightsEntry(
     tag="encoder:stylegan2-emoji-64",
     files=(WeightsFile(EMOJI_64_ENCODER_FILE, (), sha256=EMOJI_64_ENCODER_SHA256),),
