@@ -70,17 +70,22 @@ def image_candidates(folder: str | os.PathLike) -> tuple[list[Path], dict[str, s
     Not hidden, not recursive, sorted by name; only headers are read (nothing decoded), so
     a folder of thousands of large images is listed in moments.
     """
+    return _readable_headers(_folder_files(folder))
+
+
+def _readable_headers(paths: list[Path]) -> tuple[list[Path], dict[str, str]]:
+    """``paths`` whose image header reads (nothing decoded), and the others' reasons."""
     from .images import image_size
 
-    paths, skipped = [], {}
-    for path in _folder_files(folder):
+    readable, skipped = [], {}
+    for path in paths:
         try:
             image_size(path)
         except ImageReadError as exc:
             skipped[path.name] = str(exc)
             continue
-        paths.append(path)
-    return paths, skipped
+        readable.append(path)
+    return readable, skipped
 
 
 def load_images(paths: list[Path], resolution: int) -> ImageFolder:
@@ -148,16 +153,9 @@ class ImageSet:
         cls, paths: list[Path], resolution: int, preload: bool | None = None
     ) -> ImageSet:
         """These files, in this order; one that does not read is an error naming it."""
-        from .images import image_size
-
-        unreadable = []
-        for path in paths:
-            try:
-                image_size(path)
-            except ImageReadError as exc:
-                unreadable.append(str(exc))
+        _, unreadable = _readable_headers(paths)
         if unreadable:
-            raise GanencError("unreadable image(s): " + "; ".join(unreadable))
+            raise GanencError("unreadable image(s): " + "; ".join(unreadable.values()))
         images = cls.__new__(cls)
         folder = paths[0].parent if paths else Path(".")
         images._setup(folder, list(paths), resolution, {}, preload, strict=True)
