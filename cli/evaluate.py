@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ganenc.geometry import MAX_RESOLUTION
+
 from .invert import build_inverter, refinement_options
 from .options import SEED
 
@@ -44,7 +46,7 @@ from .options import SEED
 )
 @click.option(
     "--resolution",
-    type=click.IntRange(min=8),
+    type=click.IntRange(min=8, max=MAX_RESOLUTION),
     help="With --real/--recon: compare at this size (default: the reconstructions').",
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report here.")
@@ -85,11 +87,14 @@ def eval_command(
     from ganenc.files import check_output, write_json
 
     if json_path:
-        check_output(json_path, force=force, option="--json")
+        read = [folder for folder in (real, recon, images) if folder is not None]
+        check_output(json_path, force=force, option="--json", inputs=read)
     pairs_mode = real is not None or recon is not None
     encoder_mode = encoder is not None or images is not None
     if pairs_mode == encoder_mode:
         raise click.UsageError("give either --real and --recon, or --encoder and --images")
+    if metrics is not None and not metrics.strip(", "):
+        raise click.BadParameter("name at least one metric, e.g. psnr,ssim", param_hint="--metrics")
     chosen = [m for m in metrics.split(",")] if metrics else None
     common = {
         "metrics": chosen,
@@ -113,7 +118,12 @@ def eval_command(
         if encoder is None or images is None:
             raise click.UsageError("--encoder and --images go together")
         inverter = build_inverter(
-            encoder, refine=refine, feature_weights=feature_weights, device=device, **options
+            encoder,
+            refine=refine,
+            feature_weights=feature_weights,
+            device=device,
+            steps=steps,
+            **options,
         )
         report = evaluate_encoder(
             inverter,

@@ -52,14 +52,14 @@ def refinement_options(function):
         ),
         click.option(
             "--lr",
-            type=FiniteFloat(min=0, min_open=True),
+            type=FiniteFloat(min=0, min_open=True, max=1),
             help="Adam learning rate of the refinement (default"
             f" {default_of(RefinementSettings, 'optimize_lr')} optimize,"
             f" {default_of(RefinementSettings, 'finetune_lr')} finetune).",
         ),
         click.option(
             "--anchor-weight",
-            type=FiniteFloat(min=0),
+            type=FiniteFloat(min=0, max=1e6),
             default=0.0,
             help="optimize: weight of a penalty keeping latents near the encoder's estimate.",
         ),
@@ -112,8 +112,26 @@ def build_inverter(
     crop_options: tuple[str, ...],
     feature_weights: str | None,
     device: str,
+    steps: int | None = None,
 ) -> Any:
-    """An :class:`~ganenc.inversion.Inverter` from the command-line options."""
+    """An :class:`~ganenc.inversion.Inverter` from the command-line options.
+
+    Refinement options without a refinement are refused, not ignored.
+    """
+    unused = [
+        option
+        for option, given, used_by in (
+            ("--steps", steps is not None, ("optimize", "finetune")),
+            ("--lr", lr is not None, ("optimize", "finetune")),
+            ("--anchor-weight", anchor_weight != 0, ("optimize",)),
+        )
+        if given and refine not in used_by
+    ]
+    if unused:
+        raise click.UsageError(
+            f"{', '.join(unused)} only change(s) a refinement, and --refine is {refine}:"
+            " add --refine optimize (or finetune, which has no --anchor-weight) or drop them"
+        )
     from ganenc.config import validate_options
     from ganenc.encoder_runs import EncoderRun
     from ganenc.inversion import Inverter
@@ -191,7 +209,9 @@ def invert_command(
 
     from ganenc.inversion import UNFINISHED_FILE, invert_folder
 
-    inverter = build_inverter(encoder, refine=refine, feature_weights=feature_weights, **options)
+    inverter = build_inverter(
+        encoder, refine=refine, feature_weights=feature_weights, steps=steps, **options
+    )
     try:
         index = invert_folder(
             inverter,

@@ -234,7 +234,7 @@ def list_command(kind: str | None, as_json: bool) -> None:
             row["conflicts_with"] = [other.qualified_name for other in conflicts]
             row["bare_name"] = preferred([spec, *conflicts]) is spec
         rows.append(row)
-    for info in registry.plugins.values():
+    for info in registry.plugin_infos():
         if info.status == "failed":
             rows.append(
                 {
@@ -291,7 +291,7 @@ def plugins_command(as_json: bool, show_traceback: bool, check: str | None) -> N
     if check is not None:
         _check_plugin(registry, check, show_traceback)
         return
-    infos = list(registry.plugins.values())
+    infos = registry.plugin_infos()
     if as_json:
         click.echo(json.dumps([info.as_dict() for info in infos], indent=2))
         return

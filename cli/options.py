@@ -247,7 +247,7 @@ config_option = click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False),
-    help="YAML or TOML file of settings; command-line options override it.",
+    help="YAML, TOML or JSON file of settings; command-line options override it.",
 )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from pydantic import Field, field_validator
 
-from ganenc.config import Seed
+from ganenc.config import Seed, Truncation
 from ganenc.training.settings import GeneratorSpec
 
 from .options import (
@@ -20,11 +20,14 @@ from .options import (
     settings_from_cli,
 )
 
+#: The most images one grid holds (a 64 x 64 grid).
+MAX_SAMPLES = 4096
+
 
 class SampleSettings(GeneratorSpec):
-    n: int = Field(16, ge=1, le=4096)
+    n: int = Field(16, ge=1, le=MAX_SAMPLES)
     seed: Seed = 0
-    truncation: float = Field(1.0, gt=0)
+    truncation: Truncation = 1.0
     truncation_layers: int | None = Field(None, ge=1)
     out: Path = Path("samples.png")
     save_latents: bool = False
@@ -51,7 +54,10 @@ class SampleSettings(GeneratorSpec):
 )
 @generator_option(help="Generator option, e.g. -O resolution=64 (repeatable).")
 @click.option(
-    "-n", "n", type=int, help=f"Number of images (default {default_of(SampleSettings, 'n')})."
+    "-n",
+    "n",
+    type=int,
+    help=f"Number of images, at most {MAX_SAMPLES} (default {default_of(SampleSettings, 'n')}).",
 )
 @click.option(
     "--seed", type=SEED, help=f"Seed of the latents (default {default_of(SampleSettings, 'seed')})."

@@ -6,6 +6,8 @@ line's start-up) stays free of torch.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -14,6 +16,7 @@ from .errors import (
     ComponentConflictError,
     ConfigError,
     GanencError,
+    ImageReadError,
     PluginLoadError,
     UnknownComponentError,
     WeightsNotFoundError,
@@ -30,6 +33,7 @@ __all__ = [
     "ComponentConflictError",
     "ConfigError",
     "GanencError",
+    "ImageReadError",
     "PluginLoadError",
     "UnknownComponentError",
     "WeightsNotFoundError",
@@ -96,4 +100,6 @@ def __getattr__(name: str) -> Any:
         from . import inversion
 
         return getattr(inversion, name)
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")  # ganenc.weights.fetch(...) works
     raise AttributeError(f"module 'ganenc' has no attribute {name!r}")

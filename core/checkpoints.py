@@ -11,6 +11,7 @@ helpful hint.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import re
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import CheckpointError
+
+logger = logging.getLogger(__name__)
 
 
 def existing_checkpoint(path: str | os.PathLike) -> Path:
@@ -139,16 +142,27 @@ def identify_checkpoint(obj: Any) -> CheckpointIdentity | None:
 
     The engine knows no GAN family: each plugin recognises its own layouts
     through the ``identify_checkpoint`` hook.  A plugin that fails here costs
-    only the hint, never the error message it is building.
+    only its own hint (logged), never another plugin's nor the error message
+    being built.
     """
     if not isinstance(obj, Mapping):
         return None
-    from .registry import get_registry
+    from .registry import get_registry, short_error
 
-    try:
-        return get_registry().plugin_manager.hook.identify_checkpoint(checkpoint=obj)
-    except Exception:  # noqa: BLE001 - a broken plugin must not hide the real error
-        return None
+    hook = get_registry().plugin_manager.hook.identify_checkpoint
+    for impl in reversed(hook.get_hookimpls()):  # pluggy's call order
+        try:
+            identity = impl.function(checkpoint=obj)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin costs only its own hint
+            logger.warning(
+                "plugin %r failed to identify a checkpoint (%s); its hint is skipped",
+                impl.plugin_name,
+                short_error(exc),
+            )
+            continue
+        if identity is not None:
+            return identity
+    return None
 
 
 def describe_checkpoint(obj: Any) -> str:

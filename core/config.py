@@ -53,10 +53,13 @@ RecordedPath = Annotated[str, ABSOLUTE_IF_PRESENT]
 class Settings(BaseModel):
     """Base for command settings and component options: unknown keys are errors.
 
-    NaN and infinities are refused in every float field (``--lr inf``, ``eps: .nan``).
+    NaN and infinities are refused in every float field (``--lr inf``, ``eps: .nan``);
+    defaults are validated too (a default its own constraints refuse is an error).
     """
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", protected_namespaces=(), allow_inf_nan=False, validate_default=True
+    )
 
 
 #: The ``json_schema_extra`` of a generator option that only shapes a randomly initialised
@@ -108,6 +111,12 @@ MAX_SEED = 2**32 - 1
 #: A seed: a whole number in [0, MAX_SEED].
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
+#: Largest truncation psi a setting takes: psi > 1 extrapolates away from the average latent,
+#: and far beyond a few the images overflow (psi 1e308 drew an all-black grid).
+MAX_TRUNCATION = 10.0
+#: A truncation psi in (0, MAX_TRUNCATION]: 1 is none, 0.7 the usual, above 1 extrapolates.
+Truncation = Annotated[float, Field(gt=0, le=MAX_TRUNCATION)]
+
 #: Config files are a few kilobytes; a larger one is not a settings file.
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -150,7 +159,20 @@ def format_validation_error(exc: ValidationError, what: str) -> str:
 
 
 def validate_options(model: type[M], options: dict[str, Any], what: str) -> M:
-    """``model(**options)`` with a :class:`ConfigError` that names field and value."""
+    """``model(**options)`` with a :class:`ConfigError` that names field and value.
+
+    Unknown keys are refused even by a plugin's model that would ignore them (a
+    plain pydantic ``BaseModel``): a misspelt option must never be dropped silently.
+    """
+    if model.model_config.get("extra") != "forbid":
+        fields = model.model_fields
+        known = set(fields) | {field.alias for field in fields.values() if field.alias}
+        unknown = [key for key in options if key not in known]
+        if unknown:
+            raise ConfigError(
+                f"invalid {what}: unknown setting {unknown[0]!r} (value {options[unknown[0]]!r})"
+                f" (known settings: {', '.join(fields) or 'none'})"
+            )
     try:
         return model.model_validate(options)
     except ValidationError as exc:
@@ -267,7 +289,7 @@ def write_run_metadata(run_dir: str | os.PathLike, settings: BaseModel) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", settings.model_dump(mode="json"))
     registry = get_registry()
-    plugins = [info.as_dict() for info in registry.plugins.values()]
+    plugins = [info.as_dict() for info in registry.plugin_infos()]
     versions = {"packages": registry.versions(), "plugins": plugins}
     try:
         import torch

@@ -89,12 +89,24 @@ def crop_and_resize(
 
 def attention_boxes(cropper: Cropper, target: torch.Tensor) -> list[torch.Tensor]:
     """The cropper's boxes for ``target``, computed without gradient and checked."""
+    from .contracts import contract_error
+
     n, _, height, width = target.shape
     with torch.no_grad():
         levels = cropper.boxes(target)
     if not isinstance(levels, list | tuple):
-        raise TypeError(f"{type(cropper).__name__}.boxes must return a list of [N, 4] tensors")
-    return [validate_boxes(boxes, height, width, n) for boxes in levels]
+        raise contract_error(
+            "cropper",
+            cropper,
+            f"boxes() returned a {type(levels).__name__}, not a list of [N, 4] tensors",
+        )
+    checked = []
+    for level, boxes in enumerate(levels, start=1):
+        try:
+            checked.append(validate_boxes(boxes, height, width, n))
+        except (TypeError, ValueError) as exc:
+            raise contract_error("cropper", cropper, f"{level_name(level)}: {exc}") from None
+    return checked
 
 
 def attention_pairs(

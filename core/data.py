@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import GanencError, ImageReadError
+from .errors import ConfigError, GanencError, ImageReadError
 from .images import IMAGE_SUFFIXES
 
 
@@ -40,6 +40,60 @@ def load_image_uint8(path: str | os.PathLike, resolution: int):
     side = min(tensor.shape[-2:])
     tensor = TF.center_crop(tensor, [side, side])
     return TF.resize(tensor, [resolution, resolution], antialias=True)
+
+
+#: Median |pixel| above which images are not in ganenc's [-1, 1] convention.  Generous on
+#: purpose: generated images overshoot (a trained StyleGAN2 reaches |x| ~ 7, randomly
+#: initialised StyleGANs a median of ~3); images in 0..255 sit near 127.
+MAX_MEDIAN_PIXEL = 16.0
+
+
+def pixel_scale_problem(images: Any) -> str | None:
+    """Why ``images`` (finite floats) are not on the [-1, 1] scale, or ``None``."""
+    median = float(images.detach().abs().float().median())
+    if median <= MAX_MEDIAN_PIXEL:
+        return None
+    return (
+        f"a median |value| of {median:.4g}; ganenc's images are in [-1, 1]"
+        " (x / 127.5 - 1 for 0..255 values)"
+    )
+
+
+def check_image_tensor(images: Any, resolution: int) -> Any:
+    """Images handed over in Python, checked as one clear error: ``[N, 3, R, R]``, N >= 1,
+    floating point, finite, on the [-1, 1] scale (the convention of every generator here).
+
+    An :class:`ImageSet` (its files were checked when it was made) only shows its shape.
+    """
+    import torch
+
+    if not isinstance(images, torch.Tensor | ImageSet):
+        raise ConfigError(
+            f"images must be a torch tensor [N, 3, {resolution}, {resolution}] in [-1, 1], not a"
+            f" {type(images).__name__} (torch.as_tensor(...) converts an array)"
+        )
+    if len(images.shape) != 4 or tuple(images.shape[1:]) != (3, resolution, resolution):
+        raise ConfigError(
+            f"images must be [N, 3, {resolution}, {resolution}] for this generator,"
+            f" got {list(images.shape)}"
+        )
+    if images.shape[0] == 0:
+        raise ConfigError("no images: the tensor holds 0 images")
+    if isinstance(images, ImageSet):
+        return images
+    if not images.is_floating_point():
+        raise ConfigError(
+            f"images are {images.dtype}; give floats in [-1, 1] (images.float() / 127.5 - 1 for"
+            " 8-bit values)"
+        )
+    finite = torch.isfinite(images).flatten(1).all(1)
+    if not bool(finite.all()):
+        bad = (~finite).nonzero().flatten().tolist()
+        raise ConfigError(f"image(s) {bad[:5]} hold NaN or infinite values")
+    problem = pixel_scale_problem(images)
+    if problem:
+        raise ConfigError(f"the images have {problem}")
+    return images
 
 
 def unit_range(images):

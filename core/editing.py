@@ -86,13 +86,20 @@ class Direction:
 
 
 def direction_problem(vector: torch.Tensor) -> str | None:
-    """Why ``vector`` cannot be a direction (empty, NaN/inf, or zero), or ``None``."""
+    """Why ``vector`` cannot be a direction (empty, NaN/inf, zero or not of unit length), or
+    ``None``: a strength is a distance along it only when its length is 1."""
     if vector.numel() == 0:
         return "the direction is empty"
     if not bool(torch.isfinite(vector).all()):
         return "the direction holds NaN or infinite values"
-    if float(vector.double().norm()) == 0:
+    norm = float(vector.double().norm())
+    if norm == 0:
         return "the direction is zero (it points nowhere)"
+    if abs(norm - 1) > 1e-3:
+        return (
+            f"the direction's length is {norm:.6g}, not 1 (a strength is a distance along a unit"
+            " vector: save direction / direction.norm())"
+        )
     return None
 
 
@@ -151,6 +158,13 @@ def read_labels(path: str | os.PathLike) -> Labels:
         raise GanencError(f"labels file {path} is not a readable CSV: {exc}") from None
     if len(fields) < 2:
         raise GanencError(f"{path} needs an image-name column and at least one attribute column")
+    if not rows:
+        raise GanencError(f"{path} has a header but no rows of labels")
+    longer = [i + 2 for i, row in enumerate(rows) if row.get(None)]  # DictReader's overflow
+    if longer:
+        raise GanencError(
+            f"{path}: rows with more cells than the header has columns (lines {longer[:10]})"
+        )
     lowered = {f.strip().lower(): f for f in fields}
     name_column = next((lowered[c] for c in NAME_COLUMNS if c in lowered), fields[0])
     names = [(row.get(name_column) or "").strip() for row in rows]
@@ -181,7 +195,17 @@ def binarize(cells: Sequence[str], attribute: str) -> tuple[np.ndarray, dict[str
                 raise GanencError(
                     f"attribute {attribute!r}: cell {cells[i]!r} is neither a number nor a boolean"
                 ) from None
+            if not math.isfinite(numbers[i]):
+                raise GanencError(
+                    f"attribute {attribute!r}: cell {cells[i]!r} is not a finite number (leave"
+                    " a label out with an empty cell)"
+                )
         distinct = sorted({numbers[i] for i in present})
+        if len(distinct) == 1:
+            raise GanencError(
+                f"attribute {attribute!r}: every label is {distinct[0]:g}; a direction needs"
+                " images of both kinds"
+            )
         if len(distinct) == 2:
             threshold = (distinct[0] + distinct[1]) / 2
             rule = {
@@ -421,13 +445,26 @@ def save_directions(
 def parse_strengths(text: str | Sequence[float]) -> list[float]:
     """``"-3,0,3"`` -> ``[-3.0, 0.0, 3.0]``."""
     if not isinstance(text, str):
-        return [float(v) for v in text]
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"strengths must be numbers separated by commas, got {text!r}") from None
+        values = [float(v) for v in text]
+    else:
+        parts = [part.strip() for part in text.split(",")]
+        if not all(parts):  # "1,,2" or a trailing comma: a value was left out
+            raise ConfigError(f"strengths must be finite numbers separated by commas, got {text!r}")
+        try:
+            values = [float(part) for part in parts]
+        except ValueError:
+            raise ConfigError(
+                f"strengths must be numbers separated by commas, got {text!r}"
+            ) from None
     if not values or not all(math.isfinite(v) for v in values):
         raise ConfigError(f"strengths must be finite numbers separated by commas, got {text!r}")
+    tags = [_strength_tag(v) for v in values]  # each strength names its own file
+    repeated = sorted({tag for tag in tags if tags.count(tag) > 1})
+    if repeated:
+        raise ConfigError(
+            f"strengths {text!r} repeat {', '.join(repeated)} (to the 6 significant digits of"
+            " the file names); give each strength once"
+        )
     return values
 
 

@@ -25,6 +25,11 @@ def _geometry_of(generator: Any) -> GeneratorGeometry:
         return generator
     if isinstance(generator, dict):
         return GeneratorGeometry.from_dict(generator)
+    if not callable(getattr(generator, "geometry", None)):
+        raise GanencError(
+            f"an encoder is built for a generator (ganenc.load_generator(...)) or its geometry,"
+            f" not a {type(generator).__name__}"
+        )
     return generator.geometry()
 
 
@@ -42,7 +47,8 @@ def encoder_builder_for(geometry: GeneratorGeometry, name: str | None = None):
     if len(specs) > 1:
         names = ", ".join(repr(s.qualified_name) for s in specs)
         raise GanencError(
-            f"several encoder builders serve {geometry.family!r} ({names}); pass name=..."
+            f"several encoder builders serve {geometry.family!r} ({names}); choose one with"
+            " 'encoder: NAME' in a --config file (name=NAME in Python)"
         )
     return specs[0]
 

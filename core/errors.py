@@ -43,3 +43,7 @@ class WeightsNotFoundError(GanencError, FileNotFoundError):
 
 class ImageReadError(GanencError):
     """A user image is missing, not in an allowed format, too large, or damaged."""
+
+
+class PluginContractError(GanencError):
+    """A component handed back what its kind's contract forbids (names it and its plugin)."""

@@ -11,7 +11,7 @@ import contextlib
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,25 @@ def check_output(
     folder: bool = False,
     force: bool | None = None,
     option: str = "--out",
+    inputs: Iterable[str | os.PathLike] = (),
 ) -> Path:
     """Raise unless ``path`` may be written: free (or ``force``) and in a writable place.
 
     ``folder``: ``path`` is a folder that must be missing or empty.  ``force`` is ``None``
     for a command without ``--force`` (the message then offers only another path).
+    ``inputs``: files and folders the command reads; ``path`` may be none of them nor lie
+    inside one, ``--force`` or not (a report written over the images it reports on).
     """
     path = Path(path)
+    for given in inputs:
+        source = Path(given).resolve()
+        target = path.resolve()
+        if target == source or (source.is_dir() and target.is_relative_to(source)):
+            where = "is" if target == source else "lies in"
+            raise GanencError(
+                f"{option} {path} {where} the input {given}; choose another {option}"
+                " (nothing was written)"
+            )
     verb = "write into it" if folder else "overwrite it"
     how = (f"pass --force to {verb} or " if force is not None else "") + f"choose another {option}"
     if folder:

@@ -43,6 +43,7 @@ from typing import Any
 import torch
 
 from .adapters import GeneratorAdapter, Latents
+from .data import check_image_tensor
 from .encoder_runs import training_settings  # noqa: F401 - its old home
 from .errors import ConfigError, GanencError
 from .files import check_output, write_json
@@ -361,17 +362,12 @@ class Inverter:
         steps = DEFAULT_STEPS[refine] if steps is None else int(steps)
         if refine != "none" and steps < 1:
             raise ConfigError(f"refine={refine!r} needs steps >= 1, got {steps}")
-        resolution = self.generator.resolution
-        if len(images.shape) != 4 or tuple(images.shape[1:]) != (3, resolution, resolution):
-            raise ConfigError(
-                f"images must be [N, 3, {resolution}, {resolution}] for this generator,"
-                f" got {list(images.shape)}"
-            )
+        images = check_image_tensor(images, self.generator.resolution)
         encoder_seconds = refine_seconds = 0.0
         latents_parts, recon_parts, losses, seconds = [], [], [], []
         done = 0
         for start in range(0, images.shape[0], batch_size):
-            chunk = images[start : start + batch_size].to(self.device)
+            chunk = images[start : start + batch_size].to(self.device, torch.float32)
             began = _now(self.device)
             latents = self.encode(chunk)
             encode_time = _now(self.device) - began

@@ -91,14 +91,25 @@ class LatentSet:
     paths: list[Path]  # each latent's file
 
     def generator_spec(self) -> dict[str, Any] | None:
-        """The generator the latents were made for, when the files record it."""
-        for record in self.records:
+        """The generator the latents were made for, when the files record it.
+
+        Files that record different generators are an error (whichever file comes first).
+        """
+        found: tuple[dict[str, Any], Path] | None = None
+        for record, path in zip(self.records, self.paths, strict=True):
             spec = record.get("generator")
-            if isinstance(spec, dict) and spec.get("gan"):
-                return spec
-            if record.get("gan"):
-                return {"gan": record["gan"]}
-        return None
+            if not (isinstance(spec, dict) and spec.get("gan")):
+                spec = {"gan": record["gan"]} if record.get("gan") else None
+            if spec is None:
+                continue
+            if found is None:
+                found = (spec, path)
+            elif spec != found[0]:
+                raise GanencError(
+                    f"{found[1].name} and {path.name} record different generators ({found[0]}"
+                    f" and {spec}); use the latents of one generator at a time"
+                )
+        return found[0] if found else None
 
 
 def read_latents(source: str | os.PathLike) -> LatentSet:

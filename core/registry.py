@@ -144,7 +144,7 @@ def _import_object(reference: str, what: str) -> Any:
         obj: Any = importlib.import_module(module_name)
         for part in attribute.split("."):
             obj = getattr(obj, part)
-    except Exception as exc:  # noqa: BLE001 - whatever the plugin's module raises
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the plugin's module raises
         raise PluginLoadError(
             f"cannot import {reference!r} for {what}: {short_error(exc)}"
         ) from exc
@@ -221,7 +221,8 @@ class Registry:
                 continue
             try:
                 module = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's
+            # SystemExit too: a plugin's ``sys.exit()`` at import must not end every command
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import failure is the plugin's
                 self._record_failure(info, exc)
                 continue
             self.add_plugin(module, name=ep.name, distribution=dist, version=version, info=info)
@@ -275,6 +276,11 @@ class Registry:
         if strict_plugins():
             raise PluginLoadError(f"plugin {info.name!r} failed: {info.error}") from exc
 
+    def plugin_infos(self) -> list[PluginInfo]:
+        """Every plugin with its status once its hooks have run: a failing hook shows as failed."""
+        self._table  # noqa: B018 - collecting runs every plugin's registration hooks
+        return list(self.plugins.values())
+
     # -- components ----------------------------------------------------------------
     @property
     def _table(self) -> dict[str, dict[str, list[ComponentSpec]]]:
@@ -289,7 +295,7 @@ class Registry:
                 continue
             try:
                 collected = self._collect_plugin(plugin_name, info)
-            except Exception as exc:  # noqa: BLE001 - the plugin's hook raised
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plugin's hook raised
                 self._record_failure(info, exc)
                 continue
             for spec in collected:
@@ -369,6 +375,8 @@ class Registry:
         """Look a component up by kind and name (or alias, or ``plugin:name``)."""
         if kind not in KINDS:
             raise GanencError(f"unknown component kind {kind!r}; kinds are: {', '.join(KINDS)}")
+        if not isinstance(name, str):
+            raise GanencError(f"a {kind} name is a string, not {name!r}")
         table = self._table[kind]
         if kind in TAGGED_KINDS:  # "tag" or "plugin:tag", the tag itself holding one ':'
             plugin_name, sep, bare = name.partition(":") if name not in table else ("", "", name)
@@ -506,6 +514,12 @@ def _validate_spec(spec: ComponentSpec) -> None:
             )
     if not isinstance(spec.description, str):
         raise PluginRegistrationError(f"{spec.kind} {spec.name!r}: description must be a string")
+    entry_tag = getattr(spec.factory, "tag", spec.name) if spec.kind == "weights" else spec.name
+    if entry_tag != spec.name:
+        raise PluginRegistrationError(
+            f"weights entry {entry_tag!r} is registered under the tag {spec.name!r}:"
+            " register each entry under its own tag"
+        )
 
 
 def _is_reference(value: object) -> bool:

@@ -13,6 +13,7 @@ from ganenc.cropping import (
     crop_and_resize,
     level_name,
 )
+from ganenc.errors import PluginContractError
 
 
 def _images(n: int = 2, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -113,9 +114,10 @@ def test_pairs_without_cropper_and_with_given_boxes():
 
 
 def test_attention_boxes_validates_what_the_cropper_returns():
-    with pytest.raises(ValueError):
+    # a cropper's mistake names the cropper (its plugin's, not ganenc's, to fix)
+    with pytest.raises(PluginContractError, match="RecordingCropper .*at1: a box lies outside"):
         attention_boxes(RecordingCropper([torch.tensor([[0, 0, 99, 4]] * 2)]), _images())
-    with pytest.raises(TypeError):
+    with pytest.raises(PluginContractError, match="returned a Tensor, not a list"):
         attention_boxes(RecordingCropper(torch.tensor([[0, 0, 4, 4]] * 2)), _images())
 
 

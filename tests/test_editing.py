@@ -260,3 +260,60 @@ def test_a_labels_file_that_is_not_utf8_text_is_one_clear_error(tmp_path):
         read_labels(latin1)
     latin1.write_text("image,smiling\ncafé.png,1\n", encoding="utf-8")
     assert read_labels(latin1).names == ["café.png"]
+
+
+def test_labels_that_cannot_make_a_direction_say_why(tmp_path):
+    latents, labels = _planted(tmp_path, {"smile": _unit(np.ones(WIDTH))})
+    names = [p.stem for p in sorted(latents.glob("img*.pt"))]
+    cases = {
+        "all ones": ("image,smile\n" + "".join(f"{n}.png,1\n" for n in names), "every label is 1;"),
+        "header only": ("image,smile\n", "has a header but no rows"),
+        "an extra cell": (f"image,smile\n{names[0]}.png,1,2\n", r"more cells .*lines \[2\]"),
+        "infinity": (
+            "image,smile\n"
+            + "".join(f"{n}.png,{i % 2}\n" for i, n in enumerate(names[1:]))
+            + f"{names[0]}.png,inf\n",
+            "cell 'inf' is not a finite number",
+        ),
+    }
+    for text, message in cases.values():
+        labels.write_text(text)
+        with pytest.raises(GanencError, match=message):
+            learn_directions(latents, labels)
+
+
+def test_strengths_are_each_given_once_and_directions_are_unit_vectors(tmp_path):
+    assert parse_strengths(" -3, 0 ,3") == [-3.0, 0.0, 3.0]
+    for text, message in {
+        "1,,2": "finite numbers separated by commas",
+        "3,3": r"repeat \+3",
+        "0.1234567,0.12345678": r"repeat \+0.123457 \(to the 6 significant digits",
+    }.items():
+        with pytest.raises(ConfigError, match=message):
+            parse_strengths(text)
+    Direction("smile", "w", torch.full((4,), 0.5)).save(tmp_path / "unit.pt")
+    assert Direction.load(tmp_path / "unit.pt").vector.norm() == pytest.approx(1)
+    torch.save(
+        {
+            "format": "ganenc-direction/1",
+            "attribute": "a",
+            "space": "w",
+            "direction": torch.ones(4),
+        },
+        tmp_path / "long.pt",
+    )
+    with pytest.raises(CheckpointError, match="length is 2, not 1 .*direction / direction.norm"):
+        Direction.load(tmp_path / "long.pt")
+
+
+def test_latent_files_of_different_generators_are_not_mixed(tmp_path):
+    w_plus = {"w_plus": torch.zeros(1, LAYERS, WIDTH)}
+    emoji = {"gan": "stylegan2", "checkpoint": "stylegan2:emoji-64"}
+    other = {"gan": "stylegan2", "checkpoint": "random", "generator_options": {"resolution": 32}}
+    save_latent_file(tmp_path / "a.pt", w_plus, generator=emoji)
+    save_latent_file(tmp_path / "b.pt", w_plus, generator=other)
+    with pytest.raises(GanencError, match="a.pt and b.pt record different generators"):
+        read_latents(tmp_path).generator_spec()
+    (tmp_path / "b.pt").unlink()
+    save_latent_file(tmp_path / "c.pt", w_plus, generator=emoji)
+    assert read_latents(tmp_path).generator_spec() == emoji

@@ -233,7 +233,12 @@ def test_download_timeout_from_environment(monkeypatch):
     [
         ("GANENC_DOWNLOAD_TIMEOUT", "download_timeout", "", 10.0),
         ("GANENC_DOWNLOAD_TIMEOUT", "download_timeout", "soon", "is not a number of seconds"),
-        ("GANENC_DOWNLOAD_TIMEOUT", "download_timeout", "0", "must be positive, got '0'"),
+        (
+            "GANENC_DOWNLOAD_TIMEOUT",
+            "download_timeout",
+            "0",
+            "must be a positive finite number, got '0'",
+        ),
         ("GANENC_DOWNLOAD_RETRIES", "download_retries", "5", 5),
         ("GANENC_DOWNLOAD_RETRIES", "download_retries", "", 3),
         ("GANENC_DOWNLOAD_RETRIES", "download_retries", "1.5", "is not a whole number"),

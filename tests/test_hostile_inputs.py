@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import struct
 import tempfile
 import zlib
@@ -559,3 +560,53 @@ def test_saving_the_same_payload_twice_writes_the_same_bytes(tmp_path):
     assert first == (tmp_path / "b" / "encoder.pt").read_bytes()
     assert first == (tmp_path / "encoder.pt").read_bytes()  # a shipped file's sha256 is stable
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["encoder.pt"]
+
+
+def test_a_report_never_overwrites_what_it_reports_on(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    Image.new("RGB", (16, 16)).save(real / "a.png")
+    for target in (real / "a.png", real / "report.json"):
+        result = run_cli("eval", "--real", real, "--recon", real, "--json", target, "--force")
+        assert result.exit_code == 1 and "lies in the input" in result.output, result.output
+    assert open_image(real / "a.png").size == (16, 16) and sorted(os.listdir(real)) == ["a.png"]
+    with pytest.raises(GanencError, match="is the input"):
+        check_output(real / "a.png", force=True, inputs=[real / "a.png"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sample", "--truncation", "1e308"], "truncation = 1e+308: Input should be less than"),
+        (["weights", "list", "--family", "bogus"], "no weights of the family 'bogus'; families:"),
+        (["eval", "--real", ".", "--recon", ".", "--metrics", ","], "name at least one metric"),
+        (["eval", "--real", ".", "--recon", ".", "--resolution", "100000"], "100000 is not in"),
+    ],
+)
+def test_out_of_range_options_are_refused_first(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(*args)
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert not os.listdir(tmp_path)
+
+
+def test_refinement_options_without_a_refinement_are_refused(tmp_path, tiny_encoder_file):
+    images = tmp_path / "images"
+    images.mkdir()
+    invert = ["invert", "--encoder", tiny_encoder_file, "--images", images, "--out", tmp_path / "o"]
+    for option in (["--steps", "5"], ["--lr", "0.1"], ["--anchor-weight", "1"]):
+        result = run_cli(*invert, *option)
+        assert result.exit_code == 2
+        assert f"{option[0]} only change(s) a refinement" in result.output
+    result = run_cli(*invert, "--refine", "optimize", "--lr", "5")
+    assert result.exit_code == 2 and "5.0 is not in the range" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_download_settings_are_checked_before_anything_is_said(monkeypatch, capsys):
+    from ganenc.weights import fetch
+
+    monkeypatch.setenv("GANENC_DOWNLOAD_TIMEOUT", "nan")
+    with pytest.raises(ConfigError, match="must be a positive finite number, got 'nan'"):
+        fetch("stylegan2:ffhq-1024")
+    assert "downloading" not in capsys.readouterr().err

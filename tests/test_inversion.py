@@ -123,6 +123,21 @@ def test_python_api_and_its_errors(tiny_run, tiny_inverter, photos, tmp_path):
         tiny_inverter.invert(images, refine="magic")
     with pytest.raises(ConfigError, match=r"images must be \[N, 3, 32, 32\]"):
         tiny_inverter.invert(torch.zeros(1, 3, 16, 16))
+    # what a Python caller hands over is checked before any work, in one clear error each
+    bad = {
+        "a ndarray": images.numpy(),
+        "0 images": images[:0],
+        r"torch.uint8; give floats in \[-1, 1\]": (images * 127.5 + 127.5).to(torch.uint8),
+        r"image\(s\) \[1\] hold NaN": torch.cat([images[:1], images[:1] * float("nan")]),
+        r"median \|value\| of 1\d\d": images * 127.5 + 127.5,
+    }
+    for message, given in bad.items():
+        with pytest.raises(ConfigError, match=message):
+            tiny_inverter.invert(given)
+    as_double = tiny_inverter.invert(images[:1].double())  # any float type is converted
+    torch.testing.assert_close(
+        as_double.latents["w_plus"], tiny_inverter.invert(images[:1]).latents["w_plus"]
+    )
     with pytest.raises(GanencError, match="trained for stylegan2 at 32 px"):
         Inverter.from_encoder(tiny_run, generator_options={"resolution": 64, "channel_max": 32})
 

@@ -64,7 +64,7 @@ def test_encoder_check_catches_stochastic_eval_and_wrong_keys():
 
     with pytest.raises(AssertionError, match="not deterministic"):
         check_encoder(Noisy(generator.geometry()), generator)
-    with pytest.raises(AssertionError, match="geometry wants"):
+    with pytest.raises(AssertionError, match=r"latents \['w'\]; the generator wants \['z'\]"):
         check_encoder(WrongKey(generator.geometry()), generator)
 
 

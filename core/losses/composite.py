@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import validate_options
+from ..contracts import check_loss_value
 from ..cropping import (
     AttentionPair,
     Cropper,
@@ -172,6 +173,7 @@ class CompositeLoss(nn.Module):
                 )
             else:
                 value = self.terms[term.key](reconstruction, target)
+            check_loss_value(self.terms[term.key], term.name, value)
             parts[prefix + term.name] = value
             total = total + term.weight * value
         return total, parts
@@ -267,6 +269,7 @@ class CompositeLoss(nn.Module):
         for key in predicted:
             for term in self.latent_terms:
                 value = self.terms[term.key](predicted[key], target[key])
+                check_loss_value(self.terms[term.key], term.name, value)
                 parts[f"latent/{key}/{term.name}"] = value
                 total = total + term.weight * value
         total = self.settings.latent_scale * total

@@ -32,6 +32,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
+from ..contracts import check_images, check_latents, check_loss_value
 from ..registry import Registry, get_registry, set_registry
 
 __all__ = [
@@ -85,6 +86,17 @@ def _torch():
     return torch
 
 
+@contextlib.contextmanager
+def _as_assertion() -> Iterator[None]:
+    """The engine's run-time contract checks, raised as these helpers' ``AssertionError``."""
+    from ..errors import PluginContractError
+
+    try:
+        yield
+    except PluginContractError as exc:
+        raise AssertionError(str(exc)) from None
+
+
 def _assert_close(a: Any, b: Any, what: str) -> None:
     torch = _torch()
     assert torch.equal(a, b) or torch.allclose(a, b, atol=1e-6, rtol=1e-5), (
@@ -123,12 +135,9 @@ def check_generator(generator: Any, batch: int = 2) -> None:
             images = generator.synthesize(latents, noise_mode="const")
             torch.manual_seed(2)  # fixed noise must not come from the global random state
             repeated = generator.synthesize(latents, noise_mode="const")
-        r, c = geometry.resolution, geometry.image_channels
-        assert tuple(images.shape) == (batch, c, r, r), (
-            f"synthesize returned {tuple(images.shape)}; geometry() says {(batch, c, r, r)}"
-        )
+        with _as_assertion():  # shape, finite, in [-1, 1] roughly
+            check_images(generator, images, batch)
         assert images.dtype == torch.float32, f"synthesize returned {images.dtype}"
-        assert torch.isfinite(images).all(), "synthesize returned non-finite values"
         _assert_close(images, repeated, "synthesize with noise_mode='const'")
         targets = generator.encoder_targets(latents)
         assert set(targets) == set(geometry.encoder_latents), (
@@ -183,14 +192,8 @@ def check_encoder(encoder: Any, generator: Any, batch: int = 2) -> None:
     encoder.eval()
     with torch.no_grad():
         out = encoder(images)
-        assert isinstance(out, dict), f"encoder returned {type(out).__name__}, expected a dict"
-        assert set(out) == set(geometry.encoder_latents), (
-            f"encoder returned keys {sorted(out)}, geometry wants {sorted(geometry.encoder_latents)}"
-        )
-        for key, shape in geometry.encoder_latents.items():
-            assert tuple(out[key].shape) == (batch, *shape), (
-                f"encoder output {key!r} has shape {tuple(out[key].shape)}, expected {(batch, *shape)}"
-            )
+        with _as_assertion():
+            check_latents(encoder, out, geometry, batch)
         again = encoder(images)
         for key in out:
             _assert_close(out[key], again[key], f"encoder output {key!r}")
@@ -205,17 +208,11 @@ def check_cropper(cropper: Any, resolution: int = 64, batch: int = 2) -> None:
         batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(0)
     )
     images = images * 2 - 1
-    levels = cropper.boxes(images)
-    assert isinstance(levels, list | tuple) and levels, "boxes() must return a non-empty list"
-    for level, boxes in enumerate(levels):
-        assert tuple(boxes.shape) == (batch, 4), f"level {level}: boxes shape {tuple(boxes.shape)}"
-        assert not boxes.is_floating_point(), f"level {level}: boxes must be integer tensors"
-        x0, y0, x1, y1 = boxes.unbind(1)
-        assert bool(((x0 >= 0) & (y0 >= 0)).all()), f"level {level}: box starts outside the image"
-        assert bool(((x1 <= resolution) & (y1 <= resolution)).all()), (
-            f"level {level}: box ends outside"
-        )
-        assert bool(((x1 > x0) & (y1 > y0)).all()), f"level {level}: empty box"
+    from ..cropping import attention_boxes
+
+    with _as_assertion():  # [N, 4] integers, inside, not empty
+        levels = attention_boxes(cropper, images)
+    assert levels, "boxes() must return a non-empty list"
     again = cropper.boxes(images)
     for level, (a, b) in enumerate(zip(levels, again, strict=True)):
         assert torch.equal(a, b), f"level {level}: boxes are not deterministic"
@@ -228,7 +225,8 @@ def check_loss(loss: Any, shape: tuple[int, ...] = (2, 3, 32, 32)) -> None:
     target = torch.rand(shape, generator=source) * 2 - 1
     prediction = (torch.rand(shape, generator=source) * 2 - 1).requires_grad_(True)
     value = loss(prediction, target)
-    assert value.dim() == 0, f"loss returned shape {tuple(value.shape)}, expected a scalar"
+    with _as_assertion():
+        check_loss_value(loss, type(loss).__name__, value)
     assert torch.isfinite(value), "loss is not finite"
     try:
         value.backward()
@@ -251,9 +249,10 @@ def plugin_components(plugin: str, registry: Registry | None = None) -> list[Any
     from ..errors import GanencError
 
     registry = registry or get_registry()
+    infos = registry.plugin_infos()  # a plugin whose hooks fail is reported, not empty
     info = registry.plugins.get(plugin)
     if info is None:
-        matches = [p for p in registry.plugins.values() if p.distribution == plugin]
+        matches = [p for p in infos if p.distribution == plugin]
         info = matches[0] if len(matches) == 1 else None
     if info is None:
         known = ", ".join(sorted(registry.plugins)) or "none"
@@ -275,7 +274,9 @@ def check_component(spec: Any, registry: Registry | None = None) -> str:
     """
     registry = registry or get_registry()
     spec.load_factory()
-    spec.load_options_model()
+    model = spec.load_options_model()
+    if model is not None:
+        _check_defaults(model, f"the default options of {spec.kind} {spec.qualified_name!r}")
     options = dict(spec.metadata.get("check_options") or {})
     name = spec.qualified_name
     if spec.kind == "generator":
@@ -303,6 +304,18 @@ def check_component(spec: Any, registry: Registry | None = None) -> str:
         assert entry.tag == spec.name, f"weights entry tag {entry.tag!r} differs from {spec.name!r}"
         return "weights entry"
     return "imports"
+
+
+def _check_defaults(model: Any, what: str) -> None:
+    """An options model must accept its own defaults (pydantic does not check them unasked)."""
+    from ..config import validate_options
+
+    defaults = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in model.model_fields.items()
+        if not field.is_required()
+    }
+    validate_options(model, defaults, what)
 
 
 def _generator_for(spec: Any, registry: Registry) -> Any:

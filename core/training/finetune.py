@@ -150,9 +150,11 @@ class Finetuner:
                 speed=self.speed,
             )
 
-    def optimizer_step(self, optimizer: torch.optim.Optimizer, total: torch.Tensor) -> None:
+    def optimizer_step(
+        self, optimizer: torch.optim.Optimizer, total: torch.Tensor, parts: dict | None = None
+    ) -> None:
         """Backward and optimizer step (loss scaling under fp16)."""
-        optimizer_step(optimizer, self.scaler, total)
+        optimizer_step(optimizer, self.scaler, total, parts)
 
     def optimizer(self) -> torch.optim.Optimizer:
         opt = self.settings.optimizer
@@ -224,7 +226,7 @@ class Finetuner:
             batch = self.images[[train[i] for i in picks.tolist()]].to(self.device)
             self.encoder.train()
             total, parts, reconstruction = self.losses(self.model, batch)
-            self.optimizer_step(optimizer, total)
+            self.optimizer_step(optimizer, total, parts)
             return StepOutput(parts, (batch, reconstruction.detach()))
 
         def save_images(step: int, output: StepOutput) -> None:

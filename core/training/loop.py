@@ -172,8 +172,12 @@ def training_loop(
         except NonFiniteLossError as exc:  # the weights are still those of ``step``
             progress.close()
             save(step)
+            reason = str(exc)
+            if step == 0:  # no weight has moved yet: the learning rate cannot be the cause
+                reason = reason.partition(";")[0] + " before any weight changed: a loss term or"
+                reason += " the images give NaN or infinity, not the learning rate"
             raise GanencError(
-                f"stopped at step {step + 1}: {exc}. The last good state (step {step}) is saved"
+                f"stopped at step {step + 1}: {reason}. The last good state (step {step}) is saved"
                 f" in {run.last_checkpoint}"
             ) from None
         except KeyboardInterrupt:

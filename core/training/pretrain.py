@@ -24,6 +24,7 @@ import torch
 import ganenc
 
 from ..config import write_run_metadata
+from ..contracts import check_images, check_latents
 from ..cropping import attention_boxes, build_cropper  # noqa: F401 - build_cropper: old home
 from ..encoder_runs import training_truncation
 from ..evaluation import reconstruction_metrics, validation_metric_plan
@@ -74,6 +75,7 @@ class Pretrainer:
         )
         self.scaler = grad_scaler(self.device, settings.precision)
         self.step = 0
+        self._outputs_checked = False
         if settings.resume:
             self._resume()
         elif self.dist.is_main:
@@ -102,10 +104,16 @@ class Pretrainer:
         self, step: int
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, list]:
         targets, images = self.synthesize_batch(self.schedule.seeds(step, self.dist.rank))
+        first = not self._outputs_checked  # plugins' outputs checked once, at the first step
+        if first:
+            check_images(self.generator, images, images.shape[0])
         boxes = attention_boxes(self.cropper, images) if self.cropper is not None else []
         self.model.train()
         with autocast(self.device, self.settings.precision):
             predicted = self.model(self.speed.images(images))
+            if first:
+                check_latents(self.encoder, predicted, self.generator.geometry(), len(images))
+                self._outputs_checked = True
             reconstruction = self.speed.synthesize(
                 self.generator, predicted, self.synthesis_options
             )
@@ -116,7 +124,7 @@ class Pretrainer:
                 predicted_latents={k: v.float() for k, v in predicted.items()},
                 target_latents=targets,
             )
-        optimizer_step(self.optimizer, self.scaler, total)
+        optimizer_step(self.optimizer, self.scaler, total, parts)
         return parts, images, reconstruction.detach(), boxes
 
     # -- the run --------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..config import ABSOLUTE_IF_PRESENT, MAX_SEED, RecordedPath, Seed, Settings
+from ..config import ABSOLUTE_IF_PRESENT, MAX_SEED, RecordedPath, Seed, Settings, Truncation
 from ..losses.options import LossSettings
 from ..weights.entries import is_tag
 
@@ -91,7 +91,7 @@ class TrainSettings(RunSettings, GeneratorSpec):
     optimizer: OptimizerSettings = Field(default_factory=OptimizerSettings)
     iterations: int = Field(210_000, ge=1)
     batch_size: int = Field(8, ge=1)
-    truncation: float | None = Field(None, gt=0)
+    truncation: Truncation | None = None
     truncation_layers: int | None = Field(None, ge=1)
     train_seeds: int = Field(
         30_000, ge=1, le=MAX_TRAIN_SEEDS, description="training latents use seeds [0, train_seeds)"
@@ -144,11 +144,12 @@ class RefinementSettings(Settings):
     """
 
     optimize_steps: int = Field(200, ge=1)
-    optimize_lr: float = Field(0.01, gt=0)
+    optimize_lr: float = Field(0.01, gt=0, le=1)
     finetune_steps: int = Field(
         default_factory=lambda: FinetuneSettings.model_fields["iterations"].default, ge=1
     )
     finetune_lr: float = Field(
         default_factory=lambda: FinetuneSettings.model_fields["optimizer"].default_factory().lr,
         gt=0,
+        le=1,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import re
 import sys
@@ -88,8 +89,8 @@ def download_timeout() -> float:
         DEFAULT_DOWNLOAD_TIMEOUT,
         float,
         "a number of seconds",
-        "positive",
-        lambda seconds: seconds <= 0,
+        "a positive finite number",
+        lambda seconds: not math.isfinite(seconds) or seconds <= 0,
     )
 
 

@@ -212,8 +212,17 @@ def list_entries(family: str | None = None, registry: Registry | None = None) ->
     from ..registry import get_registry
 
     registry = registry or get_registry()
+    specs = registry.components("weights")
+    families = sorted({spec.name.partition(":")[0] for spec in specs})
+    if family is not None and family not in families:
+        canonical = _canonical_family(family, registry)  # a generator alias names its family
+        if canonical not in families:
+            raise ConfigError(
+                f"no weights of the family {family!r}; families: {', '.join(families) or 'none'}"
+            )
+        family = canonical
     found = []
-    for spec in registry.components("weights"):
+    for spec in specs:
         if family is None or spec.name.partition(":")[0] == family:
             found.append(entry_from_spec(spec))
     return sorted(found, key=lambda e: e.tag)

@@ -16,6 +16,8 @@ from .download import (
     WeightsHashError,
     _tell,
     download_file,
+    download_retries,
+    download_timeout,
     manual_instructions,
     offline,
 )
@@ -54,6 +56,9 @@ def fetch(
         entry = weights_entry(entry)
     if entry.cache == "package":
         return _packaged_path(entry)
+    # the settings of a download are checked before anything is said or written
+    timeout = download_timeout() if timeout is None else timeout
+    retries = download_retries() if retries is None else retries
     for weights_file in entry.files:
         if not force and find_file(entry, weights_file) is not None:
             continue
@@ -225,6 +230,14 @@ def verify(entry: WeightsEntry | str, *, forget: bool = False) -> list[VerifyRes
 
 
 # -- generator checkpoints -----------------------------------------------------------------------
+#: Where the tags of the families that are not generators go instead.
+NOT_GENERATOR_HINTS = {
+    "encoder": "load them with ganenc.load_encoder (--encoder TAG on the command line)",
+    "features": "they are a feature network's, chosen where features are (for example"
+    " --crop-option classifier=emoji-cnn)",
+}
+
+
 def resolve_checkpoint(
     generator: str, checkpoint: Any, registry: Registry | None = None, **fetch_options: Any
 ) -> Any:
@@ -248,6 +261,10 @@ def resolve_checkpoint_entry(
     registry = registry or get_registry()
     family = registry.get("generator", generator).name  # an unknown generator fails first
     entry = weights_entry(checkpoint, registry)
+    if entry.family in NOT_GENERATOR_HINTS:
+        raise CheckpointError(
+            f"weights {entry.tag!r} are not a generator's: {NOT_GENERATOR_HINTS[entry.family]}"
+        )
     if entry.family != family:
         raise CheckpointError(
             f"weights {entry.tag!r} are for the {entry.family!r} generator, not {generator!r};"

@@ -122,7 +122,7 @@ def test_bad_directions_are_refused_at_start(tiny_run, tmp_path):
     from ganenc.editing import Direction
     from ganenc_studio.session import Studio
 
-    Direction("wide", "w", torch.ones(7), {}).save(tmp_path / "wide.pt")
+    Direction("wide", "w", torch.ones(7) / 7**0.5, {}).save(tmp_path / "wide.pt")
     with pytest.raises(ganenc.GanencError, match="direction 'wide' does not fit"):
         Studio.open(str(tiny_run), tmp_path, device="cpu", workspace=tmp_path / "ws")
     assert not (tmp_path / "ws").exists()

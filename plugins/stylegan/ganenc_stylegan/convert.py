@@ -70,6 +70,7 @@ def convert_generator(source: str | os.PathLike, out: str | os.PathLike, target:
         raise GanencError(f"--to must be one of {', '.join(TARGETS)}, got {target!r}")
     model = ganenc.load_generator("stylegan2", str(source)).model
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     notes: list[str] = []
     try:
@@ -114,10 +115,8 @@ def convert_generator(source: str | os.PathLike, out: str | os.PathLike, target:
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def convert_command(source: str, out: str, target: str, force: bool) -> None:
     """Write the StyleGAN2 generator in IN (NVIDIA .pkl, rosinality, genforce) to OUT."""
-    if Path(out).resolve() == Path(source).resolve():
-        raise click.ClickException("IN and OUT are the same file")
     try:
-        check_output(out, force=force, option="OUT")
+        check_output(out, force=force, option="OUT", inputs=[source])
         notes = convert_generator(source, out, target)
     except GanencError as exc:
         raise click.ClickException(str(exc)) from None

@@ -137,3 +137,11 @@ def test_the_plugin_adds_convert_to_the_command_line(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"wrote {out} (genforce)")
+
+
+def test_out_may_be_in_a_new_folder_but_never_the_input(tmp_path):
+    out = tmp_path / "new" / "folder" / "ada.pth"
+    _convert(ADA / "generator.pkl", out, "--to", "genforce")
+    assert "generator_smooth" in torch.load(out, weights_only=True)
+    result = CliRunner().invoke(convert_command, [str(out), str(out), "--to", "rosinality"])
+    assert result.exit_code == 1 and "OUT " in result.output and "is the input" in result.output
