@@ -441,6 +441,11 @@ class Registry:
         if model is not None:
             from .config import validate_options
 
+            if kind == "generator" and "checkpoint" not in model.model_fields:
+                raise PluginRegistrationError(
+                    f"generator {spec.qualified_name!r}: its options model {model.__name__} must"
+                    " declare 'checkpoint: Path | None = None' (how --checkpoint reaches it)"
+                )
             validated = validate_options(model, options, what=f"{kind} {spec.name!r}")
             # a factory made with ganenc.config.builds_from takes the validated model itself
             takes_model = getattr(factory, "from_options", None)

@@ -237,3 +237,18 @@ def test_a_broken_component_is_named_at_the_first_step(case, tmp_path):
             pretrain(TrainSettings(**values))
     if case != "a NaN loss term":
         assert isinstance(raised.value, PluginContractError)
+
+
+class NoCheckpointOptions(Settings):
+    resolution: int = 16
+
+
+def test_a_generator_options_model_must_take_the_checkpoint():
+    class Plugin:
+        @ganenc.hookimpl
+        def register_generators(self, register):
+            register("nockpt", ToyGenerator, options=NoCheckpointOptions)
+
+    with register_plugin(Plugin(), "misc"):
+        with pytest.raises(GanencError, match="NoCheckpointOptions must declare 'checkpoint: Path"):
+            ganenc.load_generator("nockpt")
