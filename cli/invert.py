@@ -240,7 +240,8 @@ def invert_command(
         + (f", {index['steps']} steps" if refine != "none" else "")
         + f"): {index['seconds_per_image']:.4f} s per image"
         f" (encoder {index['encoder_seconds_per_image']:.4f} s,"
-        f" refinement {index['refine_seconds_per_image']:.4f} s)"
+        f" {'' if refine == 'none' else 'refinement and '}rendering"
+        f" {index['refine_seconds_per_image']:.4f} s)"
     )
     means = ", ".join(
         f"{name.upper()} {stats['mean']:.4f}"

@@ -43,6 +43,7 @@ from typing import Any
 import torch
 
 from .adapters import GeneratorAdapter, Latents
+from .config import absolute_if_present
 from .data import check_image_tensor
 from .encoder_runs import training_settings  # noqa: F401 - its old home
 from .errors import ConfigError, GanencError
@@ -151,7 +152,8 @@ class Inverter:
         self.cycle_weight = float(cycle_weight)
         self.latent_l2 = float(latent_l2)
         self.generator_spec = dict(generator_spec or {"gan": generator.family})
-        self.encoder_path = encoder_path
+        # recorded in index.json and each latent file: absolute, so found from anywhere
+        self.encoder_path = absolute_if_present(encoder_path)
         self.seed = int(seed)
         self._initial_state = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
 
@@ -517,7 +519,6 @@ def invert_folder(
     per-image fine-tuning, one image), each written before the next is read; until ``index.json`` exists the folder holds :data:`UNFINISHED_FILE`, and
     ``resume=True`` continues it with the images not yet done (same settings).
     """
-    from .config import absolute_if_present
     from .data import image_candidates, load_images, no_readable_images
     from .evaluation import PER_IMAGE_METRICS, plan_metrics
 
@@ -535,7 +536,7 @@ def invert_folder(
     plan = plan_metrics(offered=PER_IMAGE_METRICS, feature_weights=feature_weights)
     settings = {
         "images": os.path.abspath(images),
-        "encoder": absolute_if_present(inverter.encoder_path),
+        "encoder": inverter.encoder_path,
         "generator": inverter.generator_spec,
         "refine": refine,
         "steps": steps if refine != "none" else 0,

@@ -283,3 +283,9 @@ def test_a_per_image_refinement_is_written_image_by_image(
         tiny_inverter, photos, tmp_path / "opt", refine="optimize", steps=1, batch_size=3
     )
     assert sizes[4:] == [3, 1]
+
+
+def test_the_recorded_encoder_is_found_from_anywhere(tiny_run, monkeypatch):
+    monkeypatch.chdir(tiny_run.parent)
+    inverter = Inverter.from_encoder(tiny_run.name, device="cpu")
+    assert inverter.encoder_path == str(tiny_run.resolve() / "encoder.pt")
