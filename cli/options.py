@@ -269,7 +269,11 @@ def run_settings(model: type, config_file: str | None, what: str, given: dict[st
     if not given.get("out"):
         raise click.UsageError("--resume needs --out RUN_DIR")
     given = {key: value for key, value in given.items() if value is not None}
-    return resume_settings(model, stored_config(given["out"]), given, RESUMABLE, config_file)
+    stored = stored_config(given["out"])
+    changeable = set(RESUMABLE)
+    if stored.get("mode") == "per-image":  # iterations are each image's steps: a change would
+        changeable.discard("iterations")  # give the images done and those to come different ones
+    return resume_settings(model, stored, given, changeable, config_file)
 
 
 def table_console():

@@ -219,6 +219,15 @@ def builds_from(model: type[M], what: str) -> Callable[[Callable[..., Any]], Cal
     return decorate
 
 
+def _one_line(exc: Exception) -> str:
+    """A parser's message on one line, with the line and column it gives (YAML's span three)."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:  # PyYAML: "<problem> (line L, column C)"
+        problem = getattr(exc, "problem", None) or str(exc)
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """A YAML or TOML file as a dict (by extension: .yaml/.yml/.toml/.json)."""
     path = Path(path)
@@ -245,7 +254,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - parser errors of three libraries
-        raise ConfigError(f"cannot parse config file {path}: {exc}") from None
+        raise ConfigError(f"cannot parse config file {path}: {_one_line(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings")
     return data

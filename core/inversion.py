@@ -131,6 +131,7 @@ class Inverter:
         encoder_path: str | None = None,
         seed: int = 0,
         speed: Any = None,
+        cropper_spec: Mapping[str, Any] | None = None,
     ) -> None:
         from .devices import resolve_device
         from .training.speed import SpeedOptions
@@ -155,6 +156,7 @@ class Inverter:
         # recorded in index.json and each latent file: absolute, so found from anywhere
         self.encoder_path = absolute_if_present(encoder_path)
         self.seed = int(seed)
+        self.cropper_spec = dict(cropper_spec) if cropper_spec is not None else None
         self._initial_state = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
 
     # -- construction from a training run ----------------------------------------------------
@@ -207,8 +209,35 @@ class Inverter:
             synthesis_options=run.synthesis_options,
             generator_spec=run.generator_spec.model_dump(mode="json"),
             encoder_path=str(run.path),
+            cropper_spec={"attention": run.attention, "options": run.cropper_options},
             **options,
         )
+
+    def refinement_settings(self, refine: str) -> dict[str, Any]:
+        """What shapes a refinement's result besides its steps (``{}`` for ``none``): what a
+        resumed ``invert`` must repeat for its images to match the ones done before."""
+        if refine == "none":
+            return {}
+        loss = self._loss_settings
+        settings: dict[str, Any] = {
+            "loss": loss.model_dump(mode="json") if hasattr(loss, "model_dump") else repr(loss),
+            "cropper": self.cropper_spec or type(self.cropper).__name__,
+            "seed": self.seed,
+        }
+        if refine == "optimize":
+            settings |= {
+                "lr": self.optimize_lr,
+                "anchor_weight": self.anchor_weight,
+                "latent_l2": self.latent_l2,
+            }
+        else:
+            settings |= {
+                "lr": self.finetune_lr,
+                "betas": list(self.finetune_betas),
+                "eps": self.finetune_eps,
+                "cycle_weight": self.cycle_weight,
+            }
+        return settings
 
     # -- pieces ------------------------------------------------------------------------------
     @property
@@ -540,6 +569,7 @@ def invert_folder(
         "generator": inverter.generator_spec,
         "refine": refine,
         "steps": steps if refine != "none" else 0,
+        "refinement": inverter.refinement_settings(refine),
         "metrics": sorted(plan.computed),  # the columns of metrics.csv
     }
     if resume:
@@ -592,6 +622,17 @@ def _chunk_size(refine: str, batch_size: int) -> int:
     return batch_size if refine == "optimize" else CHUNK_IMAGES
 
 
+def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"refinement": {"lr": 0.01}}`` -> ``{"refinement.lr": 0.01}`` (messages name the leaf)."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, Mapping) and value and key != "generator":
+            flat.update({f"{key}.{k}": v for k, v in _flat(value).items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 def _unfinished(out: Path, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict]]:
     """The record and finished rows of an unfinished inversion in ``out`` with ``settings``."""
     import json
@@ -609,11 +650,12 @@ def _unfinished(out: Path, settings: dict[str, Any]) -> tuple[dict[str, Any], di
         recorded = state["settings"]
     except (ValueError, KeyError, TypeError):
         raise GanencError(f"{record} is damaged; start again in a new folder") from None
-    changed = [key for key in settings if recorded.get(key) != settings[key]]
+    was, now = _flat(recorded), _flat(settings)
+    changed = [key for key in dict.fromkeys([*now, *was]) if was.get(key) != now.get(key)]
     if changed:
         raise GanencError(
             f"the unfinished inversion in {out} was started with other {', '.join(changed)}"
-            f" ({', '.join(f'{k}: {recorded.get(k)!r}' for k in changed)}); resume it with"
+            f" ({', '.join(f'{k}: {was.get(k)!r}' for k in changed)}); resume it with"
             " the same options, or choose another --out"
         )
     done: dict[str, dict] = {}

@@ -112,3 +112,11 @@ def test_shared_option_pieces_accept_paths_and_name_noise_modes(tmp_path):
     assert check_noise_mode("random") == "random" and NOISE_MODES == ("const", "random", "none")
     with pytest.raises(ConfigError, match="noise_mode must be one of"):
         check_noise_mode("loud")
+
+
+def test_a_config_file_that_does_not_parse_is_one_line(tmp_path):
+    (tmp_path / "c.yaml").write_text("a: [1,\n")
+    with pytest.raises(ConfigError) as raised:
+        read_config_file(tmp_path / "c.yaml")
+    message = str(raised.value)
+    assert "\n" not in message and message.endswith("(line 2, column 1)")

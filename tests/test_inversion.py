@@ -219,6 +219,16 @@ def test_an_interrupted_folder_inversion_resumes_to_the_same_outputs(
         inversion.invert_folder(tiny_inverter, photos, damaged, **options, resume=True)
     with pytest.raises(GanencError, match="started with other steps"):
         inversion.invert_folder(tiny_inverter, photos, cut, refine="optimize", steps=3, resume=True)
+    # what shapes the refinement but is not a step count is held to the first run's too
+    for attribute, value, named in (
+        ("optimize_lr", 0.5, r"refinement.lr \(refinement.lr: 0.01\)"),
+        ("anchor_weight", 3.0, "refinement.anchor_weight"),
+    ):
+        monkeypatch.setattr(tiny_inverter, attribute, value)
+        with pytest.raises(GanencError, match=f"started with other {named}"):
+            inversion.invert_folder(tiny_inverter, photos, cut, **options, resume=True)
+        monkeypatch.undo()
+        monkeypatch.setattr(Inverter, "invert", interrupted)
     resumed = inversion.invert_folder(tiny_inverter, photos, cut, **options, resume=True)
     assert calls == [2, 2, 2]  # the first chunk is not inverted again
     assert resumed["images"] == whole["images"] and resumed["skipped"] == {}

@@ -61,6 +61,10 @@ def test_repeating_the_start_command_with_resume_works_wherever_the_run_is(tmp_p
         behind.exit_code == 1 and "is at step 4, past the 2 iterations asked for" in behind.output
     )
     assert {p: p.read_bytes() for p in files} == files
+    # a finished run is not redone: validation and every file stay as they are
+    done = run_cli("train", "--resume", "--out", "elsewhere/copy", "--no-progress")
+    assert done.exit_code == 1 and "finished at step 4 (val.json is written)" in done.output
+    assert {p: p.read_bytes() for p in files} == files
     # a setting that does change is still refused, with the resolved values
     changed = run_cli(*command, "--iterations", 5, "--out", "run", "--resume", "--lr", 0.1)
     assert changed.exit_code == 1 and "cannot change: optimizer" in changed.output
@@ -87,6 +91,10 @@ def test_per_image_finetuning_resumes_with_the_command_it_prints(tmp_path):
     assert resumed.exit_code == 0, resumed.output
     again = torch.load(out / "latents" / "coffee.pt", weights_only=True)["latents"]
     assert all(torch.equal(finished[k], again[k]) for k in finished)
+    # per image, --iterations is each image's steps: the images would differ, so it is fixed
+    (out / "latents" / "coffee.pt").unlink()
+    longer = run_cli("finetune", "--mode", "per-image", "--resume", "--out", out, "--iterations", 5)
+    assert longer.exit_code == 1 and "cannot change: iterations (2 -> 5)" in longer.output
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -158,13 +158,19 @@ class RunDirectory:
 
         Returns the checkpoint's step.  Read onto the CPU (see :func:`restore_rng`);
         ``load_state_dict`` moves weights and optimizer state to their device.  A run already
-        past ``settings.iterations`` is refused; otherwise ``config.json`` records the resumed
+        past ``settings.iterations``, or finished at them (validated), is refused; otherwise ``config.json`` records the resumed
         settings (a longer ``--iterations``), so a later ``--resume`` goes on to the same end.
         """
         from ..encoders import read_encoder_checkpoint
 
-        state = read_encoder_checkpoint(self.require_checkpoint())
+        checkpoint = self.require_checkpoint()
+        state = read_encoder_checkpoint(checkpoint)
         step = int(state["step"])
+        if step == settings.iterations and self._validated_after(checkpoint):
+            raise GanencError(
+                f"--resume: the run in {self.path} finished at step {step} (val.json is written);"
+                f" nothing to resume: pass --iterations above {step} to train further"
+            )
         if step > settings.iterations:
             raise GanencError(
                 f"--resume: the run in {self.path} is at step {step}, past the"
@@ -178,6 +184,11 @@ class RunDirectory:
         restore_rng(state.get("rng", {}))
         self.write_json(CONFIG, settings.model_dump(mode="json"))
         return step
+
+    def _validated_after(self, checkpoint: Path) -> bool:
+        """Whether the run's last act, validation, came after ``checkpoint`` was saved."""
+        val = self.path / "val.json"
+        return val.is_file() and val.stat().st_mtime >= checkpoint.stat().st_mtime
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
