@@ -70,3 +70,9 @@ def finetune_command(
     settings = run_settings(FinetuneSettings, config_file, "finetune settings", given)
     run = finetune(settings)
     click.echo(f"run directory: {run}")
+    skipped = run / "skipped.json"
+    if skipped.is_file():  # as invert says it: unreadable files are not silently left out
+        import json
+
+        count = len(json.loads(skipped.read_text(encoding="utf-8")))
+        click.echo(f"skipped {count} unreadable file(s): see {skipped}")

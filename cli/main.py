@@ -372,6 +372,9 @@ _add_builtin_commands()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``ganenc`` script."""
+    # the random-feature-weights warning is logged as one line already; Python's copy of it
+    # would repeat it with a source line (matched by text: importing it would load torch)
+    warnings.filterwarnings("ignore", message=".* uses RANDOM feature weights")
     cli.main(args=argv, prog_name="ganenc")
 
 

@@ -77,6 +77,7 @@ def test_per_image_finetuning_resumes_with_the_command_it_prints(tmp_path):
     images.mkdir()
     for name in ("astronaut.png", "coffee.png"):
         shutil.copy(PHOTOS / name, images / name)
+    (images / "broken.png").write_bytes(b"not an image")
     encoder = pretrain(tiny_train_settings(tmp_path / "pre", iterations=2))
     out = tmp_path / "pi"
     common = ["--iterations", 2, "--device", "cpu", "--no-progress"]
@@ -85,6 +86,7 @@ def test_per_image_finetuning_resumes_with_the_command_it_prints(tmp_path):
         "--out", out, *common,
     )  # fmt: skip
     assert started.exit_code == 0, started.output
+    assert f"skipped 1 unreadable file(s): see {out / 'skipped.json'}" in started.output
     finished = torch.load(out / "latents" / "coffee.pt", weights_only=True)["latents"]
     (out / "latents" / "coffee.pt").unlink()  # as if interrupted during the second image
     resumed = run_cli("finetune", "--mode", "per-image", "--resume", "--out", out)
@@ -222,3 +224,20 @@ def test_an_image_set_decodes_on_demand_and_names_a_file_that_stopped_decoding(t
         GanencError, match=rf"{kept.names[2]}.*remove it from .* and run again \(or resume\)"
     ):
         lazy[[2]]
+
+
+def test_ctrl_c_after_the_last_step_says_how_to_finish_the_run(tmp_path, monkeypatch):
+    settings = tiny_train_settings(tmp_path / "run", iterations=2, val_samples=2)
+
+    def interrupted(self, batch_size=16):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Pretrainer, "validate", interrupted)
+        with pytest.raises(GanencError, match="finish it with: ganenc train --resume --out"):
+            pretrain(settings)
+    assert (tmp_path / "run" / "encoder.pt").is_file() and not (
+        tmp_path / "run" / "val.json"
+    ).exists()
+    pretrain(settings.model_copy(update={"resume": True}))  # repairs: validation only
+    assert json.loads((tmp_path / "run" / "val.json").read_text())["step"] == 2

@@ -51,6 +51,7 @@ from .loop import (
     Progress,
     StepOutput,
     comparison_grid,
+    finishing,
     fit_and_close,
     interrupt_as_keyboard_interrupt,
     training_loop,
@@ -246,28 +247,29 @@ class Finetuner:
             progress=progress,
             is_main=self.dist.is_main,
         )
-        save_encoder(
-            self.encoder,
-            self.run.path / "encoder.pt",
-            step=step,
-            settings=settings.model_dump(mode="json"),
-        )
-        after, shown = self.held_out_metrics(evaluated)
-        if before is None and (self.run.path / "val_before.json").is_file():
-            before = json.loads((self.run.path / "val_before.json").read_text())
-        self.run.write_json(
-            "val.json",
-            {
-                "images": [self.names[i] for i in evaluated],
-                "evaluated_on": "held-out images"
-                if held_out
-                else "training images (no held-out split)",
-                "before": before,
-                "after": after,
-                "not_computed": self.metric_plan.not_computed,
-            },
-        )
-        save_grid(shown, self.run.path / "val.png", nrow=min(8, len(evaluated)))
+        with finishing(self.run, "finetune"):
+            save_encoder(
+                self.encoder,
+                self.run.path / "encoder.pt",
+                step=step,
+                settings=settings.model_dump(mode="json"),
+            )
+            after, shown = self.held_out_metrics(evaluated)
+            if before is None and (self.run.path / "val_before.json").is_file():
+                before = json.loads((self.run.path / "val_before.json").read_text())
+            save_grid(shown, self.run.path / "val.png", nrow=min(8, len(evaluated)))
+            self.run.write_json(  # last: a run whose val.json is newest is finished
+                "val.json",
+                {
+                    "images": [self.names[i] for i in evaluated],
+                    "evaluated_on": "held-out images"
+                    if held_out
+                    else "training images (no held-out split)",
+                    "before": before,
+                    "after": after,
+                    "not_computed": self.metric_plan.not_computed,
+                },
+            )
         return self.run.path
 
     # -- per-image mode ---------------------------------------------------------------------------

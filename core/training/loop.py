@@ -192,6 +192,19 @@ def training_loop(
     return step
 
 
+@contextlib.contextmanager
+def finishing(run: Any, command: str) -> Iterator[None]:
+    """The end of a run after its last step (final encoder, validation): Ctrl-C there says
+    how to finish it (``--resume`` redoes only this part), not click's bare "Aborted!"."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise GanencError(
+            f"interrupted after the last step, before the run was finished (final encoder and"
+            f" validation); finish it with: ganenc {command} --resume --out {run.path}"
+        ) from None
+
+
 def fit_and_close(trainer: Any) -> Any:
     """``trainer.fit()`` (its run directory), closing the run and the process group whatever happens.
 

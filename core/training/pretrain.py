@@ -37,6 +37,7 @@ from .loop import (
     SeedSchedule,
     StepOutput,
     comparison_grid,
+    finishing,
     fit_and_close,
     synthesize_for_seeds,
     training_loop,
@@ -176,13 +177,14 @@ class Pretrainer:
         if self.dist.is_main:
             from ..encoders import save_encoder
 
-            save_encoder(
-                self.encoder,
-                self.run.path / "encoder.pt",
-                step=self.step,
-                settings=settings.model_dump(mode="json"),
-            )
-            self.validate()
+            with finishing(self.run, "train"):
+                save_encoder(
+                    self.encoder,
+                    self.run.path / "encoder.pt",
+                    step=self.step,
+                    settings=settings.model_dump(mode="json"),
+                )
+                self.validate()
         self.dist.barrier()
         return self.run.path
 
@@ -217,11 +219,11 @@ class Pretrainer:
             "average_latent_baseline": reconstruction_metrics(baseline, target, plan),
             "not_computed": plan.not_computed,
         }
-        self.run.write_json("val.json", result)
         n = min(8, target.shape[0])
         save_grid(
             torch.cat([target[:n], encoded[:n], baseline[:n]]), self.run.path / "val.png", nrow=n
         )
+        self.run.write_json("val.json", result)  # last: a run whose val.json is newest is done
         return result
 
 
