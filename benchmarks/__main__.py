@@ -71,8 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="inversion section, with --encoder: real images (a folder) instead of generated ones",
     )
     args = parser.parse_args(argv)
-    if args.sections:  # the chosen names, as a list from here on
+    if args.sections is not None:  # the chosen names, as a list from here on
         args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+        if not args.sections:
+            parser.error(f"--sections names none; choose from {', '.join(SECTIONS)}")
         unknown = sorted(set(args.sections) - set(SECTIONS))
         if unknown:
             parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")

@@ -88,9 +88,6 @@ def crop_preview_command(
 
     IMAGES are image files or folders (their images, not recursive).
     """
-    import numpy as np
-    import torch
-    from PIL import Image
 
     import ganenc
     from ganenc.devices import resolve_device
@@ -106,25 +103,58 @@ def crop_preview_command(
         )
         target_device = resolve_device(device)
         read = [(path, open_image(path)) for path in images]  # every image before any output
+        targets = _preview_paths(images, out_dir)
+        created = not out_dir.exists()
         out_dir.mkdir(parents=True, exist_ok=True)
-        used: set[str] = set()
-        for path, image in read:
-            if size is not None:
-                image = image.resize((size, size), Image.Resampling.BICUBIC)
-            array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
-            tensor = torch.from_numpy(array).permute(2, 0, 1)[None].to(target_device)
-            with torch.no_grad():
-                levels = cropper.boxes(tensor)
-            boxes = [tuple(int(v) for v in level[0].tolist()) for level in levels]
-            name = f"{path.stem}_crops.png"
-            counter = 1
-            while name in used:  # two inputs with one stem (from different folders)
-                counter += 1
-                name = f"{path.stem}_{counter}_crops.png"
-            used.add(name)
-            target = out_dir / name
-            draw_boxes(image, boxes).save(target)
-            described = "  ".join(f"AT{i + 1} {box}" for i, box in enumerate(boxes))
-            click.echo(f"{path}: {described} -> {target}")
+        try:
+            _draw_previews(read, targets, cropper, size, target_device)
+        except BaseException:
+            if created and not any(out_dir.iterdir()):  # a failed start leaves nothing behind
+                out_dir.rmdir()
+            raise
     except GanencError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _preview_paths(images: list[Path], out_dir: Path) -> list[Path]:
+    """``<stem>_crops.png`` per image (``<stem>_2_crops.png`` for a repeated stem); none may
+    be one of the images, ``--force`` or not."""
+    from ganenc.errors import GanencError
+
+    inputs = {path.resolve() for path in images}
+    used: set[str] = set()
+    targets = []
+    for path in images:
+        name = f"{path.stem}_crops.png"
+        counter = 1
+        while name in used:  # two inputs with one stem (from different folders)
+            counter += 1
+            name = f"{path.stem}_{counter}_crops.png"
+        used.add(name)
+        target = out_dir / name
+        if target.resolve() in inputs:
+            raise GanencError(
+                f"the preview of {path} would overwrite the input {target}; choose another --out"
+                " (nothing was written)"
+            )
+        targets.append(target)
+    return targets
+
+
+def _draw_previews(read, targets, cropper, size, device) -> None:
+    """Each image with its boxes drawn, saved to its target."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    for (path, image), target in zip(read, targets, strict=True):
+        if size is not None:
+            image = image.resize((size, size), Image.Resampling.BICUBIC)
+        array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+        tensor = torch.from_numpy(array).permute(2, 0, 1)[None].to(device)
+        with torch.no_grad():
+            levels = cropper.boxes(tensor)
+        boxes = [tuple(int(v) for v in level[0].tolist()) for level in levels]
+        draw_boxes(image, boxes).save(target)
+        described = "  ".join(f"AT{i + 1} {box}" for i, box in enumerate(boxes))
+        click.echo(f"{path}: {described} -> {target}")

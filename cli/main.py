@@ -76,7 +76,10 @@ def describe_error(exc: Exception) -> str:
     if isinstance(exc, OSError):
         return describe_os_error(exc)
     if _out_of_memory(exc):
-        return "out of memory; use a smaller --batch-size or resolution, or a larger machine"
+        return (
+            "out of memory; use a smaller --batch-size or resolution (or smaller sizes in the"
+            " component options), or a larger machine"
+        )
     return report_unexpected(exc)
 
 

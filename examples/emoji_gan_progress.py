@@ -20,8 +20,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ganenc.errors import GanencError  # noqa: E402
 from ganenc.images import open_image  # noqa: E402
-from ganenc.scripts import check_outputs, one_line_errors  # noqa: E402
+from ganenc.scripts import check_outputs, one_line_errors, positive_int  # noqa: E402
 
 TILE = 64
 PAD = 2  # torchvision's save_grid default padding
@@ -30,7 +31,13 @@ PAD = 2  # torchvision's save_grid default padding
 def first_rows(path: Path, rows: int):
     """The first ``rows`` rows (PIL image) of a sample grid written by the training script."""
     grid = open_image(path)
-    return grid.crop((0, 0, grid.width, PAD + rows * (TILE + PAD)))
+    height = PAD + rows * (TILE + PAD)
+    if height > grid.height:
+        raise GanencError(
+            f"{path} holds {(grid.height - PAD) // (TILE + PAD)} rows; ask for at most that many"
+            " with --rows"
+        )
+    return grid.crop((0, 0, grid.width, height))
 
 
 def band_spec(text: str) -> tuple[Path | None, int]:
@@ -52,7 +59,7 @@ def main() -> None:
         required=True,
         help="STEP of the run, or RUN:STEP of another run (the same fixed latents)",
     )
-    parser.add_argument("--rows", type=int, default=2, help="rows of 8 latents per step")
+    parser.add_argument("--rows", type=positive_int, default=2, help="rows of 8 latents per step")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = parser.parse_args()
@@ -60,6 +67,8 @@ def main() -> None:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         parser.error(f"no sample grid at {', '.join(missing)}; pick steps the run saved")
+    if args.out.resolve() in {p.resolve() for p in paths}:
+        parser.error(f"--out {args.out} is one of the sample grids it reads; choose another")
     check_outputs(parser, args.out.parent, [args.out.name], args.force)
     with one_line_errors(parser):
         bands = [first_rows(p, args.rows) for p in paths]

@@ -112,3 +112,24 @@ def test_a_folder_stands_for_its_image_files(images, tmp_path):
     )
     assert result.exit_code != 0 and "no image files" in result.output
     assert not (tmp_path / "o2").exists()
+
+
+def test_a_preview_never_overwrites_an_input_and_a_failure_leaves_no_folder(tmp_path):
+    folder = tmp_path / "cl"
+    folder.mkdir()
+    Image.new("RGB", (32, 32), "red").save(folder / "a.png")
+    Image.new("RGB", (32, 32), "blue").save(folder / "a_crops.png")  # the user's own image
+    before = (folder / "a_crops.png").read_bytes()
+    result = CliRunner().invoke(
+        crop_preview_command,
+        ["--attention", "center", "--out", str(folder), "--force", str(folder)],
+    )
+    assert result.exit_code == 1 and "would overwrite the input" in result.output
+    assert (folder / "a_crops.png").read_bytes() == before
+    result = CliRunner().invoke(
+        crop_preview_command,
+        ["--attention", "gradcam", "--crop-option", "classifier_size=20000", "--out",
+         str(tmp_path / "new"), str(folder / "a.png")],
+    )  # fmt: skip
+    assert result.exit_code == 1 and "classifier_size must be from 8 to 4096" in result.output
+    assert not (tmp_path / "new").exists()

@@ -61,3 +61,16 @@ def test_a_band_from_another_run_compares_two_recipes(tmp_path):
     bad = _run(str(plain), "--steps", f"{other}:five", "--out", str(tmp_path / "bad.png"))
     assert bad.returncode == 2 and "want STEP or RUN:STEP" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "bad.png").exists()
+
+
+def test_rows_and_out_are_checked_before_drawing(tmp_path):
+    (tmp_path / "samples").mkdir()
+    grid = tmp_path / "samples" / "step-000500.png"
+    _grid(grid, (255, 0, 0))
+    out = str(tmp_path / "p.png")
+    for rows, message in (("0", "--rows"), ("9", "holds 8 rows; ask for at most that many")):
+        result = _run(str(tmp_path), "--steps", "500", "--rows", rows, "--out", out)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and not Path(out).exists()
+    result = _run(str(tmp_path), "--steps", "500", "--out", str(grid), "--force")
+    assert result.returncode == 2 and "is one of the sample grids it reads" in result.stderr

@@ -303,6 +303,7 @@ def test_inversion_section_measures_a_given_encoder_on_given_images(tmp_path, ti
         (["--threads", "0"], "--threads: must be an integer >= 1"),
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--sections", "generator,nope"], "unknown section(s) ['nope']"),
+        (["--sections", ","], "--sections names none; choose from"),
         (["--encoder", "{tmp}/no-run"], "encoder not found"),
         (["--out", "{tmp}/file/x"], "is a file, not a folder"),
     ],

@@ -38,6 +38,7 @@ from ganenc.features import (
     load_weights_file,
     warn_random_weights,
 )
+from ganenc.geometry import MAX_RESOLUTION
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,10 @@ class GradCAMCropperOptions(Settings):
     @field_validator("classifier_size")
     @classmethod
     def _size(cls, value: int | str | None) -> int | str | None:
-        if isinstance(value, int) and value < 8:
-            raise ValueError("classifier_size must be at least 8 (or 'auto', or None)")
+        if isinstance(value, int) and not 8 <= value <= MAX_RESOLUTION:
+            raise ValueError(
+                f"classifier_size must be from 8 to {MAX_RESOLUTION} (or 'auto', or None)"
+            )
         return value
 
     @field_validator("thresholds")
