@@ -216,6 +216,8 @@ def create_app(
         if refine == "none":
             return await call(studio.invert, subject.id, "none")
         studio.parse_refine(refine, steps)  # a bad budget is refused before the job starts
+        if subject.image is None:  # as the direct path says it, not as a failed job
+            return _error("a generator sample has no image to invert")
         job = jobs.submit(lambda progress: studio.invert(subject.id, refine, steps, progress))
         return JSONResponse({"job": job})
 
@@ -230,10 +232,7 @@ def create_app(
 
     async def sample(request: Request) -> JSONResponse:
         body = await _json(request)
-        try:
-            seed, truncation = int(body.get("seed", 0)), float(body.get("truncation", 0.7))
-        except (TypeError, ValueError):
-            return _error("seed must be an integer and truncation a number")
+        seed, truncation = body.get("seed", 0), body.get("truncation", 0.7)
 
         def run() -> dict[str, Any]:
             subject = studio.sample(seed, truncation)

@@ -21,10 +21,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_port_free(host: str, port: int) -> None:
-    """One clear line when the address cannot be bound, before anything is loaded."""
-    if port == 0:
-        return
+def check_port_free(host: str, port: int) -> int:
+    """The port to listen on (``0``: a free one, so the printed address is the real one), or
+    one clear line when the address cannot be bound, before anything is loaded."""
+    if not host.strip("[] "):
+        raise GanencError("--host is empty; give an address such as 127.0.0.1")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -35,6 +36,7 @@ def check_port_free(host: str, port: int) -> None:
                 f"cannot listen on {host}:{port} ({exc.strerror or exc}); pass another --port"
                 " or --host"
             ) from None
+        return probe.getsockname()[1]
 
 
 @click.command("studio")
@@ -81,7 +83,7 @@ def studio_command(encoder, directions, port, host, device, threads):
             fg="yellow",
             err=True,
         )
-    check_port_free(host, port)
+    port = check_port_free(host, port)
     if threads is not None:
         import torch
 

@@ -29,6 +29,8 @@ def serve(
     """Load the encoder and directions, then serve the page until Ctrl+C."""
     import uvicorn
 
+    from ganenc.training.loop import interrupt_as_keyboard_interrupt
+
     from .app import create_app, discover_panels
     from .session import Studio
 
@@ -43,9 +45,12 @@ def serve(
         click.echo(f"workspace (uploads and downloads, removed at exit): {studio.workspace}")
         shown = f"[{host}]" if ":" in host else host
         click.echo(f"studio at http://{shown}:{port}/  (Ctrl+C to stop)")
-        uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning")
+        # SIGTERM (kill, timeout, systemd, docker) ends it like Ctrl+C: uvicorn re-raises the
+        # signal after shutting down, and Python's default for SIGTERM would skip the cleanup
+        with interrupt_as_keyboard_interrupt():
+            uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning")
     finally:
-        studio.close()
+        studio.close()  # uploads and downloads go with the workspace
 
 
 @contextlib.contextmanager

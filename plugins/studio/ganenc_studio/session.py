@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from ganenc.config import MAX_SEED
 from ganenc.errors import ConfigError, GanencError
 
 from . import DEFAULT_ENCODER
@@ -103,6 +104,15 @@ def png_bytes(image: torch.Tensor) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(to_uint8(image[None])[0].numpy()).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def whole_number(value: Any, what: str) -> int:
+    """A JSON number that is a whole number (``3`` or ``3.0``; not ``1.7``, ``1e999`` or text)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{what} must be a whole number, got {value!r}")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise ConfigError(f"{what} must be a whole number, got {value!r}")
+    return int(value)
 
 
 @dataclass
@@ -278,11 +288,15 @@ class Studio:
             raise GanencError(f"no example {name!r}; the examples are {self.examples()}")
         return self.add_image(self.examples_dir / name, name)
 
-    def sample(self, seed: int, truncation: float) -> Subject:
+    def sample(self, seed: Any, truncation: Any) -> Subject:
         """A generator sample as a subject, in the encoder's latent space (so it can be edited)."""
+        if isinstance(truncation, bool) or not isinstance(truncation, int | float):
+            raise ConfigError(f"truncation must be a number, got {truncation!r}")
         if not (math.isfinite(truncation) and 0.0 <= truncation <= 2.0):
             raise ConfigError(f"truncation must be between 0 and 2, got {truncation}")
-        seed = int(seed)
+        seed = whole_number(seed, "seed")
+        if not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
         generator = self.generator
         with torch.no_grad():
             latents = generator.sample_latents(1, seed=seed, device=generator.device)
@@ -332,14 +346,11 @@ class Studio:
     @staticmethod
     def parse_refine(refine: str, steps: Any = None) -> int:
         """The refinement budget, checked: steps within :data:`MAX_STEPS` (0 for ``none``)."""
-        if refine not in MAX_STEPS:
+        if not isinstance(refine, str) or refine not in MAX_STEPS:
             raise ConfigError(f"refine must be one of {list(MAX_STEPS)}, got {refine!r}")
         if refine == "none":
             return 0
-        try:
-            steps = PAGE_STEPS[refine] if steps is None else int(steps)
-        except (TypeError, ValueError):
-            raise ConfigError(f"steps must be an integer, got {steps!r}") from None
+        steps = PAGE_STEPS[refine] if steps is None else whole_number(steps, "steps")
         if not 1 <= steps <= MAX_STEPS[refine]:
             raise ConfigError(f"{refine} steps must be between 1 and {MAX_STEPS[refine]}")
         return steps
@@ -362,6 +373,10 @@ class Studio:
     def parse_edit(self, strengths: Mapping[str, Any], layers: Any = None) -> tuple[dict, Any]:
         """Validated strengths (known directions, finite, clipped) and a layer range."""
         parsed = {}
+        if strengths is not None and not isinstance(strengths, Mapping):
+            raise ConfigError(
+                f"strengths must map direction names to numbers, got {type(strengths).__name__}"
+            )
         for name, value in (strengths or {}).items():
             if name not in self.directions:
                 raise ConfigError(
@@ -378,10 +393,9 @@ class Studio:
         if layers not in (None, "", []):
             if self.layer_count is None:
                 raise ConfigError("these latents have no layers to choose")
-            try:
-                first, last = (int(v) for v in layers)
-            except (TypeError, ValueError):
-                raise ConfigError(f"layers must be [first, last], got {layers!r}") from None
+            if not isinstance(layers, list | tuple) or len(layers) != 2:
+                raise ConfigError(f"layers must be [first, last], got {layers!r}")
+            first, last = (whole_number(v, "layers") for v in layers)
             if not 0 <= first <= last < self.layer_count:
                 raise ConfigError(f"layers must lie within 0-{self.layer_count - 1}, got {layers}")
             if (first, last) != (0, self.layer_count - 1):

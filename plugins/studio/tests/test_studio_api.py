@@ -109,6 +109,8 @@ def test_a_busy_port_is_one_line_before_loading_anything(tiny_run):
         )
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
+    empty = CliRunner().invoke(cli, ["studio", "--encoder", str(tiny_run), "--host", ""])
+    assert empty.exit_code == 1 and "--host is empty" in empty.output
 
 
 def test_loopback_hosts():
@@ -284,6 +286,38 @@ def test_samples_follow_seed_and_truncation_and_can_be_edited(client):
     assert client.post("/api/samples", json={"truncation": 5}).status_code == 400
     no_image = client.post(f"/api/subjects/{c['subject']}/invert", json={"refine": "none"})
     assert no_image.status_code == 400 and "no image" in no_image.json()["error"]
+    refined = client.post(f"/api/subjects/{c['subject']}/invert", json={"refine": "optimize"})
+    assert refined.status_code == 400 and "no image" in refined.json()["error"]
+
+
+def test_hostile_json_is_a_clear_400_never_a_server_error(client):
+    subject = _example(client)
+    requests = [
+        ("/api/samples", {"seed": 1e999}, "seed must be a whole number, got inf"),
+        ("/api/samples", {"seed": 1.7}, "seed must be a whole number, got 1.7"),
+        ("/api/samples", {"seed": -1}, "seed must be between 0"),
+        ("/api/samples", {"truncation": "wide"}, "truncation must be a number"),
+        (f"/api/subjects/{subject}/edit", {"strengths": [1, 2]}, "strengths must map"),
+        (f"/api/subjects/{subject}/edit", {"strengths": "smile"}, "strengths must map"),
+        (
+            f"/api/subjects/{subject}/edit",
+            {"strengths": {"smile": 1}, "layers": [0, 1e999]},
+            "layers must be a whole number",
+        ),
+        (f"/api/subjects/{subject}/edit", {"layers": [0]}, "layers must be [first, last]"),
+        (f"/api/subjects/{subject}/invert", {"refine": "optimize", "steps": 1e999}, "steps must"),
+        (f"/api/subjects/{subject}/invert", {"refine": ["optimize"]}, "refine must be one of"),
+    ]
+    for path, body, message in requests:
+        # the JSON text itself, since 1e999 is what a hostile client sends (json= refuses inf)
+        text = json.dumps(body).replace("Infinity", "1e999")
+        response = client.post(path, content=text, headers={"content-type": "application/json"})
+        assert response.status_code == 400, (path, body, response.text)
+        assert message in response.json()["error"], (path, body, response.text)
+    download = client.get(
+        f"/api/subjects/{subject}/download/png", params={"edit": json.dumps({"strengths": [1]})}
+    )
+    assert download.status_code == 400 and "strengths must map" in download.json()["error"]
 
 
 # -- plugin panels and the workspace ----------------------------------------------------------
@@ -329,24 +363,32 @@ def test_the_workspace_is_the_only_folder_written_and_is_removed(tiny_run, tmp_p
     assert not studio.workspace.exists()
 
 
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
 def test_the_command_serves_the_page_and_removes_its_workspace_on_exit(
-    tiny_run, directions_dir, tmp_path
+    tiny_run, directions_dir, tmp_path, stop
 ):
     import os
+    import re
     import signal
     import subprocess
     import sys
     import urllib.request
 
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
+    # --port 0: a free port, and the address printed is the one it listens on
     command = [sys.executable, "-m", "ganenc", "studio", "--encoder", str(tiny_run)]
-    command += ["--directions", str(directions_dir), "--port", str(port), "--device", "cpu"]
+    command += ["--directions", str(directions_dir), "--port", "0", "--device", "cpu"]
     command += ["--threads", "1"]
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
+    )
+    lines = []
     try:
+        while not (lines and lines[-1].startswith("studio at")):
+            lines.append(process.stdout.readline())
+            assert lines[-1], "".join(lines)  # the process ended before serving
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", lines[-1]).group(1))
+        assert port != 0
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -354,17 +396,16 @@ def test_the_command_serves_the_page_and_removes_its_workspace_on_exit(
                     info = json.loads(response.read())
                 break
             except OSError:
-                assert process.poll() is None, process.stdout.read().decode()
+                assert process.poll() is None, process.stdout.read()
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
         workspace = Path(info["workspace"])
         assert workspace.parent == tmp_path and workspace.is_dir()
     finally:
-        process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=30)[0].decode()
+        process.send_signal(getattr(signal, stop))  # SIGTERM: kill, timeout, systemd, docker
+        output = "".join(lines) + process.communicate(timeout=30)[0]
     assert f"workspace (uploads and downloads, removed at exit): {workspace}" in output
-    assert f"studio at http://127.0.0.1:{port}/" in output and "2 direction(s)" in output
-    assert "Traceback" not in output
+    assert "2 direction(s)" in output and "Traceback" not in output
     assert not workspace.exists() and list(tmp_path.iterdir()) == []
 
 
