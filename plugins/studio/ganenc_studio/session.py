@@ -279,9 +279,15 @@ class Studio:
             raise GanencError(f"{name}: upload one of {', '.join(UPLOAD_SUFFIXES)}")
         folder = self.workspace / "uploads"
         folder.mkdir(parents=True, exist_ok=True)
-        stored = folder / f"{len(list(folder.iterdir())) + 1:04d}{suffix}"
-        stored.write_bytes(data)
-        return self.add_image(stored, name)
+        handle, path = tempfile.mkstemp(suffix=suffix, dir=folder)  # a fresh name, never reused
+        stored = Path(path)
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        try:
+            return self.add_image(stored, name)
+        except GanencError as exc:  # a refused upload is not kept, and is called by its name
+            stored.unlink(missing_ok=True)
+            raise GanencError(str(exc).replace(str(stored), name)) from None
 
     def add_example(self, name: str) -> Subject:
         if name not in self.examples():

@@ -168,11 +168,13 @@ def test_uploads_are_capped_checked_and_kept_in_the_workspace(client, studio, mo
     ok = client.post("/api/subjects", content=png, headers={"x-filename": "../../heart.png"})
     assert ok.status_code == 200, ok.text
     assert ok.json()["name"] == "heart.png"
-    stored = list((studio.workspace / "uploads").iterdir())
-    assert stored and all(p.read_bytes() == png for p in stored[-1:])
+    stored = set((studio.workspace / "uploads").iterdir())
+    assert any(p.read_bytes() == png for p in stored)
 
     not_image = client.post("/api/subjects", content=b"hello", headers={"x-filename": "a.png"})
     assert not_image.status_code == 400 and "not an image" in not_image.json()["error"]
+    assert not_image.json()["error"].startswith("a.png ")  # the user's name, not the workspace's
+    assert set((studio.workspace / "uploads").iterdir()) == stored  # a refused upload goes
     wrong_kind = client.post("/api/subjects", content=png, headers={"x-filename": "a.svg"})
     assert wrong_kind.status_code == 400 and "upload one of" in wrong_kind.json()["error"]
 
