@@ -346,9 +346,9 @@ def _missing_message(entry: FeatureEntry, cached: Path, reason: str) -> str:
     return (
         f"pretrained {entry.name} weights not found: expected the file {entry.filename} at"
         f" {cached} ({reason}). Download {entry.url} and put it there (torch's hub cache, set"
-        f" TORCH_HOME to move it), or give its path (--feature-weights PATH; feature_weights=PATH"
-        f" in a config or in Python). For smoke tests only, --feature-weights {RANDOM_WEIGHTS}"
-        " uses random weights."
+        f" TORCH_HOME to move it), or give its path (--feature-weights PATH, --crop-option"
+        " feature_weights=PATH for a cropper, feature_weights=PATH in a config or in Python)."
+        f" For smoke tests only, --feature-weights {RANDOM_WEIGHTS} uses random weights."
     )
 
 
