@@ -125,3 +125,10 @@ def directions_command(
         if report[key]:
             shown = ", ".join(report[key][:10]) + (" ..." if len(report[key]) > 10 else "")
             console.print(f"[yellow]{len(report[key])} {what}:[/yellow] {shown}")
+    unvalidated = [d.attribute for d in directions if d.metadata["validation_accuracy"] is None]
+    if unvalidated and validation > 0:
+        console.print(
+            f"[yellow]no held-out accuracy for {', '.join(unvalidated)}:[/yellow] the smaller"
+            f" class times --validation {validation:g} is under one sample; label more latents"
+            " (or raise --validation) to measure it"
+        )

@@ -317,3 +317,19 @@ def test_latent_files_of_different_generators_are_not_mixed(tmp_path):
     (tmp_path / "b.pt").unlink()
     save_latent_file(tmp_path / "c.pt", w_plus, generator=emoji)
     assert read_latents(tmp_path).generator_spec() == emoji
+
+
+def test_too_few_labels_for_a_held_out_split_say_so(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "latents"
+    for i in range(6):
+        w_plus = torch.from_numpy(rng.standard_normal((1, LAYERS, WIDTH)).astype(np.float32))
+        save_latent_file(folder / f"img{i}.pt", {"w_plus": w_plus})
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,smile\n" + "".join(f"img{i}.png,{i % 2}\n" for i in range(6)))
+    result = CliRunner().invoke(
+        directions_command,
+        ["--latents", str(folder), "--labels", str(labels), "--out", str(tmp_path / "d")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "no held-out accuracy for smile" in " ".join(result.output.split())

@@ -139,6 +139,28 @@ def test_dataset_finetuning_resumes_exactly(tmp_path):
     assert _same(_weights(straight), _weights(resumed))
 
 
+def test_a_batch_larger_than_the_images_is_said(tmp_path, caplog):
+    from ganenc.training.finetune import finetune
+    from ganenc.training.settings import FinetuneSettings
+
+    encoder = pretrain(tiny_train_settings(tmp_path / "pre", iterations=1))
+    with caplog.at_level("WARNING", logger="ganenc.training.finetune"):
+        finetune(
+            FinetuneSettings(
+                encoder=encoder,
+                images=PHOTOS,
+                out=tmp_path / "ft",
+                iterations=1,
+                batch_size=64,
+                held_out=0.0,
+                device="cpu",
+                progress=False,
+            )  # fmt: skip
+        )
+    count = len(list(PHOTOS.glob("*.png")))
+    assert f"{count} training image(s): batches hold {count}, not --batch-size 64" in caplog.text
+
+
 def test_relative_paths_a_run_records_work_from_any_folder(tmp_path, monkeypatch):
     import ganenc
     from ganenc_stylegan.formats import save_rosinality

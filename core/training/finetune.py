@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ from .loop import (
 from .runs import RunDirectory, default_run_dir
 from .settings import FinetuneSettings, GeneratorSpec
 from .speed import SpeedOptions
+
+logger = logging.getLogger(__name__)
 
 #: Images in a per-image run's ``grid.png`` (the first ones; as ``ganenc invert``'s grid).
 GRID_IMAGES = 32
@@ -196,6 +199,13 @@ class Finetuner:
     def fit_dataset(self) -> Path:
         settings = self.settings
         train, held_out = self.split()
+        if settings.batch_size > len(train) and self.dist.is_main:
+            logger.warning(
+                "%d training image(s): batches hold %d, not --batch-size %d",
+                len(train),
+                len(train),
+                settings.batch_size,
+            )
         optimizer = self.optimizer()
         step = 0
         if settings.resume:
