@@ -21,7 +21,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_port_free(host: str, port: int) -> int:
+def port_to_listen_on(host: str, port: int) -> int:
     """The port to listen on (``0``: a free one, so the printed address is the real one), or
     one clear line when the address cannot be bound, before anything is loaded."""
     if not host.strip("[] "):
@@ -83,7 +83,7 @@ def studio_command(encoder, directions, port, host, device, threads):
             fg="yellow",
             err=True,
         )
-    port = check_port_free(host, port)
+    port = port_to_listen_on(host, port)
     if threads is not None:
         import torch
 
