@@ -7,7 +7,23 @@ import click
 from ganenc.geometry import MAX_RESOLUTION
 
 from .invert import build_inverter, refinement_options
-from .options import SEED
+from .options import SEED, given_options
+
+#: Options of an encoder's inversion, which paired folders (already reconstructed) do not use.
+ENCODER_ONLY = (
+    "gan",
+    "checkpoint",
+    "gen_options",
+    "refine",
+    "steps",
+    "lr",
+    "anchor_weight",
+    "loss_terms",
+    "loss_options",
+    "attention",
+    "crop_options",
+    "batch_size",
+)
 
 
 @click.command("eval")
@@ -105,6 +121,12 @@ def eval_command(
     if pairs_mode:
         if real is None or recon is None:
             raise click.UsageError("--real and --recon go together")
+        if unused := given_options(*ENCODER_ONLY):
+            raise click.UsageError(
+                f"{', '.join(unused)} change(s) how --encoder inverts --images; --real/--recon"
+                " compare reconstructions already made: drop them, or invert with them first"
+                " ('ganenc invert ... --refine optimize') and compare its reconstructions"
+            )
         report = evaluate_folders(
             real,
             recon,
@@ -117,6 +139,11 @@ def eval_command(
     else:
         if encoder is None or images is None:
             raise click.UsageError("--encoder and --images go together")
+        if resolution is not None:
+            raise click.UsageError(
+                "--resolution applies to --real/--recon; with --encoder the reconstructions are"
+                " compared at the generator's resolution"
+            )
         inverter = build_inverter(
             encoder,
             refine=refine,

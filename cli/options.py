@@ -52,6 +52,23 @@ def default_of(model: type, field: str) -> Any:
     return value
 
 
+def given_options(*names: str) -> list[str]:
+    """The options among ``names`` (parameter names) that the user gave, as spelled (``--lr``).
+
+    What a command does not use in the mode it runs in is refused with these
+    names, rather than silently ignored: a default is not "given".
+    """
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    given = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name) if param.name in names else None
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            given.append(max(param.opts, key=len))
+    return given
+
+
 def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str, Any]:
     """``("channel_max=32", "blur=true")`` -> ``{"channel_max": 32, "blur": True}`` (YAML scalars)."""
     import yaml

@@ -594,13 +594,39 @@ def test_refinement_options_without_a_refinement_are_refused(tmp_path, tiny_enco
     images = tmp_path / "images"
     images.mkdir()
     invert = ["invert", "--encoder", tiny_encoder_file, "--images", images, "--out", tmp_path / "o"]
-    for option in (["--steps", "5"], ["--lr", "0.1"], ["--anchor-weight", "1"]):
+    for option in (
+        ["--steps", "5"],
+        ["--lr", "0.1"],
+        ["--anchor-weight", "1"],
+        ["--loss-term", "mse=1"],
+        ["--attention", "center"],
+        ["--crop-option", "margin=0.1"],
+        ["--loss-option", "image_terms={mse: 1}"],
+    ):
         result = run_cli(*invert, *option)
         assert result.exit_code == 2
         assert f"{option[0]} only change(s) a refinement" in result.output
     result = run_cli(*invert, "--refine", "optimize", "--lr", "5")
     assert result.exit_code == 2 and "5.0 is not in the range" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_eval_refuses_the_options_of_the_other_mode(tmp_path):
+    """Paired folders are already reconstructed: a refinement given there was silently ignored."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    pairs = ["eval", "--real", folder, "--recon", folder]
+    for option in (
+        ["--refine", "optimize"],
+        ["--steps", "3"],
+        ["--batch-size", "2"],
+        ["--gan", "x"],
+    ):
+        result = run_cli(*pairs, *option)
+        assert result.exit_code == 2 and f"{option[0]} change(s) how --encoder" in result.output
+    result = run_cli("eval", "--encoder", folder, "--images", folder, "--resolution", "32")
+    assert result.exit_code == 2 and "--resolution applies to --real/--recon" in result.output
+    assert sorted(os.listdir(tmp_path)) == ["f"]
 
 
 def test_download_settings_are_checked_before_anything_is_said(monkeypatch, capsys):
