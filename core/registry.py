@@ -40,6 +40,7 @@ import pluggy
 from . import hookspecs
 from .errors import (
     ComponentConflictError,
+    ConfigError,
     GanencError,
     PluginLoadError,
     PluginRegistrationError,
@@ -59,6 +60,9 @@ KINDS: dict[str, str] = {
     "loss": "register_losses",
     "weights": "register_weights",
 }
+
+#: Kind -> what its factory takes before the keyword options (see hookspecs); others: nothing.
+POSITIONAL = {"encoder": ("the generator's geometry",)}
 
 #: Kinds whose names are ``family:name`` tags (``stylegan2:ffhq-1024``), not plain names.
 TAGGED_KINDS = frozenset({"weights"})
@@ -437,6 +441,14 @@ class Registry:
         """
         spec = self.get(kind, name)
         model = spec.load_options_model()
+        takes = POSITIONAL.get(kind, ())
+        if len(args) > len(takes):
+            names = ", ".join(model.model_fields) if model is not None else "see its documentation"
+            raise ConfigError(
+                f"create({kind!r}, {name!r}, ...) got {len(args)} positional argument(s): a {kind}"
+                f" takes {' then '.join((*takes, 'its options'))} as keywords"
+                f" (its options: {names or 'none'})"
+            )
         factory = spec.load_factory()
         if model is not None:
             from .config import validate_options
@@ -687,5 +699,5 @@ def set_registry(registry: Registry | None) -> Registry | None:
 
 
 def create(kind: str, name: str, /, *args: Any, **options: Any) -> Any:
-    """Build a registered component, e.g. ``ganenc.create("cropper", "center", margin=0.1)``."""
+    """Build a registered component, e.g. ``ganenc.create("cropper", "center", at1_margin_x=0.2)``."""
     return get_registry().create(kind, name, *args, **options)

@@ -67,6 +67,9 @@ def test_create_validates_options_with_the_component_model():
             ganenc.create("cropper", "toy", margin=0.7)
         with pytest.raises(ConfigError, match="unknown setting 'colour'"):
             ganenc.create("cropper", "toy", colour="red")
+        # options are keywords: a positional one was a TypeError from inside the factory
+        with pytest.raises(ConfigError, match=r"1 positional .*\(its options: margin\)"):
+            ganenc.create("cropper", "toy", 0.2)
 
 
 class CountedOptions(Settings):
