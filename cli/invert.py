@@ -124,6 +124,10 @@ def build_inverter(
             ("--steps", steps is not None, ("optimize", "finetune")),
             ("--lr", lr is not None, ("optimize", "finetune")),
             ("--anchor-weight", anchor_weight != 0, ("optimize",)),
+            ("--loss-term", bool(loss_terms), ("optimize", "finetune")),
+            ("--loss-option", bool(loss_options), ("optimize", "finetune")),
+            ("--attention", attention is not None, ("optimize", "finetune")),
+            ("--crop-option", bool(crop_options), ("optimize", "finetune")),
         )
         if given and refine not in used_by
     ]
@@ -132,33 +136,22 @@ def build_inverter(
             f"{', '.join(unused)} only change(s) a refinement, and --refine is {refine}:"
             " add --refine optimize (or finetune, which has no --anchor-weight) or drop them"
         )
-    from ganenc.config import validate_options
     from ganenc.encoder_runs import EncoderRun
     from ganenc.inversion import Inverter
-    from ganenc.losses.options import LossSettings
 
+    loss = parse_key_values(loss_options, "--loss-option")
+    if loss_terms:
+        loss["image_terms"] = parse_key_values(loss_terms, "--loss-term")
     run = EncoderRun.open(
         encoder,
         gan=gan,
         checkpoint=checkpoint,
         generator_options=parse_key_values(gen_options, "-O/--option") or None,
+        loss=loss or None,
         attention=attention,
         cropper_options=parse_key_values(crop_options, "--crop-option") or None,
         feature_weights=feature_weights,
     )
-    if loss_terms or loss_options:
-        trained = run.loss_settings.model_dump(mode="json")
-        given = parse_key_values(loss_options, "--loss-option")
-        if loss_terms:
-            given["image_terms"] = parse_key_values(loss_terms, "--loss-term")
-        terms = given.get("image_terms") or trained.get("image_terms") or {}
-        kept = set(terms) | set(given.get("latent_terms") or trained.get("latent_terms") or {})
-        options = {k: v for k, v in (trained.get("term_options") or {}).items() if k in kept}
-        run.loss_settings = validate_options(
-            LossSettings,
-            {**trained, "term_options": options, **given},
-            "--loss-term/--loss-option",
-        )
     options: dict[str, Any] = {"anchor_weight": anchor_weight}
     if lr is not None:
         options["finetune_lr" if refine == "finetune" else "optimize_lr"] = lr

@@ -169,7 +169,9 @@ def resolve_loss(trained: Mapping[str, Any] | None, override: Any = None):
     """The training run's :class:`~ganenc.losses.LossSettings` with the override's fields.
 
     ``override``: ``None``, a mapping of fields, or a ``LossSettings`` whose
-    explicitly set fields replace the recorded ones.
+    explicitly set fields replace the recorded ones.  The recorded options of a
+    term the override drops go with it (``image_terms={mse: 1}`` on a run
+    trained with SSIM options would otherwise be refused for them).
     """
     from .config import validate_options
     from .losses.options import LossSettings
@@ -181,6 +183,13 @@ def resolve_loss(trained: Mapping[str, Any] | None, override: Any = None):
         given = override.model_dump(mode="json", include=override.model_fields_set)
     else:
         given = dict(override)
+    if base.get("term_options") and "term_options" not in given:
+        kept = {
+            name
+            for key in ("image_terms", "latent_terms")
+            for name in (given[key] if key in given else base.get(key)) or {}
+        }
+        base["term_options"] = {k: v for k, v in base["term_options"].items() if k in kept}
     return validate_options(LossSettings, {**base, **given}, "loss settings")
 
 

@@ -87,6 +87,19 @@ def test_a_partial_loss_override_keeps_the_training_runs_terms(tiny_run):
     assert opened.loss_settings.latent_scale == 0.5
 
 
+def test_a_loss_override_that_drops_a_term_drops_its_recorded_options():
+    """finetune --loss-option 'image_terms={mse: 1}' on a run with SSIM options was refused."""
+    from ganenc.encoder_runs import resolve_loss
+
+    trained = {"image_terms": {"mse": 5, "ssim": 1}, "term_options": {"ssim": {"window": 5}}}
+    resolved = resolve_loss(trained, {"image_terms": {"mse": 1}})
+    assert resolved.image_terms == {"mse": 1} and resolved.term_options == {}
+    kept = resolve_loss(trained, {"image_terms": {"ssim": 2}})
+    assert kept.term_options == {"ssim": {"window": 5}}
+    with pytest.raises(ganenc.errors.ConfigError, match="terms not in image_terms"):
+        resolve_loss(trained, {"image_terms": {"mse": 1}, "term_options": {"ssim": {}}})
+
+
 def test_per_image_finetune_and_invert_refine_finetune_give_the_same_latents(
     tiny_run, photos, tmp_path
 ):
