@@ -12,8 +12,9 @@ import json
 import click
 
 from ganenc.errors import GanencError
+from ganenc.weights.download import DEFAULT_DOWNLOAD_RETRIES, DEFAULT_DOWNLOAD_TIMEOUT
 
-from .options import table_console
+from .options import FiniteFloat, table_console
 
 
 class _WeightsGroup(click.Group):
@@ -83,8 +84,16 @@ def list_command(family: str | None, cached: bool, as_json: bool) -> None:
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
-@click.option("--timeout", type=float, help="Socket timeout in seconds (default 10).")
-@click.option("--retries", type=int, help="Retries after a failed attempt (default 3).")
+@click.option(
+    "--timeout",
+    type=FiniteFloat(min=0, min_open=True),
+    help=f"Socket timeout in seconds (default {DEFAULT_DOWNLOAD_TIMEOUT:g}).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    help=f"Retries after a failed attempt (default {DEFAULT_DOWNLOAD_RETRIES}).",
+)
 def download_command(
     tags: tuple[str, ...],
     force: bool,

@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .files import json_safe, strict_json, write_json
 
 M = TypeVar("M", bound=BaseModel)
+_N = TypeVar("_N", int, float)
 
 
 def _path_as_text(value: Any) -> Any:
@@ -119,6 +120,27 @@ Truncation = Annotated[float, Field(gt=0, le=MAX_TRUNCATION)]
 
 #: Config files are a few kilobytes; a larger one is not a settings file.
 MAX_CONFIG_BYTES = 1 << 20
+
+
+def number_from_environment(
+    name: str,
+    default: _N,
+    parse: Callable[[str], _N],
+    kind: str,
+    rule: str,
+    invalid: Callable[[_N], bool],
+) -> _N:
+    """``$name`` parsed with ``parse``; unset or empty gives ``default``, a bad value one clear error."""
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = parse(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not {kind}") from None
+    if invalid(number):
+        raise ConfigError(f"{name} must be {rule}, got {value!r}")
+    return number
 
 
 def load_yaml(text: str) -> Any:

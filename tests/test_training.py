@@ -390,3 +390,20 @@ def test_mixed_precision_and_cuda_need_a_gpu(tmp_path):
     assert bf16.exit_code == 1 and "precision 'bf16' needs a CUDA device" in bf16.output
     cuda = run_cli("train", "--gan", "stylegan2", "--device", "cuda", "--out", tmp_path / "b")
     assert cuda.exit_code == 1 and "no CUDA GPU is available" in cuda.output
+
+
+def test_torchrun_processes_check_the_device_and_environment_like_one(monkeypatch):
+    """Under torchrun, --device cuda without a GPU fell back to the CPU; bad counts were tracebacks."""
+    from ganenc.errors import ConfigError
+    from ganenc.training.distributed import DistributedContext
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(ConfigError, match="no CUDA GPU is available"):
+        DistributedContext.from_env("cuda")
+    with pytest.raises(ConfigError, match="unknown device"):
+        DistributedContext.from_env("gpu")
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ConfigError, match="WORLD_SIZE=.two. is not a whole number"):
+        DistributedContext.from_env("cpu")

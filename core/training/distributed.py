@@ -8,11 +8,18 @@ On machines without GPUs the ``gloo`` backend is used (also in the tests).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import number_from_environment
 from ..devices import resolve_device
+
+
+def _environment_count(name: str, default: int) -> int:
+    """A whole number torchrun puts in the environment (``WORLD_SIZE``, ``LOCAL_RANK``)."""
+    return number_from_environment(
+        name, default, int, "a whole number (torchrun sets it)", "0 or more", lambda n: n < 0
+    )
 
 
 @dataclass
@@ -29,15 +36,17 @@ class DistributedContext:
 
     @classmethod
     def from_env(cls, device: str = "auto") -> DistributedContext:
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        # one check for every process count: --device cuda without a GPU is an error, not the CPU
+        chosen = resolve_device(device)
+        world_size = _environment_count("WORLD_SIZE", 1)
         if world_size <= 1:
-            return cls(device=resolve_device(device))
+            return cls(device=chosen)
         import torch
         import torch.distributed as dist
 
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        use_cuda = device != "cpu" and torch.cuda.is_available()
-        if use_cuda:
+        local_rank = _environment_count("LOCAL_RANK", 0)
+        use_cuda = chosen.type == "cuda"
+        if use_cuda:  # each process takes the GPU of its local rank
             torch.cuda.set_device(local_rank)
             chosen = torch.device("cuda", local_rank)
         else:

@@ -17,8 +17,9 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
+from ..config import number_from_environment
 from ..errors import ConfigError, WeightsNotFoundError
 from .cache import _make_folders, _part_path, _remove_empty_folders, file_path
 from .records import CHUNK_BYTES, _matches
@@ -38,8 +39,6 @@ DOWNLOAD_RETRIES_ENV = "GANENC_DOWNLOAD_RETRIES"
 DEFAULT_DOWNLOAD_RETRIES = 3
 #: First pause between attempts, doubled after each failure.
 RETRY_BACKOFF_SECONDS = 0.2
-
-_N = TypeVar("_N", int, float)
 
 
 class WeightsDownloadError(WeightsNotFoundError):
@@ -61,48 +60,43 @@ def offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _number_from_env(
-    name: str,
-    default: _N,
-    parse: Callable[[str], _N],
-    kind: str,
-    rule: str,
-    invalid: Callable[[_N], bool],
-) -> _N:
-    """``$name`` parsed with ``parse``; unset or empty gives ``default``, a bad value one clear error."""
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        number = parse(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not {kind}") from None
-    if invalid(number):
-        raise ConfigError(f"{name} must be {rule}, got {value!r}")
-    return number
+def _bad_timeout(seconds: float) -> bool:
+    return not math.isfinite(seconds) or seconds <= 0
 
 
-def download_timeout() -> float:
-    """The socket timeout of a download, from ``GANENC_DOWNLOAD_TIMEOUT`` (seconds)."""
-    return _number_from_env(
+def _bad_retries(retries: int) -> bool:
+    return retries < 0
+
+
+def download_timeout(given: float | None = None) -> float:
+    """The socket timeout of a download: ``given``, else ``GANENC_DOWNLOAD_TIMEOUT`` (seconds)."""
+    if given is not None:
+        if _bad_timeout(given):
+            raise ConfigError(f"the download timeout must be a positive finite number, got {given}")
+        return given
+    return number_from_environment(
         DOWNLOAD_TIMEOUT_ENV,
         DEFAULT_DOWNLOAD_TIMEOUT,
         float,
         "a number of seconds",
         "a positive finite number",
-        lambda seconds: not math.isfinite(seconds) or seconds <= 0,
+        _bad_timeout,
     )
 
 
-def download_retries() -> int:
-    """How many times a failed attempt is retried, from ``GANENC_DOWNLOAD_RETRIES``."""
-    return _number_from_env(
+def download_retries(given: int | None = None) -> int:
+    """Retries after a failed attempt: ``given``, else ``GANENC_DOWNLOAD_RETRIES``."""
+    if given is not None:
+        if _bad_retries(given):
+            raise ConfigError(f"the download retries must be 0 or more, got {given}")
+        return given
+    return number_from_environment(
         DOWNLOAD_RETRIES_ENV,
         DEFAULT_DOWNLOAD_RETRIES,
         int,
         "a whole number",
         "0 or more",
-        lambda retries: retries < 0,
+        _bad_retries,
     )
 
 
@@ -281,8 +275,8 @@ def _download_file(
 
     urls = [urls] if isinstance(urls, str) else list(urls)
     part = _part_path(destination)
-    timeout = download_timeout() if timeout is None else timeout
-    retries = download_retries() if retries is None else retries
+    timeout = download_timeout(timeout)
+    retries = download_retries(retries)
     progress = sys.stderr.isatty() if progress is None else progress
     label = label or destination.name
     expected = sha256.lower() if sha256 else None

@@ -57,8 +57,8 @@ def fetch(
     if entry.cache == "package":
         return _packaged_path(entry)
     # the settings of a download are checked before anything is said or written
-    timeout = download_timeout() if timeout is None else timeout
-    retries = download_retries() if retries is None else retries
+    timeout = download_timeout(timeout)
+    retries = download_retries(retries)
     for weights_file in entry.files:
         if not force and find_file(entry, weights_file) is not None:
             continue
