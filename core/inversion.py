@@ -555,12 +555,7 @@ def invert_folder(
     paths, skipped = image_candidates(images)
     if not paths:
         raise no_readable_images(images, skipped)
-    duplicates = _duplicate_stems([path.name for path in paths])
-    if duplicates:
-        raise GanencError(
-            "images whose names differ only by extension would write the same latent file: "
-            + "; ".join(", ".join(group) for group in duplicates)
-        )
+    check_distinct_stems([path.name for path in paths])
     steps = DEFAULT_STEPS.get(refine, 0) if steps is None else steps
     plan = plan_metrics(offered=PER_IMAGE_METRICS, feature_weights=feature_weights)
     settings = {
@@ -658,17 +653,7 @@ def _unfinished(out: Path, settings: dict[str, Any]) -> tuple[dict[str, Any], di
             f" ({', '.join(f'{k}: {was.get(k)!r}' for k in changed)}); resume it with"
             " the same options, or choose another --out"
         )
-    done: dict[str, dict] = {}
-    metrics = out / "metrics.csv"
-    if metrics.is_file():
-        try:
-            with metrics.open(newline="", encoding="utf-8") as handle:
-                for row in csv.DictReader(handle):
-                    name = row.pop("image")
-                    done[name] = {key: float(value) for key, value in row.items()}
-        except (ValueError, TypeError, KeyError, csv.Error):
-            raise GanencError(f"{metrics} is damaged; start again in a new folder") from None
-    return state, done
+    return state, finished_rows(out / "metrics.csv")
 
 
 def _write_chunk(
@@ -696,16 +681,11 @@ def _write_chunk(
             synthesis_options=inverter.synthesis_options,
         )
         save_image(result.reconstructions[index], out / "reconstructions" / f"{stem}.png")
-    metrics = out / "metrics.csv"
-    new = not metrics.is_file()
-    written = {}
-    with metrics.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["image", *rows[0], "seconds"])
-        if new:
-            writer.writeheader()
-        for name, row, spent in zip(chunk.names, rows, result.seconds, strict=True):
-            written[name] = {**row, "seconds": round(spent, 6)}
-            writer.writerow({"image": name, **written[name]})
+    written = {
+        name: {**row, "seconds": round(spent, 6)}
+        for name, row, spent in zip(chunk.names, rows, result.seconds, strict=True)
+    }
+    append_rows(out / "metrics.csv", [{"image": name, **row} for name, row in written.items()])
     return written
 
 
@@ -765,11 +745,53 @@ def _finish_folder(
     return index
 
 
-def _duplicate_stems(names: list[str]) -> list[list[str]]:
+def check_distinct_stems(names: list[str]) -> None:
+    """Refuse images whose names differ only by extension: they share ``latents/<stem>.pt``."""
     groups: dict[str, list[str]] = {}
     for name in names:
         groups.setdefault(Path(name).stem, []).append(name)
-    return [group for group in groups.values() if len(group) > 1]
+    duplicates = [group for group in groups.values() if len(group) > 1]
+    if duplicates:
+        raise GanencError(
+            "images whose names differ only by extension would write the same latent file: "
+            + "; ".join(", ".join(group) for group in duplicates)
+            + "; rename or move one of each"
+        )
+
+
+def finished_rows(metrics: Path) -> dict[str, dict]:
+    """Image name -> its row of a per-image ``metrics.csv`` (a row means its files are complete).
+
+    An empty cell is a metric not computed (``None``).  A last line cut short by a
+    kill is removed from the file, so its image is done again and the next row
+    starts on a line of its own.
+    """
+    done: dict[str, dict] = {}
+    if not metrics.is_file():
+        return done
+    try:
+        text = metrics.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+            metrics.write_text(text, encoding="utf-8")
+        for row in csv.DictReader(text.splitlines()):
+            name = row.pop("image")
+            done[name] = {key: None if value == "" else float(value) for key, value in row.items()}
+    except (ValueError, TypeError, KeyError, csv.Error, UnicodeDecodeError):
+        raise GanencError(f"{metrics} is damaged; start again in a new folder") from None
+    return done
+
+
+def append_rows(metrics: Path, rows: list[dict]) -> None:
+    """Add ``rows`` (each with ``image`` first) to ``metrics.csv``, its header when new."""
+    if not rows:
+        return
+    new = not metrics.is_file() or metrics.stat().st_size == 0
+    with metrics.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
 
 
 def _positive(value: float, name: str) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import struct
 import tempfile
@@ -636,3 +637,52 @@ def test_download_settings_are_checked_before_anything_is_said(monkeypatch, caps
     with pytest.raises(ConfigError, match="must be a positive finite number, got 'nan'"):
         fetch("stylegan2:ffhq-1024")
     assert "downloading" not in capsys.readouterr().err
+    monkeypatch.delenv("GANENC_DOWNLOAD_TIMEOUT")
+    for given, message in (({"timeout": math.inf}, "got inf"), ({"retries": -1}, "got -1")):
+        with pytest.raises(ConfigError, match=message):
+            fetch("stylegan2:ffhq-1024", **given)
+    assert "downloading" not in capsys.readouterr().err
+    for option in (["--timeout", "nan"], ["--timeout", "0"], ["--retries", "-2"]):
+        result = run_cli("weights", "download", "stylegan2:ffhq-1024", *option)
+        assert result.exit_code == 2 and f"Invalid value for '{option[0]}'" in result.output
+
+
+def test_images_differing_only_by_extension_are_refused_by_both_per_image_commands(
+    tmp_path, tiny_encoder_file
+):
+    """finetune --mode per-image wrote a.png's latents, then skipped a.jpg as done."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for suffix in ("png", "jpg"):
+        Image.new("RGB", (32, 32), "red").save(images / f"a.{suffix}")
+    common = ["--encoder", tiny_encoder_file, "--images", images, "--out", tmp_path / "out"]
+    common += ["--gan", "stylegan2", "--checkpoint", "random", "-O", "resolution=32"]
+    common += ["-O", "channel_max=16"]
+    for command in (["invert"], ["finetune", "--mode", "per-image", "--device", "cpu"]):
+        result = run_cli(*command, *common)
+        assert result.exit_code == 1, result.output
+        assert "differ only by extension would write the same latent file: a.jpg, a.png" in (
+            result.output
+        )
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_metrics_row_cut_by_a_kill_is_dropped_and_the_next_row_starts_afresh(tmp_path):
+    from ganenc.inversion import append_rows, finished_rows
+
+    metrics = tmp_path / "metrics.csv"
+    append_rows(metrics, [{"image": "a.png", "psnr": 20.5, "lpips": None}])
+    metrics.write_text(metrics.read_text() + "b.png,19")  # killed while writing b's row
+    assert finished_rows(metrics) == {"a.png": {"psnr": 20.5, "lpips": None}}
+    append_rows(metrics, [{"image": "b.png", "psnr": 19.0, "lpips": 0.5}])
+    assert finished_rows(metrics) == {
+        "a.png": {"psnr": 20.5, "lpips": None},
+        "b.png": {"psnr": 19.0, "lpips": 0.5},
+    }
+    metrics.write_text("ima")  # the header itself cut short
+    assert finished_rows(metrics) == {}
+    append_rows(metrics, [{"image": "c.png", "psnr": 1.0, "lpips": 2.0}])
+    assert finished_rows(metrics) == {"c.png": {"psnr": 1.0, "lpips": 2.0}}
+    metrics.write_bytes(b"image,psnr\na.png,not-a-number\n")
+    with pytest.raises(GanencError, match="is damaged"):
+        finished_rows(metrics)

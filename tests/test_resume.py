@@ -88,13 +88,22 @@ def test_per_image_finetuning_resumes_with_the_command_it_prints(tmp_path):
     assert started.exit_code == 0, started.output
     assert f"skipped 1 unreadable file(s): see {out / 'skipped.json'}" in started.output
     finished = torch.load(out / "latents" / "coffee.pt", weights_only=True)["latents"]
-    (out / "latents" / "coffee.pt").unlink()  # as if interrupted during the second image
+    metrics = out / "metrics.csv"
+    rows = metrics.read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["image", "astronaut.png", "coffee.png"]
+
+    def killed_before_the_last_row():  # its latents and reconstruction written, not its row
+        metrics.write_text("\n".join(rows[:2]) + "\n")
+        (out / "reconstructions" / "coffee.png").unlink()
+
+    killed_before_the_last_row()
     resumed = run_cli("finetune", "--mode", "per-image", "--resume", "--out", out)
     assert resumed.exit_code == 0, resumed.output
     again = torch.load(out / "latents" / "coffee.pt", weights_only=True)["latents"]
     assert all(torch.equal(finished[k], again[k]) for k in finished)
+    assert metrics.read_text().splitlines() == rows  # the image done again, its row once
     # per image, --iterations is each image's steps: the images would differ, so it is fixed
-    (out / "latents" / "coffee.pt").unlink()
+    killed_before_the_last_row()
     longer = run_cli("finetune", "--mode", "per-image", "--resume", "--out", out, "--iterations", 5)
     assert longer.exit_code == 1 and "cannot change: iterations (2 -> 5)" in longer.output
 

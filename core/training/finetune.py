@@ -22,7 +22,6 @@ Two modes:
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
@@ -43,6 +42,7 @@ from ..evaluation import (
     validation_metric_plan,
 )
 from ..images import save_grid, save_image
+from ..inversion import append_rows, check_distinct_stems, finished_rows
 from ..latents import LATENTS_DIR, save_latent_file
 from ..losses.composite import CompositeLoss, PreparedTarget
 from ..losses.real_images import real_image_loss
@@ -121,6 +121,8 @@ class Finetuner:
         self.initial_state = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
         self.images = ImageSet(settings.images, self.generator.resolution)
         self.names, self.skipped = self.images.names, self.images.skipped
+        if settings.mode == "per-image":  # before the run folder: a failed start leaves nothing
+            check_distinct_stems(self.names)
         out = settings.out or default_run_dir("finetune", self.generator_spec.gan)
         self.run = RunDirectory(out, resume=settings.resume, is_main=self.dist.is_main)
         self.loss = CompositeLoss(opened.loss_settings).to(self.device).requires_grad_(False)
@@ -324,12 +326,15 @@ class Finetuner:
             settings.progress and self.dist.is_main,
             "per-image fine-tuning",
         )
-        rows = []
+        metrics_csv = self.run.path / "metrics.csv"
+        # a row is written last, so a row means the image's files are complete (also after
+        # a kill); an image whose latents were written but not its row is done again
+        done = finished_rows(metrics_csv)
         try:
             with interrupt_as_keyboard_interrupt():
                 for index, name in enumerate(self.names):
                     stem = Path(name).stem
-                    if (latents_dir / f"{stem}.pt").is_file():  # done before an interruption
+                    if name in done:
                         continue
                     image = self.images[index : index + 1]
                     before = inverter.invert(image)
@@ -361,30 +366,26 @@ class Finetuner:
                     metrics_after = reconstruction_metrics(
                         after.reconstructions, image, self.metric_plan
                     )
-                    rows.append(
-                        {
-                            "image": name,
-                            "first_loss": float(losses[0]),
-                            "final_loss": after.final_losses[0],
-                            **{f"{k}_before": v for k, v in metrics_before.items()},
-                            **{f"{k}_after": v for k, v in metrics_after.items()},
-                        }
-                    )
+                    row = {
+                        "image": name,
+                        "first_loss": float(losses[0]),
+                        "final_loss": after.final_losses[0],
+                        **{f"{k}_before": v for k, v in metrics_before.items()},
+                        **{f"{k}_after": v for k, v in metrics_after.items()},
+                    }
+                    append_rows(metrics_csv, [row])
         except NonFiniteLossError as exc:
             progress.close()
-            self._write_rows(rows)
             raise GanencError(
                 f"stopped: {exc}. Finished images are saved in {latents_dir}"
             ) from None
         except KeyboardInterrupt:
             progress.close()
-            self._write_rows(rows)
             raise GanencError(
                 f"interrupted; finished images are saved in {latents_dir}. Continue with:"
                 f" ganenc finetune --mode per-image --resume --out {self.run.path}"
             ) from None
         progress.close()
-        self._write_rows(rows)
         if self.metric_plan.not_computed:  # the empty metrics.csv columns, explained
             self.run.write_json("not_computed.json", self.metric_plan.not_computed)
         n = min(len(self.names), GRID_IMAGES)
@@ -396,17 +397,6 @@ class Finetuner:
         )
         save_grid(torch.cat([self.images[:n], recon]), self.run.path / "grid.png", nrow=min(n, 8))
         return self.run.path
-
-    def _write_rows(self, rows: list[dict]) -> None:
-        if not rows:
-            return
-        path = self.run.path / "metrics.csv"
-        exists = path.is_file()
-        with path.open("a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            if not exists:
-                writer.writeheader()
-            writer.writerows(rows)
 
     def fit(self) -> Path:
         if self.settings.mode == "per-image":
