@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def read_checkpoint(
     except Exception as exc:  # noqa: BLE001 - a stranger's bytes can break the parser anywhere
         # (RuntimeError, BadZipFile, EOFError, struct.error, IndexError, ...); weights_only
         # already guarantees no code ran, so every failure is "not a checkpoint we can read".
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = first_line(exc)
         hint = "truncated or corrupt" if _looks_truncated(path) else "not a PyTorch checkpoint"
         message = _foreign_bytes(path) or message
         raise CheckpointError(f"{path} is {hint} ({message})") from None

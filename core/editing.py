@@ -17,7 +17,6 @@ files hold (``z`` for PGGAN/BigGAN).
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import re
@@ -434,8 +433,7 @@ def save_directions(
     paths = [d.save(out / f"{n}.pt") for d, n in zip(directions, names, strict=True)]
     summary = dict(report)
     summary["files"] = {d.attribute: p.name for d, p in zip(directions, paths, strict=True)}
-    text = json.dumps(plain_data(summary), indent=2)
-    (out / "directions.json").write_text(text + "\n", encoding="utf-8")
+    write_json(out / "directions.json", plain_data(summary))  # strict JSON, whole or absent
     return paths
 
 

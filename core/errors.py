@@ -47,3 +47,14 @@ class ImageReadError(GanencError):
 
 class PluginContractError(GanencError):
     """A component handed back what its kind's contract forbids (names it and its plugin)."""
+
+
+def first_line(message: object, empty: str | None = None) -> str:
+    """The first line of an exception's (or any) message; ``empty``, else its type's name, if none.
+
+    Libraries' messages run over several lines (torch's, urllib's); a user sees one.
+    """
+    text = str(message).strip()
+    if text:
+        return text.splitlines()[0].strip()
+    return type(message).__name__ if empty is None else empty

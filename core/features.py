@@ -39,7 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import CheckpointError, ConfigError, UnknownComponentError, WeightsNotFoundError
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    UnknownComponentError,
+    WeightsNotFoundError,
+    first_line,
+)
 from .weights import DEFAULT_DOWNLOAD_TIMEOUT as DEFAULT_DOWNLOAD_TIMEOUT  # compatibility
 from .weights import DOWNLOAD_TIMEOUT_ENV as DOWNLOAD_TIMEOUT_ENV  # compatibility
 from .weights import (
@@ -389,7 +395,7 @@ def resolve_weights_file(
         return fetch(entry, download=download, timeout=timeout)
     except OSError as exc:  # not cached offline; network, disk and hash errors end the same way
         if download:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            detail = first_line(exc)
             reason = f"download failed: {type(exc).__name__}: {detail}"
         else:
             reason = f"download skipped: {OFFLINE_ENV}=1" if offline() else "not downloaded here"

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, ImageReadError
+from .errors import ConfigError, ImageReadError, first_line
+from .files import atomic_path
 
 
 def to_uint8(images):
@@ -44,7 +45,6 @@ def save_grid(images, path: str | os.PathLike, nrow: int | None = None, padding:
     from torchvision.utils import make_grid
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     nrow = nrow or max(1, math.ceil(math.sqrt(images.shape[0])))
     grid = make_grid(
         images.detach().float().cpu().clamp(-1, 1),
@@ -54,7 +54,8 @@ def save_grid(images, path: str | os.PathLike, nrow: int | None = None, padding:
         normalize=True,
     )
     array = (grid * 255).round().byte().permute(1, 2, 0).numpy()
-    Image.fromarray(array).save(path)
+    with atomic_path(path) as staged:  # whole or absent, as every file ganenc writes
+        Image.fromarray(array).save(staged)
     return path
 
 
@@ -63,8 +64,8 @@ def save_image(image, path: str | os.PathLike) -> Path:
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_uint8(image[None])[0].numpy()).save(path)
+    with atomic_path(path) as staged:
+        Image.fromarray(to_uint8(image[None])[0].numpy()).save(staged)
     return path
 
 
@@ -114,7 +115,7 @@ def _checked_image(path: str | os.PathLike) -> Iterator[Any]:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageReadError(f"{path} declares too many pixels (a decompression bomb?)") from None
     except Exception as exc:  # noqa: BLE001 - decoders fail with many types on damaged bytes
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        detail = first_line(exc)
         raise ImageReadError(f"{path} is damaged or truncated ({detail})") from None
 
 

@@ -686,3 +686,26 @@ def test_a_metrics_row_cut_by_a_kill_is_dropped_and_the_next_row_starts_afresh(t
     metrics.write_bytes(b"image,psnr\na.png,not-a-number\n")
     with pytest.raises(GanencError, match="is damaged"):
         finished_rows(metrics)
+
+
+def test_pictures_appear_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A failure while a grid, image or curves PNG is written leaves the previous file, no litter."""
+    from PIL import Image as PILImage
+
+    from ganenc.images import save_grid, save_image
+
+    images = torch.zeros(2, 3, 8, 8)
+    save_grid(images, tmp_path / "grid.png")
+    before = (tmp_path / "grid.png").read_bytes()
+
+    def write_half_then_fail(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(PILImage.Image, "save", write_half_then_fail)
+    for write in (lambda: save_grid(images + 1, tmp_path / "grid.png"),
+                  lambda: save_image(images[0], tmp_path / "one.png")):  # fmt: skip
+        with pytest.raises(OSError, match="No space left"):
+            write()
+    assert sorted(os.listdir(tmp_path)) == ["grid.png"]
+    assert (tmp_path / "grid.png").read_bytes() == before

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import read_checkpoint
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
 from ..features import (
     is_random,
     load_weights_file,
@@ -144,9 +144,7 @@ def _load_trunk(trunk: nn.Module, state: dict[str, torch.Tensor], source: object
     try:
         trunk.load_state_dict(mapped, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(
-            f"{source} does not fit the LPIPS trunk: {str(exc).splitlines()[0]}"
-        ) from None
+        raise CheckpointError(f"{source} does not fit the LPIPS trunk: {first_line(exc)}") from None
 
 
 def _load_linear_layers(model: nn.Module, path: Path) -> None:

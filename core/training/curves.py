@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..files import atomic_path
+
 logger = logging.getLogger(__name__)
 
 CURVES_FILE = "curves.png"
@@ -127,9 +129,8 @@ def draw_curves(records: list[dict[str, Any]], path: str | os.PathLike, title: s
     if title:
         figure.suptitle(title)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    figure.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    with atomic_path(path) as staged:  # a kill mid-write leaves the previous curves, no litter
+        figure.savefig(staged, format="png")
     return path
 
 

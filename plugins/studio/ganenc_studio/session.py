@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ganenc.config import MAX_SEED
-from ganenc.errors import ConfigError, GanencError
+from ganenc.errors import ConfigError, GanencError, first_line
 
 from . import DEFAULT_ENCODER
 
@@ -62,7 +62,7 @@ def resolve_encoder(encoder: str | None) -> Path:
     except GanencError as exc:
         if encoder is not None:
             raise
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise GanencError(
             f"the default emoji encoder {DEFAULT_ENCODER!r} is not available ({reason});"
             " pass --encoder RUN_DIR|ENCODER_FILE|TAG"
@@ -333,17 +333,15 @@ class Studio:
             if progress is not None:
                 progress(min(int(done), total), total)
 
-        started = time.perf_counter()
         encoded = self.inverter.invert(subject.image, refine="none")
-        panels = {"encoder": self._panel(encoded, subject.image, time.perf_counter() - started)}
+        panels = {"encoder": self._panel(encoded, subject.image)}
         chosen, mode = encoded, "none"
         if refine != "none":
             report(0)
-            started = time.perf_counter()
             refined = self.inverter.invert(
                 subject.image, refine=refine, steps=steps, progress=report
             )
-            panels["refined"] = self._panel(refined, subject.image, time.perf_counter() - started)
+            panels["refined"] = self._panel(refined, subject.image)
             chosen, mode = refined, refine
         subject.latents = {k: v.cpu() for k, v in chosen.latent(0).items()}
         subject.record = {**subject.record, "refine": mode, "steps": chosen.steps}
@@ -362,7 +360,7 @@ class Studio:
         return steps
 
     @staticmethod
-    def _panel(result: Any, image: torch.Tensor, seconds: float) -> dict[str, Any]:
+    def _panel(result: Any, image: torch.Tensor) -> dict[str, Any]:
         from ganenc.evaluation import per_image_metrics
 
         row = per_image_metrics(result.reconstructions, image)[0]
@@ -370,7 +368,8 @@ class Studio:
             "image": png_data_url(result.reconstructions[0]),
             "psnr": row["psnr"] if math.isfinite(row["psnr"]) else None,
             "ssim": row["ssim"],
-            "seconds": seconds,
+            # the inverter's own timing: CUDA-synchronised, encoder pass and refinement
+            "seconds": result.seconds_per_image,
             "refine": result.refine,
             "steps": result.steps,
         }

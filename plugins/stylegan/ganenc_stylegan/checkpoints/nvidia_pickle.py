@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import torch
 
 from ganenc.checkpoints import existing_checkpoint
-from ganenc.errors import CheckpointError
+from ganenc.errors import CheckpointError, first_line
 
 from ..stylegan2 import StyleGAN2Generator
 from . import FAMILY_NAMES
@@ -132,7 +132,7 @@ def _unpickle(handle: BinaryIO, path: Path) -> Any:
         RecursionError,
         zipfile.BadZipFile,
     ) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = first_line(exc)
         if "truncated" in message or "ran out of input" in message.lower():
             raise CheckpointError(f"{path} is truncated or corrupt ({message})") from None
         raise CheckpointError(
@@ -251,7 +251,7 @@ def stylegan2_from_nvidia(found: NvidiaGenerator, where: str) -> StyleGAN2Genera
 
 
 def _malformed(path: str | os.PathLike, exc: Exception) -> CheckpointError:
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    message = first_line(exc)
     return CheckpointError(f"{path}: malformed NVIDIA generator ({message})")
 
 

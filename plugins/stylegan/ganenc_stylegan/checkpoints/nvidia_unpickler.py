@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from ganenc.errors import CheckpointError
+from ganenc.errors import CheckpointError, first_line
 
 # ----------------------------------------------------------------------------------------
 # Inert stand-ins for the objects of NVIDIA's pickles.
@@ -255,7 +255,7 @@ def _load_storage(data: Any) -> Any:
     try:
         storage = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = first_line(exc)
         raise CheckpointError(
             f"a tensor storage in the pickle cannot be read ({message})"
         ) from None
