@@ -117,7 +117,9 @@ def download_command(
 def verify_command(tags: tuple[str, ...], forget: bool) -> None:
     """Check cached files against their sha256 (all cached tags without TAGS).
 
-    A file that fails is deleted; a file with no known hash gets one recorded.
+    A file that fails a published sha256 is deleted; one that differs only from
+    the hash recorded at first download is kept (--forget accepts it); a file
+    with no known hash gets one recorded.
     """
     from ganenc.weights import cache_status, list_entries, verify
 

@@ -60,10 +60,11 @@ def load_generator(name: str, checkpoint: Any = None, **config: Any) -> Generato
     A tag alone names its family too: ``ganenc.load_generator("stylegan2:emoji-64")``.
     """
     from .weights.entries import is_tag
+    from .weights.resolve import generator_family
 
     entry = None
     if checkpoint is None and is_tag(name):
-        name, checkpoint = name.partition(":")[0], name
+        name, checkpoint = generator_family(name), name
     if isinstance(checkpoint, str):
         from .weights import check_architecture, resolve_checkpoint_entry
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -73,6 +76,35 @@ def leftovers(folder) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if p.is_file())
 
 
+@contextlib.contextmanager
+def raw_server(status: int = 200, headers: dict[str, str] | None = None, body: bytes = b""):
+    """An HTTP/1.0 loopback server for what LoopbackServer cannot send: any header, no length.
+
+    Every GET gets ``status``, ``headers`` and ``body``, ended by closing the connection.
+    """
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
 def test_download_with_progress_records_hash_and_tells_the_user(server, zoo_env, capsys):
     entry = entry_for(server.serve("/model.pt", PAYLOAD))
     path = weights.fetch(entry, progress=True)
@@ -92,6 +124,7 @@ def test_published_hash_mismatch_is_rejected_and_the_partial_file_removed(server
         weights.fetch(entry)
     message = str(info.value)
     assert DIGEST in message and "ab" * 32 in message and "deleted" in message
+    assert "--forget" not in message  # forgetting records cannot help against a published hash
     assert leftovers(zoo_env) == []  # neither the file nor its .part is kept
     assert weights.recorded_hash(entry, entry.files[0]) is None
 
@@ -281,10 +314,10 @@ def test_verify_confirms_records_and_deletes_bad_files(server, zoo_env):
     path = weights.fetch(entry)
     (result,) = weights.verify(entry)
     assert (result.status, result.sha256) == ("ok", DIGEST)
-    path.write_bytes(b"corrupted")
-    (result,) = weights.verify(entry)
-    assert result.status == "mismatch" and not path.exists()
     path.write_bytes(b"placed by hand")
+    (result,) = weights.verify(entry)  # differs only from the hash recorded at first download
+    assert result.status == "mismatch" and path.read_bytes() == b"placed by hand"
+    assert "was kept" in result.detail and "verify toy:one --forget" in result.detail
     (result,) = weights.verify(entry, forget=True)
     assert result.status == "recorded"
     assert (
@@ -486,3 +519,172 @@ def test_verify_never_deletes_another_tools_copy_for_the_primary_names_hash(tmp_
     assert result.status == "recorded" and (hub / "theirs.pth").exists()
     (result,) = weights.verify(entry)
     assert result.status == "ok"
+
+
+# -- a probe's findings: web pages, trust on first use, locks, resumes, messages ---------------
+WEB_PAGE = b"<!DOCTYPE html>\n<html><body>Sign in to OneDrive</body></html>"
+
+
+@pytest.mark.parametrize("how", ["body", "content-type"])
+def test_a_web_page_is_refused_as_weights_nothing_kept_nor_recorded(server, zoo_env, how):
+    if how == "body":
+        url = server.serve("/share.pt", WEB_PAGE)
+        context = contextlib.nullcontext()
+    else:
+        context = raw_server(headers={"Content-Type": "text/html; charset=utf-8"}, body=b"x" * 99)
+    with context as base:
+        url = url if how == "body" else f"{base}/share.pt"
+        entry = entry_for(url, notes="OneDrive link: fetch it with a browser")
+        with pytest.raises(WeightsDownloadError) as info:
+            weights.fetch(entry)
+    message = str(info.value)
+    assert "\n" not in message and "web page" in message and url in message
+    assert "fetch it with a browser" in message
+    assert f"save it as {zoo_env / 'toy' / 'one' / 'model.pt'}" in message
+    assert not zoo_env.exists() or leftovers(zoo_env) == []  # no file, no .part, no record
+
+
+def test_verify_keeps_a_hand_placed_file_that_differs_only_from_a_recorded_hash(server, zoo_env):
+    entry = entry_for(server.serve("/model.pt", PAYLOAD[::-1]))  # a bad first download
+    path = weights.fetch(entry)
+    path.write_bytes(PAYLOAD)  # the right file, fetched by hand
+    (result,) = weights.verify(entry)
+    assert result.status == "mismatch" and path.read_bytes() == PAYLOAD
+    assert "--forget" in result.detail
+    (result,) = weights.verify(entry, forget=True)
+    assert result.status == "recorded" and weights.recorded_hash(entry, entry.files[0]) == DIGEST
+    (result,) = weights.verify(entry)
+    assert result.status == "ok"
+
+
+def test_a_waiting_process_remakes_the_folders_a_failed_holder_removed(zoo_env):
+    from ganenc.weights.cache import _locked
+
+    path = zoo_env / "toy" / "one" / "model.pt"
+    outcome: list[object] = []
+
+    def second_process() -> None:
+        try:
+            with _locked(path):
+                path.write_bytes(b"fetched")
+            outcome.append("done")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=second_process)
+    with pytest.raises(TimeoutError), _locked(path):
+        waiter.start()
+        time.sleep(0.3)  # the waiter blocks on the lock meanwhile
+        raise TimeoutError("the first download failed")
+    waiter.join(10)
+    assert outcome == ["done"]
+    assert leftovers(zoo_env) == ["model.pt"]  # no .lock
+
+
+def test_a_failed_lock_wait_removes_the_folders_it_made(zoo_env, monkeypatch):
+    import fcntl
+
+    from ganenc.weights.cache import _locked
+
+    real_flock = fcntl.flock
+
+    def interrupted_while_waiting(fd, operation):
+        if operation == fcntl.LOCK_EX:  # the blocking wait: Ctrl-C
+            raise KeyboardInterrupt
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", interrupted_while_waiting)
+    with pytest.raises(KeyboardInterrupt), _locked(zoo_env / "toy" / "one" / "model.pt"):
+        pass
+    assert not zoo_env.exists()
+
+
+def test_a_hash_prefix_in_an_alias_name_is_checked(tmp_path):
+    file = WeightsFile(
+        "net-00000000.pth",
+        ("http://127.0.0.1:9/x",),
+        aliases=("theirs-0badcafe.pth", f"good-{DIGEST[:8]}.pth"),
+    )
+    entry = WeightsEntry(tag="features:toy", files=(file,), format="toy", cache="torch-hub")
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "theirs-0badcafe.pth").write_bytes(PAYLOAD)
+    (result,) = weights.verify(entry)
+    assert result.status == "mismatch" and "0badcafe" in result.detail
+    assert (hub / "theirs-0badcafe.pth").exists()  # another tool's file: reported, kept
+    assert weights.recorded_hash(entry, file) is None
+    (hub / "theirs-0badcafe.pth").unlink()
+    (hub / f"good-{DIGEST[:8]}.pth").write_bytes(PAYLOAD)
+    assert [r.status for r in weights.verify(entry)] == ["ok"]
+
+
+def test_without_a_known_hash_a_leftover_part_is_not_resumed(server, zoo_env):
+    entry = entry_for(server.serve("/model.pt", PAYLOAD))
+    part = zoo_env / "toy" / "one" / "model.pt.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"bytes of some other file")
+    assert weights.fetch(entry).read_bytes() == PAYLOAD
+    assert server.requests == [("/model.pt", None)]  # started over: nothing could check a splice
+    assert weights.recorded_hash(entry, entry.files[0]) == DIGEST
+    cut = entry_for(server.serve("/cut.pt", PAYLOAD, cut_after=[1000]), tag="toy:cut")
+    with pytest.raises(WeightsDownloadError):
+        weights.fetch(cut)
+    assert not (zoo_env / "toy" / "cut").exists()  # an unresumable .part is not kept
+
+
+def test_a_body_of_unknown_length_is_kept_but_its_hash_not_trusted(zoo_env, capsys):
+    with raw_server(body=PAYLOAD) as base:  # no Content-Length: a cut looks like the end
+        entry = entry_for(f"{base}/model.pt")
+        assert weights.fetch(entry).read_bytes() == PAYLOAD
+    assert weights.recorded_hash(entry, entry.files[0]) is None
+    err = capsys.readouterr().err
+    assert "no length" in err and "not recorded" in err and "weights verify toy:one" in err
+
+
+def test_forced_download_replaces_the_file_only_when_the_new_one_is_whole(server, zoo_env):
+    entry = entry_for(server.serve("/model.pt", PAYLOAD, cut_after=[1000]), sha256=DIGEST)
+    path = weights.file_path(entry, entry.files[0])
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"old copy")
+    with pytest.raises(WeightsDownloadError):
+        weights.fetch(entry, force=True)
+    assert path.read_bytes() == b"old copy"
+    assert leftovers(zoo_env) == ["model.pt", "model.pt.part"]  # the usual, resumable .part
+    assert weights.fetch(entry, force=True).read_bytes() == PAYLOAD
+    assert server.requests[-1] == ("/model.pt", "bytes=1000-")
+    assert leftovers(zoo_env) == ["model.pt"]
+
+
+def test_a_folder_in_the_files_place_is_reported_before_downloading(server, zoo_env):
+    entry = entry_for(server.serve("/model.pt", PAYLOAD), sha256=DIGEST)
+    (zoo_env / "toy" / "one" / "model.pt").mkdir(parents=True)
+    for force in (False, True):
+        with pytest.raises(WeightsDownloadError, match="is a folder, not a file"):
+            weights.fetch(entry, force=force)
+    assert server.requests == [] and leftovers(zoo_env) == []
+
+
+def test_a_redirect_loop_is_a_one_line_error(zoo_env):
+    with raw_server(302, {"Location": "/loop.pt", "Content-Length": "0"}) as base:
+        with pytest.raises(WeightsDownloadError) as info:
+            weights.fetch(entry_for(f"{base}/loop.pt"))
+    message = str(info.value)
+    assert "\n" not in message and "redirect" in message and f"{base}/loop.pt" in message
+
+
+def test_unknown_tags_get_the_closest_tag_whatever_the_case(server):
+    entry = entry_for(server.url("/m.pt"), tag="toy:good")
+
+    class Plugin:
+        @hookimpl
+        def register_weights(self, register):
+            register_entries(register, [entry])
+
+    with isolated_registry(), register_plugin(Plugin(), name="zoo"):
+        for typed in ("TOY:GOOD", "toy:god"):
+            with pytest.raises(UnknownComponentError, match="did you mean 'toy:good'"):
+                weights.weights_entry(typed)
+        with pytest.raises(UnknownComponentError, match="tags of family 'toy': toy:good"):
+            weights.weights_entry("Toy:other-thing")
+        with pytest.raises(UnknownComponentError, match="no family 'nope'; families: .*toy"):
+            weights.weights_entry("nope:x")

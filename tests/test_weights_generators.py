@@ -199,3 +199,15 @@ def test_ganenc_list_shows_weights_kind(zoo):
     assert rows["stylegan2:test-tiny-32"]["plugin"] == "test-zoo"
     assert rows["stylegan2:test-tiny-32"]["kind"] == "weights"
     assert "features:vgg16" in rows and "pggan:celebahq-256" in rows
+
+
+@pytest.mark.parametrize("tag", ["features:vgg16", "encoder:stylegan2-emoji-64"])
+def test_a_tag_that_names_no_generator_says_where_it_goes(tag):
+    from ganenc.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["sample", "--checkpoint", tag])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"weights '{tag}' are not a generator's" in result.output
+    assert "no generator named" not in result.output
+    with pytest.raises(CheckpointError, match="are not a generator's"):
+        ganenc.load_generator(tag)

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from ..config import ABSOLUTE_IF_PRESENT, MAX_SEED, RecordedPath, Seed, Settings, Truncation
 from ..losses.options import LossSettings
 from ..weights.entries import is_tag
+from ..weights.resolve import generator_family
 
 
 class GeneratorSpec(Settings):
@@ -32,7 +33,7 @@ class GeneratorSpec(Settings):
         A ``--gan`` that contradicts the tag is refused when the tag is resolved.
         """
         if isinstance(data, dict) and data.get("gan") is None and is_tag(data.get("checkpoint")):
-            return {**data, "gan": data["checkpoint"].partition(":")[0]}
+            return {**data, "gan": generator_family(data["checkpoint"])}
         return data
 
     def load(self):

@@ -26,8 +26,10 @@ lock against concurrent processes (DDP ranks), a rich progress bar on terminals,
 and a sha256 check.  Where no published hash exists (the torch.hub file-name
 prefix ``name-<sha256 prefix>.ext`` counts as one), the digest is recorded at first
 download in ``$GANENC_HOME/weights/sha256.json`` and the user is told; later
-downloads and ``ganenc weights verify`` are checked against it.  A file that fails
-its check is deleted, never kept.  Nothing is downloaded at import time, and
+downloads and ``ganenc weights verify`` are checked against it.  A download that
+fails its check is deleted, never kept; so is a cached file that fails a published
+hash (one that differs only from a recorded hash is reported and kept).  A web
+page instead of the file is refused.  Nothing is downloaded at import time, and
 ``GANENC_OFFLINE=1`` forbids downloads (cached files still work).  When a file
 cannot be fetched, one :class:`WeightsDownloadError` names each URL and the exact
 path at which to place the file by hand.
@@ -70,6 +72,7 @@ from .download import (
     DOWNLOAD_TIMEOUT_ENV,
     OFFLINE_ENV,
     RETRY_BACKOFF_SECONDS,
+    Downloaded,
     WeightsDownloadError,
     WeightsHashError,
     download_file,
@@ -101,6 +104,7 @@ from .resolve import (
     VerifyResult,
     check_architecture,
     fetch,
+    generator_family,
     remember_download,
     resolve_checkpoint,
     resolve_checkpoint_entry,
@@ -120,6 +124,7 @@ __all__ = [
     "PART_SUFFIX",
     "RETRY_BACKOFF_SECONDS",
     "TAG_RE",
+    "Downloaded",
     "VerifyResult",
     "WeightsDownloadError",
     "WeightsEntry",
@@ -138,6 +143,7 @@ __all__ = [
     "find_file",
     "forget_hash",
     "ganenc_home",
+    "generator_family",
     "hashes_path",
     "is_tag",
     "list_entries",

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import GanencError, WeightsNotFoundError
 
@@ -156,23 +156,33 @@ def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock on ``<path>.lock`` (POSIX), so concurrent ranks download once.
 
     The lock file is removed on release (no litter in ``GANENC_HOME``); a process that
-    locked a file removed meanwhile sees another inode at the path and locks again.
+    locked a file removed meanwhile sees another inode at the path and locks again,
+    remaking the folders when the holder before it removed them (its download failed).
+    Folders this call made are removed again if they end up empty.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no lock
         yield
         return
-    created = _make_folders(path.parent)
+    created: list[Path] = []
     lock_path = path.with_name(path.name + LOCK_SUFFIX)
     try:
         while True:
-            handle = open(lock_path, "a+b")  # noqa: SIM115 - closed below
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            created.extend(_make_folders(path.parent))
             try:
-                current = os.stat(lock_path).st_ino
-            except FileNotFoundError:
-                current = None
+                handle = open(lock_path, "a+b")  # noqa: SIM115 - closed below
+            except FileNotFoundError:  # a failed holder removed the folder just now
+                continue
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                try:
+                    current = os.stat(lock_path).st_ino
+                except FileNotFoundError:
+                    current = None
+            except BaseException:  # interrupted while waiting: leave no lock file we made
+                _drop_lock_if_free(handle, lock_path)
+                raise
             if current == os.fstat(handle.fileno()).st_ino:
                 break
             handle.close()  # the holder before us removed that file: lock the new one
@@ -183,4 +193,24 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
             handle.close()
     finally:
-        _remove_empty_folders(created)
+        # deepest first: a folder made again later may sit below one made earlier
+        _remove_empty_folders(sorted(set(created), key=lambda p: len(p.parts), reverse=True))
+
+
+def _drop_lock_if_free(handle: Any, lock_path: Path) -> None:
+    """Remove an unheld lock file (as a holder would at release), then close ``handle``.
+
+    Only a file locked here may go: removing one another process holds would let a
+    third lock a new file beside it.
+    """
+    import fcntl
+
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino:
+                lock_path.unlink()
+    except OSError:  # held by another process: it removes the file at release
+        pass
+    finally:
+        handle.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import number_from_environment
-from ..errors import ConfigError, WeightsNotFoundError
+from ..errors import ConfigError, WeightsNotFoundError, first_line
 from .cache import _make_folders, _part_path, _remove_empty_folders, file_path
 from .records import CHUNK_BYTES, _matches
 
@@ -51,7 +51,29 @@ class WeightsDownloadError(WeightsNotFoundError):
 
 
 class WeightsHashError(WeightsDownloadError):
-    """A file's sha256 differs from the expected one; the file was deleted."""
+    """A file's sha256 (or size) differs from the expected one; the file was deleted."""
+
+    def __init__(
+        self, message: str, reasons: Iterable[str] = (), *, digest_mismatch: bool = True
+    ) -> None:
+        super().__init__(message, reasons)
+        #: Whether a sha256 differed (``False``: only a size did), so advice fits the cause.
+        self.digest_mismatch = digest_mismatch
+
+
+class Downloaded(tuple):
+    """``(sha256, url)`` as :func:`download_file` returns it, plus ``complete``.
+
+    ``complete`` is ``False`` when nothing proved the file whole: no hash, no size
+    and no length from the server (a connection cut early looks like the end).
+    """
+
+    complete: bool
+
+    def __new__(cls, sha256: str, url: str, complete: bool = True) -> Downloaded:
+        result = super().__new__(cls, (sha256, url))
+        result.complete = complete
+        return result
 
 
 # -- settings from the environment -------------------------------------------------------------
@@ -145,6 +167,21 @@ class _PermanentHTTPError(Exception):
     """An HTTP answer that retrying the same URL will not change (404, 403, ...)."""
 
 
+class _NotWeightsError(_PermanentHTTPError):
+    """The server answered with a web page (a sign-in or share page), not the file."""
+
+
+#: How a web page starts (after white space): never a weights file's first bytes.
+_HTML_STARTS = (b"<!doctype", b"<html")
+
+
+def _looks_like_html(content_type: str | None, first_chunk: bytes) -> bool:
+    """Whether an answer is a web page, by its Content-Type or its first bytes."""
+    if (content_type or "").split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml"):
+        return True
+    return first_chunk[:512].lstrip().lower().startswith(_HTML_STARTS)
+
+
 def _transient(exc: BaseException) -> bool:
     """Worth another attempt at the same URL: timeouts, resets, short reads, 5xx, 408, 429.
 
@@ -171,14 +208,18 @@ def _content_range_start(value: str | None) -> int | None:
 
 
 def _fetch_once(
-    url: str, part: Path, timeout: float, progress: bool, label: str
-) -> tuple[str, bool]:
-    """One attempt: fetch ``url`` into ``part`` (resuming it); returns (sha256, resumed)."""
+    url: str, part: Path, timeout: float, progress: bool, label: str, resume: bool = True
+) -> tuple[str, bool, bool]:
+    """One attempt: fetch ``url`` into ``part``; returns (sha256, resumed, length known).
+
+    ``resume=False`` starts over even if ``part`` holds bytes (nothing could check
+    the splice).  A web page is refused before a byte is written.
+    """
     import http.client  # network modules load only when a download happens
     import urllib.error
     import urllib.request
 
-    offset = part.stat().st_size if part.exists() else 0
+    offset = part.stat().st_size if resume and part.exists() else 0
     headers = {
         "User-Agent": "ganenc (+https://pypi.org/project/ganenc)",
         "Accept-Encoding": "identity",
@@ -193,7 +234,9 @@ def _fetch_once(
             part.unlink(missing_ok=True)
             return _fetch_once(url, part, timeout, progress, label)
         if not _transient(exc):
-            raise _PermanentHTTPError(f"HTTP {exc.code} {exc.reason}") from None
+            raise _PermanentHTTPError(
+                f"HTTP {exc.code} {first_line(exc.reason, empty='')}"
+            ) from None
         raise
     with response:
         resumed = bool(offset) and response.status == 206
@@ -203,7 +246,15 @@ def _fetch_once(
             offset = 0
         length_header = response.headers.get("Content-Length")
         length = int(length_header) if length_header and length_header.isdigit() else None
+        # a chunked body that ends early raises IncompleteRead, so its end is known too
+        chunked = "chunked" in (response.headers.get("Transfer-Encoding") or "").lower()
         total = offset + length if length is not None else None
+        first = response.read(CHUNK_BYTES)
+        if _looks_like_html(response.headers.get("Content-Type"), first):
+            raise _NotWeightsError(
+                "the server answered with a web page (HTML), not a weights file: the link"
+                " needs a browser (or has moved)"
+            )
         hasher = hashlib.sha256()
         if resumed:
             with part.open("rb") as existing:
@@ -214,14 +265,16 @@ def _fetch_once(
             part.open("ab" if resumed else "wb") as handle,
             _progress_bar(label, total, offset, progress) as advance,
         ):
-            while chunk := response.read(CHUNK_BYTES):
+            chunk = first
+            while chunk:
                 handle.write(chunk)
                 hasher.update(chunk)
                 received += len(chunk)
                 advance(len(chunk))
+                chunk = response.read(CHUNK_BYTES)
         if length is not None and received != length:
             raise http.client.IncompleteRead(b"", length - received)
-    return hasher.hexdigest(), resumed
+    return hasher.hexdigest(), resumed, length is not None or chunked
 
 
 def download_file(
@@ -234,27 +287,34 @@ def download_file(
     retries: int | None = None,
     progress: bool | None = None,
     label: str | None = None,
-) -> tuple[str, str]:
+) -> Downloaded:
     """Download the first URL that works to ``destination``; returns ``(sha256, url)``.
 
     Bytes go to ``<destination>.part``, which a later attempt (or a later call)
-    resumes with an HTTP ``Range`` request; the finished file is checked against
-    ``sha256`` (full digest or prefix) and ``size``, then renamed into place
-    atomically.  A file that fails the check is deleted (after a resumed
+    resumes with an HTTP ``Range`` request when ``sha256`` can check the result
+    (without one, a download always starts over); the finished file is checked
+    against ``sha256`` (full digest or prefix) and ``size``, then renamed into
+    place atomically.  A file that fails the check is deleted (after a resumed
     download, it is fetched once more from scratch first) and the next mirror
-    is tried.  Timeouts, resets and
+    is tried; so is a URL that answers with a web page.  Timeouts, resets and
     5xx answers are retried ``retries`` times with back-off; 4xx answers move on
     to the next mirror.  Raises :class:`WeightsHashError` on a bad file and
-    :class:`WeightsDownloadError` when no URL works.
+    :class:`WeightsDownloadError` when no URL works.  The result's ``complete``
+    says whether anything proved the file whole (see :class:`Downloaded`).
     """
     destination = Path(destination)
+    if destination.exists() and not destination.is_file():  # found before any byte is fetched
+        raise WeightsDownloadError(
+            f"cannot download to {destination}: it is a folder, not a file; move it away and retry"
+        )
     created = _make_folders(destination.parent)
     try:
         return _download_file(urls, destination, sha256, size, timeout, retries, progress, label)
     except BaseException:
-        # No litter: an empty part file cannot be resumed, and folders made for nothing go.
+        # No litter: an empty part file cannot be resumed, nor can one that no hash could
+        # check; folders made for nothing go.
         part = _part_path(destination)
-        if part.is_file() and part.stat().st_size == 0:
+        if part.is_file() and (not sha256 or part.stat().st_size == 0):
             part.unlink(missing_ok=True)
         _remove_empty_folders(created)
         raise
@@ -269,7 +329,7 @@ def _download_file(
     retries: int | None,
     progress: bool | None,
     label: str | None,
-) -> tuple[str, str]:
+) -> Downloaded:
     import http.client  # network modules load only when a download happens
     import urllib.error
 
@@ -282,13 +342,17 @@ def _download_file(
     expected = sha256.lower() if sha256 else None
     failures: list[str] = []
     bad_files: list[str] = []
+    digest_mismatch = False
     for url in urls:
         attempt = 0
         restarted = False
         while True:
             try:
-                digest, resumed = _fetch_once(url, part, timeout, progress, label)
-            except (_PermanentHTTPError, ValueError) as exc:  # 4xx, or not a usable URL
+                # without a hash, a resumed splice could never be checked: start over
+                digest, resumed, length_known = _fetch_once(
+                    url, part, timeout, progress, label, resume=expected is not None
+                )
+            except (_PermanentHTTPError, ValueError) as exc:  # 4xx, a web page, a bad URL
                 failures.append(f"{url}: {exc}")
                 break
             except Exception as exc:  # noqa: BLE001 - classified below; others are re-raised
@@ -308,11 +372,13 @@ def _download_file(
             problem = None
             if expected and not _matches(digest, expected):
                 problem = f"sha256 {digest} does not match the expected {expected}"
+                digest_mismatch = True
             elif size is not None and actual_size != size:
                 problem = f"size {actual_size} bytes differs from the expected {size}"
             if problem is None:
                 os.replace(part, destination)
-                return digest, url
+                complete = length_known or expected is not None or size is not None
+                return Downloaded(digest, url, complete)
             part.unlink(missing_ok=True)
             if resumed and not restarted:  # the old part file may have been the bad bit
                 restarted = True
@@ -325,6 +391,7 @@ def _download_file(
             f"downloaded {'; '.join(bad_files)}; the file was deleted, nothing was kept at"
             f" {destination}",
             bad_files + failures,
+            digest_mismatch=digest_mismatch,
         )
     raise WeightsDownloadError(
         f"cannot download {destination.name}: {'; '.join(failures)}."
@@ -338,10 +405,10 @@ def _describe(exc: BaseException) -> str:
     import urllib.error
 
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
-        return f"{type(exc.reason).__name__}: {exc.reason}"
+        return f"{type(exc.reason).__name__}: {first_line(exc.reason, empty='')}"
     if isinstance(exc, http.client.IncompleteRead):
         return f"connection closed early ({exc.expected} bytes missing)"
-    text = str(exc).splitlines()[0] if str(exc) else ""
+    text = first_line(exc, empty="")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

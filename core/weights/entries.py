@@ -7,6 +7,7 @@ the registry; where files live is :mod:`ganenc.weights.cache`'s job.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
 
 _HEX_RE = re.compile(r"^[0-9a-f]{8,64}$")
 _HUB_HASH_RE = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
+
+
+def hub_name_prefix(filename: str) -> str | None:
+    """The sha256 prefix a torch.hub file name carries (``name-<prefix>.ext``), else ``None``."""
+    match = _HUB_HASH_RE.search(filename)
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True)
@@ -62,8 +69,7 @@ class WeightsFile:
     @classmethod
     def from_hub_name(cls, filename: str, *urls: str, **fields: Any) -> WeightsFile:
         """A file whose sha256 prefix is read from its torch.hub name (``name-<prefix>.ext``)."""
-        match = _HUB_HASH_RE.search(filename)
-        fields.setdefault("sha256", match.group(1) if match else None)
+        fields.setdefault("sha256", hub_name_prefix(filename))
         return cls(filename=filename, urls=urls, **fields)
 
     @property
@@ -242,11 +248,32 @@ def weights_entry(tag: str, registry: Registry | None = None) -> WeightsEntry:
     for candidate in dict.fromkeys((tag, f"{canonical}:{name}")):
         if candidate in tags:
             return entry_from_spec(registry.get("weights", candidate))
-    same_family = sorted(t for t in tags if t.partition(":")[0] in {family, canonical})
-    known = ", ".join(same_family) if same_family else "none"
-    raise UnknownComponentError(
-        f"no weights tagged {tag!r} (nor a file of that name); tags of family {canonical!r}:"
-        f" {known}. See 'ganenc weights list'."
+    raise UnknownComponentError(_unknown_tag_message(tag, family, canonical, sorted(tags)))
+
+
+def _unknown_tag_message(tag: str, family: str, canonical: str, tags: list[str]) -> str:
+    """What to say of an unknown tag: the closest tag (case aside), else its family's tags."""
+    message = f"no weights tagged {tag!r} (nor a file of that name)"
+    by_lower = {t.lower(): t for t in tags}
+    close = difflib.get_close_matches(tag.lower(), list(by_lower), n=1, cutoff=0.8)
+    if close:
+        shown = by_lower[close[0]]
+        return (
+            f"{message}; did you mean {shown!r}? Every tag of its family:"
+            f" 'ganenc weights list --family {shown.partition(':')[0]}'."
+        )
+    wanted = {family.lower(), canonical.lower()}
+    same_family = [t for t in tags if t.partition(":")[0].lower() in wanted]
+    if same_family:
+        shown_family = same_family[0].partition(":")[0]
+        return (
+            f"{message}; tags of family {shown_family!r}: {', '.join(same_family)}."
+            " See 'ganenc weights list'."
+        )
+    families = sorted({t.partition(":")[0] for t in tags})
+    return (
+        f"{message}; no family {family!r}; families: {', '.join(families) or 'none'}."
+        " See 'ganenc weights list'."
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,7 +20,7 @@ from .download import (
     manual_instructions,
     offline,
 )
-from .entries import WeightsEntry, WeightsFile, is_tag, weights_entry
+from .entries import WeightsEntry, WeightsFile, hub_name_prefix, is_tag, weights_entry
 from .records import (
     _expected_digest,
     _matches,
@@ -108,11 +107,13 @@ def _fetch_file(
         if not force and destination.is_file():  # another process finished it meanwhile
             return
         expected, origin = _expected_digest(entry, weights_file)
+        from_record = expected is not None and expected == recorded_hash(entry, weights_file)
         _tell(f"downloading {entry.tag} ({weights_file.filename}) to {destination}")
         try:
-            digest, url = download_file(
+            # the old file stays until the new one passed its check (the rename is atomic)
+            result = download_file(
                 weights_file.urls,
-                destination if not force else destination.with_name(destination.name + ".new"),
+                destination,
                 sha256=expected,
                 size=weights_file.size,
                 timeout=timeout,
@@ -121,16 +122,30 @@ def _fetch_file(
                 label=f"{entry.tag} {weights_file.filename}",
             )
         except WeightsHashError as exc:
+            advice = (
+                f" If the upstream file was replaced on purpose, run 'ganenc weights verify"
+                f" {entry.tag} --forget' and retry."
+                if from_record and exc.digest_mismatch
+                else " The download was damaged or the upstream file changed: retry later, or"
+                " tell the plugin that registers the tag."
+            )
             raise WeightsHashError(
-                f"weights {entry.tag}: {exc} (expected: {origin}). If the upstream file was"
-                f" replaced on purpose, run 'ganenc weights verify {entry.tag} --forget' and retry."
+                f"weights {entry.tag}: {exc} (expected: {origin}).{advice}",
+                exc.reasons,
+                digest_mismatch=exc.digest_mismatch,
             ) from None
         except WeightsDownloadError as exc:
             reasons = "; ".join(exc.reasons) or str(exc)
             raise WeightsDownloadError(f"cannot download weights {entry.tag}: {reasons}") from None
-        if force:
-            os.replace(destination.with_name(destination.name + ".new"), destination)
-        remember_download(entry, weights_file, digest, url)
+        digest, url = result
+        if getattr(result, "complete", True):  # a stand-in downloader may give a plain tuple
+            remember_download(entry, weights_file, digest, url)
+        else:
+            _tell(
+                f"{url} sent no length and no sha256 is known, so {destination} may be cut"
+                f" short; its sha256 was not recorded: once it loads, run 'ganenc weights verify"
+                f" {entry.tag}' to record it"
+            )
         _tell(f"saved {entry.tag} to {destination}")
 
 
@@ -170,9 +185,12 @@ def verify(entry: WeightsEntry | str, *, forget: bool = False) -> list[VerifyRes
     """Hash every cached file of ``entry`` and compare it with what is known.
 
     Files matching the published or recorded sha256 are ``ok``; files with no
-    known hash get one recorded (``recorded``); files that differ are deleted
-    (``mismatch``), so the cache never keeps them.  ``forget`` drops the recorded
-    hashes first (use after an upstream file was replaced on purpose).
+    known hash get one recorded (``recorded``).  A file that differs from a
+    published sha256 (or size) is deleted, so the cache never keeps it; one
+    that differs only from the hash recorded at first download (trust on first
+    use, perhaps of a bad download) is kept and reported, since it may be the
+    right file placed by hand.  ``forget`` drops the recorded hashes first
+    (accepting such a file, or an upstream file replaced on purpose).
     """
     if isinstance(entry, str):
         entry = weights_entry(entry)
@@ -188,45 +206,67 @@ def verify(entry: WeightsEntry | str, *, forget: bool = False) -> list[VerifyRes
                 )
             )
             continue
-        if path.name != weights_file.filename:
-            # Found under another tool's name: the published hash belongs to the primary
-            # name, so this copy is only checked against what was recorded for it.
-            weights_file = dataclasses.replace(weights_file, filename=path.name, sha256=None)
-        digest = sha256_of(path)
-        expected, origin = _expected_digest(entry, weights_file)
-        if entry.cache == "package" and not _matches(digest, str(weights_file.sha256)):
-            detail = (
-                f"expected {weights_file.sha256} (shipped with {entry.package}); the installed"
-                " file differs: reinstall the distribution (the file was kept)"
+        alias = path.name != weights_file.filename
+        if alias:
+            # Found under another tool's name: the primary name's hash is not this name's;
+            # a torch.hub name carries its own sha256 prefix, which is checked.
+            weights_file = dataclasses.replace(
+                weights_file, filename=path.name, sha256=hub_name_prefix(path.name)
             )
-            results.append(
-                VerifyResult(entry.tag, weights_file.filename, path, "mismatch", digest, detail)
-            )
-        elif weights_file.size is not None and path.stat().st_size != weights_file.size:
-            path.unlink()
-            detail = f"size differs from {weights_file.size} bytes; deleted"
-            results.append(
-                VerifyResult(entry.tag, weights_file.filename, path, "mismatch", digest, detail)
-            )
-        elif expected is None:
-            record_hash(entry, weights_file, digest, "verify")
-            detail = f"no known sha256; recorded in {hashes_path()}"
-            results.append(
-                VerifyResult(entry.tag, weights_file.filename, path, "recorded", digest, detail)
-            )
-        elif _matches(digest, expected):
-            if not weights_file.full_sha256 and recorded_hash(entry, weights_file) is None:
-                record_hash(entry, weights_file, digest, "verify")
-            results.append(
-                VerifyResult(entry.tag, weights_file.filename, path, "ok", digest, origin)
-            )
-        else:
-            path.unlink()
-            detail = f"expected {expected} ({origin}); the file was deleted"
-            results.append(
-                VerifyResult(entry.tag, weights_file.filename, path, "mismatch", digest, detail)
-            )
+        results.append(_verify_file(entry, weights_file, path, alias))
     return results
+
+
+def _verify_file(
+    entry: WeightsEntry, weights_file: WeightsFile, path: Path, alias: bool
+) -> VerifyResult:
+    """Check one found file: delete it only when it contradicts what was published."""
+    digest = sha256_of(path)
+    published = weights_file.sha256
+    recorded = None if weights_file.full_sha256 else recorded_hash(entry, weights_file)
+
+    def result(status: Literal["ok", "recorded", "mismatch"], detail: str) -> VerifyResult:
+        return VerifyResult(entry.tag, weights_file.filename, path, status, digest, detail)
+
+    if entry.cache == "package" and not _matches(digest, str(published)):
+        return result(
+            "mismatch",
+            f"expected {published} (shipped with {entry.package}); the installed"
+            " file differs: reinstall the distribution (the file was kept)",
+        )
+    size_differs = weights_file.size is not None and path.stat().st_size != weights_file.size
+    if size_differs or (published and not _matches(digest, published)):
+        if size_differs:
+            expected = f"a size of {weights_file.size} bytes"
+        elif weights_file.full_sha256:
+            expected = f"{published} (published sha256)"
+        else:
+            expected = f"{published} (sha256 prefix in the file name)"
+        if alias:  # another tool's copy is reported, never deleted by ganenc
+            return result(
+                "mismatch", f"expected {expected}; another tool's copy: delete it yourself"
+            )
+        path.unlink()
+        return result("mismatch", f"expected {expected}; the file was deleted")
+    if recorded is not None and not _matches(digest, recorded):
+        return result(
+            "mismatch",
+            f"expected {recorded} (recorded at first download, {hashes_path()}); the file was"
+            f" kept: if it is the right file, accept it with 'ganenc weights verify"
+            f" {entry.tag} --forget'",
+        )
+    if published is None and recorded is None:
+        record_hash(entry, weights_file, digest, "verify")
+        return result("recorded", f"no known sha256; recorded in {hashes_path()}")
+    if recorded is None and not weights_file.full_sha256:
+        record_hash(entry, weights_file, digest, "verify")
+    if weights_file.full_sha256:
+        origin = "published sha256"
+    elif recorded is not None:
+        origin = f"sha256 recorded at first download ({hashes_path()})"
+    else:
+        origin = "sha256 prefix in the file name"
+    return result("ok", origin)
 
 
 # -- generator checkpoints -----------------------------------------------------------------------
@@ -236,6 +276,20 @@ NOT_GENERATOR_HINTS = {
     "features": "they are a feature network's, chosen where features are (for example"
     " --crop-option classifier=emoji-cnn)",
 }
+
+
+def generator_family(tag: str) -> str:
+    """The family a generator's tag names; an encoder's or feature network's tag is refused.
+
+    Said before the family is looked up as a generator, so the user learns where
+    such a tag goes rather than that no generator has its family's name.
+    """
+    family = tag.partition(":")[0]
+    if family in NOT_GENERATOR_HINTS:
+        raise CheckpointError(
+            f"weights {tag!r} are not a generator's: {NOT_GENERATOR_HINTS[family]}"
+        )
+    return family
 
 
 def resolve_checkpoint(
@@ -261,10 +315,7 @@ def resolve_checkpoint_entry(
     registry = registry or get_registry()
     family = registry.get("generator", generator).name  # an unknown generator fails first
     entry = weights_entry(checkpoint, registry)
-    if entry.family in NOT_GENERATOR_HINTS:
-        raise CheckpointError(
-            f"weights {entry.tag!r} are not a generator's: {NOT_GENERATOR_HINTS[entry.family]}"
-        )
+    generator_family(entry.tag)
     if entry.family != family:
         raise CheckpointError(
             f"weights {entry.tag!r} are for the {entry.family!r} generator, not {generator!r};"
