@@ -20,7 +20,7 @@ import csv
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,8 +141,13 @@ class Labels:
     name_column: str
 
 
-def read_labels(path: str | os.PathLike) -> Labels:
-    """A CSV with an image-name column (``image``/``name``/``file``..., else the first) and attributes."""
+def read_labels(path: str | os.PathLike, latent_names: Sequence[str] | None = None) -> Labels:
+    """A CSV with an image-name column (``image``/``name``/``file``..., else the first) and attributes.
+
+    With ``latent_names``, of several name columns the one naming the most latent files
+    is used (``labels.csv`` of the emoji data has ``file`` and a ``name`` of words); the
+    other name columns are not attributes.
+    """
     path = Path(path)
     if not path.is_file():
         raise GanencError(f"labels file not found: {path}")
@@ -165,13 +170,23 @@ def read_labels(path: str | os.PathLike) -> Labels:
             f"{path}: rows with more cells than the header has columns (lines {longer[:10]})"
         )
     lowered = {f.strip().lower(): f for f in fields}
-    name_column = next((lowered[c] for c in NAME_COLUMNS if c in lowered), fields[0])
+    candidates = [lowered[c] for c in NAME_COLUMNS if c in lowered] or [fields[0]]
+    if latent_names is not None and len(candidates) > 1:
+        known = set(latent_names)
+        matched = {
+            column: sum(_latent_key(row.get(column) or "", known) is not None for row in rows)
+            for column in candidates
+        }
+        candidates.sort(key=lambda column: -matched[column])  # stable: ties keep the order
+    name_column = candidates[0]
     names = [(row.get(name_column) or "").strip() for row in rows]
     empty = [i + 2 for i, name in enumerate(names) if not name]
     if empty:
         raise GanencError(f"{path}: rows without an image name (lines {empty[:10]})")
     columns = {
-        f.strip(): [(row.get(f) or "").strip() for row in rows] for f in fields if f != name_column
+        f.strip(): [(row.get(f) or "").strip() for row in rows]
+        for f in fields
+        if f not in candidates
     }
     return Labels(names, columns, name_column)
 
@@ -220,6 +235,12 @@ def binarize(cells: Sequence[str], attribute: str) -> tuple[np.ndarray, dict[str
     return values, rule
 
 
+def _latent_key(label_name: str, latent_names: Container[str]) -> str | None:
+    """The latent file a label names: ``a.png``, ``a`` and ``dir/a.png`` all name ``a``."""
+    base = Path(label_name.strip().replace("\\", "/")).name
+    return next((k for k in (base, Path(base).stem) if k in latent_names), None)
+
+
 def match_names(label_names: Sequence[str], latent_names: Sequence[str]) -> dict[str, Any]:
     """Label rows matched to latent files by name (``a.png``, ``a`` and ``dir/a.png`` match ``a``).
 
@@ -229,10 +250,9 @@ def match_names(label_names: Sequence[str], latent_names: Sequence[str]) -> dict
     latent_index = {name: i for i, name in enumerate(latent_names)}
     pairs, without_latents, used = [], [], {}
     for row, name in enumerate(label_names):
-        base = Path(name.replace("\\", "/")).name
-        key = next((k for k in (base, Path(base).stem) if k in latent_index), None)
+        key = _latent_key(name, latent_index)
         if key is None:
-            without_latents.append(base)
+            without_latents.append(Path(name.replace("\\", "/")).name)
             continue
         if key in used:
             raise GanencError(
@@ -343,7 +363,7 @@ def learn_directions(
     from .latents import read_latents
 
     latent_set = read_latents(latents)
-    table = read_labels(labels)
+    table = read_labels(labels, latent_set.names)
     matching = match_names(table.names, latent_set.names)
     if not matching["pairs"]:
         raise GanencError(

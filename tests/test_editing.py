@@ -333,3 +333,14 @@ def test_too_few_labels_for_a_held_out_split_say_so(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "no held-out accuracy for smile" in " ".join(result.output.split())
+
+
+def test_of_two_name_columns_the_one_naming_the_latent_files_is_used(tmp_path):
+    """The emoji labels.csv has 'file' (1f600.png) and 'name' (grinning face): the documented
+    'ganenc directions' command matched no latent file."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,name,is_face\n1f600.png,grinning face,1\n1f601.png,beaming face,0\n")
+    table = read_labels(labels, ["1f600", "1f601"])
+    assert table.name_column == "file" and table.names == ["1f600.png", "1f601.png"]
+    assert list(table.columns) == ["is_face"]  # the other name column is no attribute
+    assert read_labels(labels).name_column == "name"  # without latents: the first by precedence
