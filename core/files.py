@@ -8,9 +8,11 @@ disk or a kill); JSON never holds ``NaN``/``Infinity`` (not JSON; NaN is written
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -93,8 +95,19 @@ def torch_save(payload: Any, path: str | os.PathLike) -> Path:
     import torch
 
     with atomic_path(path) as staged:
-        torch.save(payload, staged)
+        try:
+            torch.save(payload, staged)
+        except RuntimeError as exc:
+            # torch's zip writer reports a failed write as a RuntimeError ("unexpected pos");
+            # on a full disk it is the OSError every other writer raises
+            if shutil.disk_usage(staged.parent).free >= FULL_DISK_BYTES:
+                raise
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
     return Path(path)
+
+
+#: Less free space than this after a failed write means the write failed for want of it.
+FULL_DISK_BYTES = 1 << 20
 
 
 def json_safe(value: Any) -> Any:

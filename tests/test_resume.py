@@ -272,3 +272,98 @@ def test_ctrl_c_after_the_last_step_says_how_to_finish_the_run(tmp_path, monkeyp
     ).exists()
     pretrain(settings.model_copy(update={"resume": True}))  # repairs: validation only
     assert json.loads((tmp_path / "run" / "val.json").read_text())["step"] == 2
+
+
+def _started_run(path):
+    """What a run writes before its first checkpoint."""
+    path.mkdir()
+    (path / "config.json").write_text("{}")
+    (path / "metrics.jsonl").write_text('{"step": 1}\n')
+    return path
+
+
+def test_a_second_process_is_refused_a_folder_a_live_run_writes(tmp_path):
+    """It took the live run's early files for a failed start's and deleted them."""
+    import subprocess
+    import sys
+
+    from ganenc.training.runs import RunDirectory
+
+    run = _started_run(tmp_path / "run")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time\n"
+         "fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX)\n"
+         "print('locked', flush=True); time.sleep(60)", str(run)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for resume in (False, True):
+            with pytest.raises(GanencError, match="another process is writing to"):
+                RunDirectory(run, resume=resume)
+        assert (run / "metrics.jsonl").is_file()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the kernel dropped the lock with the process: the folder is a failed start again
+    reused = RunDirectory(run, resume=False)
+    assert not (run / "metrics.jsonl").exists()
+    reused.claim()
+    probe = subprocess.run(
+        [sys.executable, "-c", "import fcntl, os, sys\n"
+         "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)", str(run)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert probe.returncode != 0 and "Resource temporarily unavailable" in probe.stderr
+    reused.close()
+
+
+def test_files_half_written_by_a_kill_neither_block_nor_stay(tmp_path):
+    """A kill inside atomic_path left '.NAME.xxx.tmp/' folders: the run could neither start
+    again ('already holds files') nor resume ('missing config.json'), and resumes kept them."""
+    from ganenc.training.runs import RunDirectory
+
+    first = tmp_path / "first"
+    (first / ".config.json.k1.tmp").mkdir(parents=True)
+    (first / ".config.json.k1.tmp" / "config.json").write_text("{")
+    RunDirectory(first, resume=False)
+    assert os.listdir(first) == []
+    resumed = _started_run(tmp_path / "resumed")
+    staged = resumed / "checkpoints" / ".step-00000002.pt.k2.tmp"
+    staged.mkdir(parents=True)
+    (staged / "step-00000002.pt").write_bytes(b"half a checkpoint")
+    RunDirectory(resumed, resume=True)
+    assert os.listdir(resumed / "checkpoints") == []
+
+
+def test_resuming_drops_the_records_logged_after_the_checkpoint(tmp_path):
+    from ganenc.training.runs import RunDirectory
+
+    run = _started_run(tmp_path / "run")
+    lines = [json.dumps({"step": step, "loss": 1.0 / step}) for step in range(1, 7)]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + '\n{"step": 7, "lo')  # cut by a kill
+    RunDirectory(run, resume=True)._forget_records_after(4)
+    assert (run / "metrics.jsonl").read_text().splitlines() == lines[:4]
+
+
+def test_a_full_disk_inside_torch_save_is_said_as_a_full_disk(tmp_path, monkeypatch):
+    """torch's zip writer raised RuntimeError('unexpected pos'): an 'unexpected error'."""
+    import errno
+    from collections import namedtuple
+
+    from ganenc import files
+
+    def failing_save(payload, path):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 18432")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: usage(10, 10, 0))
+    with pytest.raises(OSError) as raised:
+        files.torch_save({}, tmp_path / "x.pt")
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "x.pt")
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: usage(1 << 40, 0, 1 << 40))
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # not a full disk: not said as one
+        files.torch_save({}, tmp_path / "x.pt")
+    assert os.listdir(tmp_path) == []

@@ -131,7 +131,7 @@ class Finetuner:
         if self.skipped and self.dist.is_main:
             self.run.write_json("skipped.json", self.skipped)
         if not settings.resume and self.dist.is_main:
-            write_run_metadata(self.run.path, settings)
+            write_run_metadata(self.run.claim(), settings)
 
     # -- the loss -------------------------------------------------------------------------------
     def losses(

@@ -80,7 +80,7 @@ class Pretrainer:
         if settings.resume:
             self._resume()
         elif self.dist.is_main:
-            write_run_metadata(self.run.path, settings)
+            write_run_metadata(self.run.claim(), settings)
         self.speed = SpeedOptions.from_settings(settings)
         self.speed.prepare_generator(self.generator)
         self.model = self.speed.compiled(self.dist.wrap(self.speed.prepare_encoder(self.encoder)))

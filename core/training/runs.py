@@ -17,6 +17,7 @@ Nothing is overwritten: a new run refuses a folder that already holds one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -26,6 +27,9 @@ from typing import Any
 from ..errors import ConfigError, GanencError
 from ..files import atomic_path, check_output, write_json
 from .curves import RunCurves
+
+#: Run folders this process holds the lock of: real path -> the folder's open descriptor.
+_HELD_LOCKS: dict[str, int] = {}
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
@@ -66,12 +70,17 @@ STARTED_RUN_ENTRIES = {
 }
 
 
+def is_staging(entry: Path) -> bool:
+    """Whether ``entry`` is a half-written file's folder (``files.atomic_path``), left by a kill."""
+    return entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_dir()
+
+
 def holds_no_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` holds only what a run writes before its first checkpoint: not a run."""
     path = Path(path)
     if not path.is_dir():
         return False
-    entries = {entry.name for entry in path.iterdir()}
+    entries = {entry.name for entry in path.iterdir() if not is_staging(entry)}
     checkpoints = path / CHECKPOINTS
     saved = checkpoints.is_dir() and any(checkpoints.glob("*.pt"))
     return entries <= STARTED_RUN_ENTRIES and not saved
@@ -98,8 +107,11 @@ class RunDirectory:
     def __init__(self, path: str | os.PathLike, *, resume: bool, is_main: bool = True) -> None:
         self.path = Path(path)
         self.is_main = is_main
+        self._locked: str | None = None
         if self.path.exists() and not self.path.is_dir():
             raise GanencError(f"--out {self.path} is a file, not a folder")
+        if is_main and self.path.is_dir():  # before judging it: a live run's files are not litter
+            self._hold_lock(keep=False)  # the run holds it from its first write (claim)
         # Only the main process judges the folder: the others see what it has just written.
         if resume:
             if not (self.path / CONFIG).is_file():
@@ -116,7 +128,60 @@ class RunDirectory:
             self._clear_failed_start()
         if is_main:
             check_output(self.path, folder=True, force=True)
+            if resume:
+                self._drop_staging()
         self.curves = RunCurves(self.path) if is_main else None
+
+    def claim(self) -> Path:
+        """Create the folder (the run's first write) and hold its lock while this process runs."""
+        if self.is_main:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._hold_lock()
+        return self.path
+
+    def _hold_lock(self, keep: bool = True) -> None:
+        """An exclusive lock on the folder itself, for this process's life (or :meth:`close`).
+
+        ``keep=False`` only checks that no other process holds it.
+
+        Two commands writing one ``--out`` interleaved their logs and checkpoints, and the
+        second took the first's early files for a failed start's and deleted them.  The
+        kernel drops the lock when the process ends, killed or not: no stale lock, no file.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no lock
+            return
+        key = os.path.realpath(self.path)
+        if key in _HELD_LOCKS:  # this process already holds it (the Python API, tests)
+            return
+        handle = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(handle)
+            raise GanencError(
+                f"another process is writing to {self.path} (a run started there is still"
+                " going); wait for it to end, or choose another --out"
+            ) from None
+        if not keep:
+            os.close(handle)  # closing the descriptor releases the lock
+            return
+        _HELD_LOCKS[key] = handle
+        self._locked = key
+
+    def _drop_staging(self) -> None:
+        """Remove half-written files a kill left (their folders), here and in checkpoints/."""
+        import shutil
+
+        for folder in (self.path, self.path / CHECKPOINTS):
+            if folder.is_dir():
+                for entry in folder.iterdir():
+                    if is_staging(entry):
+                        shutil.rmtree(entry, ignore_errors=True)
+        for partial in (self.path / CHECKPOINTS).glob("*.tmp"):  # earlier versions' staged files
+            if partial.is_file():
+                partial.unlink(missing_ok=True)
 
     def holds_no_checkpoint(self) -> bool:
         """Whether the folder holds only what a run writes before its first checkpoint."""
@@ -134,8 +199,7 @@ class RunDirectory:
         )
         for name in ("metrics.jsonl", "skipped.json", "val_before.json", "curves.png"):
             (self.path / name).unlink(missing_ok=True)
-        for partial in (self.path / CHECKPOINTS).glob("*.tmp"):  # a kill while saving
-            partial.unlink(missing_ok=True)
+        self._drop_staging()  # a kill while saving
 
     @property
     def last_checkpoint(self) -> Path:
@@ -183,7 +247,19 @@ class RunDirectory:
             scaler.load_state_dict(state["scaler"])
         restore_rng(state.get("rng", {}))
         self.write_json(CONFIG, settings.model_dump(mode="json"))
+        self._forget_records_after(step)
         return step
+
+    def _forget_records_after(self, step: int) -> None:
+        """Drop ``metrics.jsonl`` records past ``step``: the resumed run logs those steps again."""
+        metrics = self.path / "metrics.jsonl"
+        if not (self.is_main and metrics.is_file()):
+            return
+        lines = metrics.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if _record_step(line) <= step]
+        if kept != lines:
+            with atomic_path(metrics) as staged:
+                staged.write_text("".join(kept), encoding="utf-8")
 
     def _validated_after(self, checkpoint: Path) -> bool:
         """Whether the run's last act, validation, came after ``checkpoint`` was saved."""
@@ -193,7 +269,7 @@ class RunDirectory:
     def log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
             return
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.claim()
         with (self.path / "metrics.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         self.curves.log(record)
@@ -201,6 +277,7 @@ class RunDirectory:
     def write_json(self, name: str, data: Any) -> Path:
         path = self.path / name
         if self.is_main:
+            self.claim()
             write_json(path, data)
         return path
 
@@ -223,6 +300,18 @@ class RunDirectory:
         """The end of the run (finished, interrupted or failed): final curves, events closed."""
         if self.curves is not None:
             self.curves.close()
+        key = self._locked
+        if key is not None and key in _HELD_LOCKS:
+            os.close(_HELD_LOCKS.pop(key))
+            self._locked = None
+
+
+def _record_step(line: str) -> float:
+    """The step of a ``metrics.jsonl`` line; a line cut by a kill counts as past every step."""
+    try:
+        return float(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def resume_settings(
