@@ -135,6 +135,15 @@ def _payload_problem(payload: dict) -> str | None:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
         return "'state_dict' is not a mapping of names to tensors"
+    diverged = next(
+        (k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()),
+        None,
+    )
+    if diverged is not None:
+        return (
+            f"its weights hold NaN or inf ({diverged}): the run that saved it diverged; use an"
+            " earlier checkpoint (checkpoints/step-*.pt)"
+        )
     try:
         GeneratorGeometry.from_dict(payload.get("geometry"))
     except GanencError as exc:
@@ -172,7 +181,26 @@ def encoder_from_checkpoint(payload: dict):
         get_registry().get("encoder", builder)
     except GanencError:
         builder = payload["builder"]
-    encoder = build_encoder(geometry, name=builder, **payload["options"])
+    import torch
+
+    def build():
+        return build_encoder(geometry, name=builder, **payload["options"])
+
+    # the options come from the file: compare its weights with a twin on the meta device (no
+    # memory) before building, so options far larger than the weights cannot take every byte
+    try:
+        with torch.device("meta"):
+            twin = build()
+    except (NotImplementedError, RuntimeError):  # a builder that computes values: load tells
+        twin = None
+    if twin is not None:
+        misfit = _weights_misfit(twin.state_dict(), payload["state_dict"])
+        if misfit:
+            raise CheckpointError(
+                f"the encoder checkpoint's weights do not fit the encoder its settings build"
+                f" ({misfit})"
+            )
+    encoder = build()
     try:
         encoder.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:  # missing/unexpected keys or shapes: torch's text lists them
@@ -182,3 +210,20 @@ def encoder_from_checkpoint(payload: dict):
             f" ({first[0].strip()})"
         ) from None
     return encoder
+
+
+def _weights_misfit(expected: dict, found: dict) -> str | None:
+    """How ``found`` tensors differ from ``expected`` ones in names or shapes, or ``None``."""
+    missing = [k for k in expected if k not in found]
+    if missing:
+        return f"missing {missing[0]!r}" + (f" and {len(missing) - 1} more" if missing[1:] else "")
+    unexpected = [k for k in found if k not in expected]
+    if unexpected:
+        return f"unexpected {unexpected[0]!r}"
+    for key, tensor in expected.items():
+        if tuple(found[key].shape) != tuple(tensor.shape):
+            return (
+                f"{key}: the file holds {tuple(found[key].shape)}, the settings build"
+                f" {tuple(tensor.shape)}"
+            )
+    return None

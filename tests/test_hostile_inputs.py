@@ -194,6 +194,44 @@ def test_crafted_encoder_files_are_checkpoint_errors(tmp_path, tiny_encoder_file
         ganenc.load_encoder(tmp_path / "crafted.pt")
 
 
+def _diverged(payload):
+    for tensor in payload["state_dict"].values():
+        if tensor.is_floating_point():
+            tensor.fill_(float("nan"))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_diverged, "its weights hold NaN or inf"),  # invert wrote NaN latents and exit 0
+        # options of a 5 GB encoder in a small file: built before its weights were compared
+        (lambda p: p["options"].update(max_channels=4096, start_channels=4096), "do not fit"),
+        (lambda p: p["options"].update(max_channels=10**6, start_channels=10**6), "do not fit"),
+    ],
+)
+def test_encoder_files_are_checked_before_an_encoder_is_built(
+    tmp_path, tiny_encoder_file, damage, message, monkeypatch
+):
+    from ganenc import encoders
+
+    built = []
+    original = encoders.build_encoder
+
+    def counting(*args, **kwargs):
+        import torch as torch_
+
+        built.append(torch_.empty(0).device.type)  # the default device: meta for the twin
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(encoders, "build_encoder", counting)
+    payload = torch.load(tiny_encoder_file, weights_only=True)
+    damage(payload)
+    torch.save(payload, tmp_path / "crafted.pt")
+    with pytest.raises(CheckpointError, match=message):
+        ganenc.load_encoder(tmp_path / "crafted.pt")
+    assert "cpu" not in built  # refused before anything was allocated
+
+
 class Stranger:
     """A class no safe loader allows."""
 
