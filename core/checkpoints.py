@@ -185,11 +185,17 @@ def describe_checkpoint(obj: Any) -> str:
 MAX_MODEL_BYTES = 16 << 30
 
 
-def build_checked(build: Callable[[], Any], where: str, limit: int = MAX_MODEL_BYTES) -> Any:
+def build_checked(
+    build: Callable[[], Any],
+    where: str,
+    limit: int = MAX_MODEL_BYTES,
+    check: Callable[[Any], None] | None = None,
+) -> Any:
     """``build()``, after a twin built on the ``meta`` device (no memory) shows it fits ``limit``.
 
     Architectures inferred from a stranger's file are only known to be sane once their size
-    is; the meta twin measures it without allocating a byte.
+    is; the meta twin measures it without allocating a byte.  ``check(twin)`` may refuse
+    it for other reasons (its weights' shapes against the file's).
     """
     import torch
 
@@ -206,4 +212,6 @@ def build_checked(build: Callable[[], Any], where: str, limit: int = MAX_MODEL_B
                 f" (ganenc builds at most {limit / 2**30:,.0f} GiB); a damaged or crafted file,"
                 " or options far too large"
             )
+        if check is not None:
+            check(twin)
     return build()

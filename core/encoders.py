@@ -181,26 +181,22 @@ def encoder_from_checkpoint(payload: dict):
         get_registry().get("encoder", builder)
     except GanencError:
         builder = payload["builder"]
-    import torch
+    from .checkpoints import build_checked
 
     def build():
         return build_encoder(geometry, name=builder, **payload["options"])
 
-    # the options come from the file: compare its weights with a twin on the meta device (no
-    # memory) before building, so options far larger than the weights cannot take every byte
-    try:
-        with torch.device("meta"):
-            twin = build()
-    except (NotImplementedError, RuntimeError):  # a builder that computes values: load tells
-        twin = None
-    if twin is not None:
+    def fits_the_weights(twin: Any) -> None:
         misfit = _weights_misfit(twin.state_dict(), payload["state_dict"])
         if misfit:
             raise CheckpointError(
                 f"the encoder checkpoint's weights do not fit the encoder its settings build"
                 f" ({misfit})"
             )
-    encoder = build()
+
+    # the options come from the file: its weights are compared with a twin on the meta device
+    # (no memory) first, so options far larger than the weights cannot take every byte
+    encoder = build_checked(build, "the encoder checkpoint", check=fits_the_weights)
     try:
         encoder.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:  # missing/unexpected keys or shapes: torch's text lists them
