@@ -119,20 +119,38 @@ def _checked_image(path: str | os.PathLike) -> Iterator[Any]:
         raise ImageReadError(f"{path} is damaged or truncated ({detail})") from None
 
 
+#: EXIF orientations that turn the picture a quarter turn (its width and height swap).
+_QUARTER_TURNS = {5, 6, 7, 8}
+
+
+def _orientation(image: Any) -> int:
+    """The EXIF orientation (1: as stored); a damaged EXIF block counts as none."""
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a bad EXIF block should not make the pixels unreadable
+        return 1
+
+
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """``(width, height)`` of a user image, from its header only (checked like :func:`open_image`)."""
+    """``(width, height)`` of a user image as shown (EXIF orientation applied), from its header."""
     with _checked_image(path) as image:
-        return image.size
+        width, height = image.size
+        return (height, width) if _orientation(image) in _QUARTER_TURNS else (width, height)
 
 
 def open_image(path: str | os.PathLike):
     """A user image as 8-bit RGB PIL image: allowed formats only, sizes checked before decoding.
 
-    Transparent pixels are composed on white; 16-bit and float images are scaled to 8 bits
-    (a plain ``convert("RGB")`` clips them to almost white).
+    Turned as its EXIF orientation says (phone photos are stored sideways and tagged), as
+    every viewer shows it.  Transparent pixels are composed on white; 16-bit and float
+    images are scaled to 8 bits (a plain ``convert("RGB")`` clips them to almost white).
     """
+    from PIL import ImageOps
+
     with _checked_image(path) as image:
         image.load()
+        if _orientation(image) != 1:
+            image = ImageOps.exif_transpose(image)
         return _to_rgb(image)
 
 

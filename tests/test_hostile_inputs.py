@@ -747,3 +747,23 @@ def test_pictures_appear_whole_or_not_at_all(tmp_path, monkeypatch):
             write()
     assert sorted(os.listdir(tmp_path)) == ["grid.png"]
     assert (tmp_path / "grid.png").read_bytes() == before
+
+
+def test_phone_photos_are_turned_as_their_exif_orientation_says(tmp_path):
+    """A JPEG stored sideways with Orientation=6 was inverted sideways, without a word."""
+    stored = Image.new("RGB", (60, 40), "white")
+    stored.paste((255, 0, 0), (0, 0, 10, 40))  # a red band on the stored image's left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: the band at the top
+    stored.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    from ganenc.images import image_size
+
+    assert image_size(tmp_path / "phone.jpg") == (40, 60)
+    shown = np.asarray(open_image(tmp_path / "phone.jpg"))
+    assert shown.shape == (60, 40, 3)
+    assert shown[:8].mean(axis=(0, 1))[0] > 200 and shown[:8].mean(axis=(0, 1))[1] < 60  # red top
+    assert shown[-8:].mean() > 240  # white bottom
+    damaged = Image.Exif()
+    damaged[0x0112] = 99  # no such orientation: left as stored
+    stored.save(tmp_path / "odd.jpg", exif=damaged.tobytes())
+    assert open_image(tmp_path / "odd.jpg").size == (60, 40)
