@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, GanencError, UnknownComponentError
+from .errors import CheckpointError, GanencError, UnknownComponentError, first_line
+from .files import strict_json
+
+logger = logging.getLogger(__name__)
 
 #: The weights family of shipped encoders (``--encoder encoder:stylegan2-emoji-64``).
 ENCODER_FAMILY = "encoder"
@@ -59,19 +63,52 @@ def encoder_file(path: str | os.PathLike) -> Path:
     return path
 
 
+#: The recorded training settings an encoder run reads back, and the types they must have.
+RECORDED_SETTINGS = {
+    "loss": (Mapping, "mapping"),
+    "attention": (str, "name"),
+    "cropper_options": (Mapping, "mapping"),
+    "truncation": ((int, float), "number"),
+    "truncation_layers": (int, "whole number"),
+}
+
+
 def training_settings(path: Path, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings an encoder was trained with: the checkpoint's, else its run's config.json."""
+    """The settings an encoder was trained with: the checkpoint's, else its run's config.json.
+
+    A config.json that is not a run's settings is ignored with a warning (an encoder file
+    may sit beside another tool's); recorded values of the wrong type are a damaged file.
+    """
     stored = payload.get("settings")
     if isinstance(stored, Mapping):
-        return dict(stored)
+        return _checked_settings(dict(stored), f"{path} (its recorded settings)")
     for folder in (path.parent, path.parent.parent):
         config = folder / "config.json"
         if config.is_file():
             try:
-                return dict(json.loads(config.read_text(encoding="utf-8")))
-            except (ValueError, OSError):
+                data = strict_json(config.read_text(encoding="utf-8"))
+            except (ValueError, OSError, UnicodeDecodeError) as exc:
+                data = exc
+            if not isinstance(data, dict):
+                logger.warning(
+                    "ignoring %s: not a run's settings (%s); the encoder's defaults apply",
+                    config,
+                    first_line(data) if isinstance(data, Exception) else type(data).__name__,
+                )
                 return {}
+            return _checked_settings(data, str(config))
     return {}
+
+
+def _checked_settings(settings: dict[str, Any], where: str) -> dict[str, Any]:
+    for key, (kind, word) in RECORDED_SETTINGS.items():
+        value = settings.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise CheckpointError(
+                f"{where}: the recorded {key!r} is {value!r}, not a {word}; the run's settings"
+                " are damaged"
+            )
+    return settings
 
 
 def recorded_generator(
@@ -92,7 +129,13 @@ def recorded_generator(
     """
     from .training.settings import GeneratorSpec
 
+    if stored is not None and not isinstance(stored, Mapping):
+        raise CheckpointError(f"{source} records its generator as {stored!r}, not a mapping")
     stored = dict(stored or {})
+    if not isinstance(stored.get("generator_options") or {}, Mapping):
+        raise CheckpointError(
+            f"{source} records generator options {stored['generator_options']!r}, not a mapping"
+        )
     if gan is not None and gan != stored.get("gan"):
         stored = {}  # another family: the recorded file and options do not apply
     family = gan or stored.get("gan")

@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
 
-from .adapters import Latents
-from .errors import CheckpointError, GanencError
+from .adapters import NOISE_MODES, Latents
+from .config import Settings, Truncation, validate_options
+from .errors import CheckpointError, ConfigError, GanencError
 from .files import torch_save
 
 LATENTS_FORMAT = "ganenc-latents/1"
@@ -57,7 +59,33 @@ def read_latent_file(path: str | os.PathLike) -> dict[str, Any]:
             value.is_floating_point() and not bool(torch.isfinite(value).all())
         ):
             raise CheckpointError(f"{path}: latent {key!r} holds NaN, infinite or non-real values")
+    batches = {key: int(value.shape[0]) for key, value in latents.items()}
+    if min(batches.values()) == 0 or len(set(batches.values())) > 1:
+        raise CheckpointError(f"{path}: its latents hold batches of {batches} (one size, > 0)")
+    if payload.get("synthesis_options") is not None:
+        payload["synthesis_options"] = checked_synthesis_options(
+            payload["synthesis_options"], f"{path}'s synthesis_options"
+        )
     return payload
+
+
+class SynthesisOptions(Settings):
+    """What a latent file may ask of ``GeneratorAdapter.synthesize`` (its keyword arguments)."""
+
+    truncation: Truncation | None = None
+    truncation_layers: int | None = Field(None, ge=1)
+    noise_mode: Literal[NOISE_MODES] | None = None  # type: ignore[valid-type]
+
+
+def checked_synthesis_options(options: Any, where: str) -> dict[str, Any]:
+    """``options`` from a file, validated (types, ranges, no unknown key): the keys it gives."""
+    if not isinstance(options, dict):
+        raise CheckpointError(f"{where} is {options!r}, not a mapping")
+    try:
+        checked = validate_options(SynthesisOptions, options, where)
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    return checked.model_dump(exclude_unset=True)
 
 
 def check_latents_fit(latents: Latents, generator: Any, source: str) -> None:
@@ -72,8 +100,9 @@ def check_latents_fit(latents: Latents, generator: Any, source: str) -> None:
     encoder = {k: list(v) for k, v in geometry.encoder_latents.items()}
     sampled = latent_shapes(generator.sample_latents(1, seed=0))
     if not any(
-        all(found.get(k) == shape for k, shape in wanted.items()) for wanted in (encoder, sampled)
-    ):
+        set(found) == set(wanted) and all(found[k] == shape for k, shape in wanted.items())
+        for wanted in (encoder, sampled)
+    ):  # an extra key is refused too: no generator would read it
         raise GanencError(
             f"{source} holds latents {found}, but the {geometry.family} generator at"
             f" {geometry.resolution} px takes {encoder} (or sampled {sampled}): they were made"

@@ -282,6 +282,68 @@ def test_latents_of_another_generator_are_refused_before_editing(tmp_path):
         edit_latents(tmp_path / "nan.pt", direction, "1", tmp_path / "out2", generator=spec)
 
 
+@pytest.mark.parametrize(
+    ("latents", "metadata", "message"),
+    [
+        ({"z": torch.randn(1, 64)}, {"synthesis_options": {"truncation": "abc"}}, "truncation"),
+        ({"z": torch.randn(1, 64)}, {"synthesis_options": {"bogus": 1}}, "unknown setting"),
+        ({"z": torch.randn(1, 64)}, {"synthesis_options": {"truncation": 1e308}}, "less than"),
+        ({"z": torch.randn(1, 64)}, {"synthesis_options": [1]}, "not a mapping"),
+        ({"z": torch.randn(0, 64)}, {}, "batches of"),
+        ({"z": torch.randn(1, 64), "extra": torch.randn(1, 3)}, {}, "another generator"),
+    ],
+)
+def test_tampered_latent_files_are_refused_before_edit_writes(tmp_path, latents, metadata, message):
+    """Edit passed a latent file's synthesis options to the generator unchecked (an 'unexpected
+    error', or NaN pictures for psi 1e308) after it had written the edited latents."""
+    from ganenc.editing import edit_latents
+    from ganenc.latents import save_latent_file
+
+    save_latent_file(tmp_path / "a.pt", latents, image="a.png", **metadata)
+    direction = Direction("smile", "z", torch.nn.functional.normalize(torch.ones(64), dim=0))
+    spec = {"gan": "stylegan2", "checkpoint": "random", "generator_options": {"resolution": 32}}
+    spec["generator_options"]["channel_max"] = 16
+    with pytest.raises(GanencError, match=message):
+        edit_latents(tmp_path / "a.pt", direction, "1", tmp_path / "out", generator=spec)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"loss": "hello"}, "the recorded 'loss' is 'hello', not a mapping"),
+        ({"cropper_options": [1, 2]}, "the recorded 'cropper_options' is"),
+        ({"truncation": True}, "not a number"),
+    ],
+)
+def test_recorded_settings_of_the_wrong_type_are_a_damaged_run(
+    tmp_path, tiny_encoder_file, settings, message
+):
+    payload = torch.load(tiny_encoder_file, weights_only=True)
+    from ganenc.encoder_runs import EncoderRun
+
+    payload["settings"] = settings
+    torch.save(payload, tmp_path / "encoder.pt")
+    with pytest.raises(CheckpointError, match=message):
+        EncoderRun.open(tmp_path / "encoder.pt", gan="stylegan2", checkpoint="random")
+
+
+def test_a_config_json_that_is_no_run_settings_is_ignored_with_a_warning(
+    tmp_path, tiny_encoder_file, caplog
+):
+    from ganenc.encoder_runs import training_settings
+
+    payload = torch.load(tiny_encoder_file, weights_only=True)
+    payload.pop("settings", None)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with caplog.at_level("WARNING"):
+        assert training_settings(tmp_path / "encoder.pt", payload) == {}
+    assert "not a run's settings (list)" in caplog.text
+    (tmp_path / "config.json").write_text('{"loss": 5}')
+    with pytest.raises(CheckpointError, match="'loss' is 5, not a mapping"):
+        training_settings(tmp_path / "encoder.pt", payload)
+
+
 # -- writing -----------------------------------------------------------------------------------
 
 
