@@ -43,7 +43,7 @@ from typing import Any
 import torch
 
 from .adapters import GeneratorAdapter, Latents
-from .config import absolute_if_present
+from .config import absolute_if_present, check_field
 from .data import check_image_tensor
 from .encoder_runs import training_settings  # noqa: F401 - its old home
 from .errors import ConfigError, GanencError
@@ -58,7 +58,7 @@ from .latents import (  # noqa: F401 - public names of this module before latent
     save_latent_file,
 )
 from .precision import autocast, grad_scaler, optimizer_step
-from .training.settings import RefinementSettings
+from .training.settings import FinetuneSettings, OptimizerSettings, RefinementSettings
 
 REFINE_MODES = ("none", "optimize", "finetune")
 _REFINEMENT = RefinementSettings()
@@ -145,13 +145,14 @@ class Inverter:
         self._loss = None
         self.cropper = cropper
         self.synthesis_options = dict(synthesis_options or {})
-        self.optimize_lr = _positive(optimize_lr, "optimize_lr")
-        self.finetune_lr = _positive(finetune_lr, "finetune_lr")
-        self.finetune_betas = tuple(finetune_betas)
-        self.finetune_eps = _positive(finetune_eps, "finetune_eps")
-        self.anchor_weight = float(anchor_weight)
-        self.cycle_weight = float(cycle_weight)
-        self.latent_l2 = float(latent_l2)
+        # the limits the command line and the run settings give these numbers, written once
+        self.optimize_lr = check_field(RefinementSettings, "optimize_lr", optimize_lr)
+        self.finetune_lr = check_field(RefinementSettings, "finetune_lr", finetune_lr)
+        self.finetune_betas = check_field(OptimizerSettings, "betas", finetune_betas, "betas")
+        self.finetune_eps = check_field(OptimizerSettings, "eps", finetune_eps, "finetune_eps")
+        self.anchor_weight = check_field(RefinementSettings, "anchor_weight", anchor_weight)
+        self.cycle_weight = check_field(FinetuneSettings, "cycle_weight", cycle_weight)
+        self.latent_l2 = check_field(FinetuneSettings, "latent_l2", latent_l2)
         self.generator_spec = dict(generator_spec or {"gan": generator.family})
         # recorded in index.json and each latent file: absolute, so found from anywhere
         self.encoder_path = absolute_if_present(encoder_path)
@@ -792,12 +793,6 @@ def append_rows(metrics: Path, rows: list[dict]) -> None:
         if new:
             writer.writeheader()
         writer.writerows(rows)
-
-
-def _positive(value: float, name: str) -> float:
-    if not value > 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
-    return float(value)
 
 
 def _now(device: torch.device) -> float:

@@ -6,6 +6,7 @@ import errno
 import json
 import math
 import os
+import re
 import struct
 import tempfile
 import zlib
@@ -829,3 +830,23 @@ def test_phone_photos_are_turned_as_their_exif_orientation_says(tmp_path):
     damaged[0x0112] = 99  # no such orientation: left as stored
     stored.save(tmp_path / "odd.jpg", exif=damaged.tobytes())
     assert open_image(tmp_path / "odd.jpg").size == (60, 40)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"anchor_weight": -1.0}, "anchor_weight = -1.0: Input should be greater than or equal"),
+        ({"latent_l2": math.inf}, "latent_l2 = inf: Input should be a finite number"),
+        ({"cycle_weight": -2}, "cycle_weight = -2"),
+        ({"finetune_betas": (0.9, 1.0)}, "betas = (0.9, 1.0): Input should be less than 1"),
+        ({"optimize_lr": 5}, "optimize_lr = 5: Input should be less than or equal to 1"),
+    ],
+)
+def test_the_python_inverter_takes_the_limits_of_the_settings(option, message):
+    """A negative anchor weight pushed latents away from the encoder's, without a word."""
+    from ganenc.inversion import Inverter
+
+    generator = ganenc.load_generator("stylegan2", resolution=32, channel_max=16)
+    encoder = ganenc.build_encoder(generator, max_channels=16)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Inverter(encoder, generator, device="cpu", **option)

@@ -154,3 +154,6 @@ class RefinementSettings(Settings):
         gt=0,
         le=1,
     )
+    anchor_weight: float = Field(
+        0.0, ge=0, le=1e6, description="optimize: weight keeping latents near the encoder's"
+    )
