@@ -367,3 +367,14 @@ def test_a_full_disk_inside_torch_save_is_said_as_a_full_disk(tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="unexpected pos"):  # not a full disk: not said as one
         files.torch_save({}, tmp_path / "x.pt")
     assert os.listdir(tmp_path) == []
+
+
+def test_resuming_another_commands_run_is_one_line(tmp_path):
+    """train --resume on a finetune run printed fifteen validation messages."""
+    run = tmp_path / "finetune-run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"images": "photos", "mode": "per-image"}))
+    result = CliRunner().invoke(cli, ["train", "--resume", "--out", str(run)])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1, result.output
+    assert "records settings this command has not ('images', 'mode')" in result.output

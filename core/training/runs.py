@@ -34,6 +34,9 @@ _HELD_LOCKS: dict[str, int] = {}
 CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
 CONFIG = "config.json"
+#: The finished run's encoder (what --encoder RUN reads first).
+ENCODER = "encoder.pt"
+IMAGES = "images"
 
 
 def default_run_dir(command: str, gan: str) -> Path:
@@ -66,7 +69,7 @@ STARTED_RUN_ENTRIES = {
     "skipped.json",
     "val_before.json",
     CHECKPOINTS,
-    "images",
+    IMAGES,
 }
 
 
@@ -281,6 +284,18 @@ class RunDirectory:
             write_json(path, data)
         return path
 
+    def save_encoder(self, encoder: Any, step: int, settings: Any) -> Path:
+        """The finished run's ``encoder.pt``, with the settings it was trained with."""
+        from ..encoders import save_encoder
+
+        return save_encoder(
+            encoder, self.path / ENCODER, step=step, settings=settings.model_dump(mode="json")
+        )
+
+    def image_path(self, step: int) -> Path:
+        """Where the sample grid of ``step`` goes (``images/step-00000500.png``)."""
+        return self.path / IMAGES / f"step-{step:08d}.png"
+
     def save_checkpoint(self, encoder: Any, step: int, **state: Any) -> Path | None:
         """``checkpoints/step-N.pt`` and ``checkpoints/last.pt`` (atomic), main process only."""
         if not self.is_main:
@@ -334,11 +349,19 @@ def resume_settings(
 
     from ..config import deep_merge, read_config_file, validate_options
 
+    foreign = sorted(set(stored) - set(model.model_fields))
+    if foreign:  # another command's run (train's for finetune, or the reverse)
+        raise ConfigError(
+            f"--resume: the run in {given.get('out') or stored.get('out')} records settings"
+            f" this command has not ({', '.join(map(repr, foreign[:3]))}): it is another"
+            " command's run (resume it with the command that started it, 'ganenc train' or"
+            " 'ganenc finetune') or another ganenc version's"
+        )
     base = copy.deepcopy(stored)
     base["resume"] = True
     if given.get("out") is not None:
         base["out"] = given["out"]
-    reference = validate_options(model, base, f"the stored settings of the run ({base.get('out')})")
+    reference = validate_options(model, base, f"stored settings of the run ({base.get('out')})")
     merged = copy.deepcopy(base)
     if config_file is not None:
         deep_merge(merged, read_config_file(config_file))
