@@ -52,12 +52,14 @@ def encoder_file(path: str | os.PathLike) -> Path:
                 f" {ENCODER_FAMILY}:NAME (see 'ganenc weights list')"
             )
         return fetch(entry)
+    from .training.runs import CHECKPOINTS, ENCODER, LAST
+
     path = Path(path)
     if path.is_dir():
-        for candidate in (path / "encoder.pt", path / "checkpoints" / "last.pt"):
+        for candidate in (path / ENCODER, path / CHECKPOINTS / LAST):
             if candidate.is_file():
                 return candidate
-        raise CheckpointError(f"{path} holds no encoder (no encoder.pt or checkpoints/last.pt)")
+        raise CheckpointError(f"{path} holds no encoder (no {ENCODER} or {CHECKPOINTS}/{LAST})")
     if not path.exists():
         raise CheckpointError(f"encoder not found: {path}")
     return path

@@ -33,7 +33,7 @@ from ..config import write_run_metadata
 from ..cropping import attention_boxes
 from ..data import ImageSet, load_image
 from ..encoder_runs import EncoderRun, encoder_file, encoder_generator, training_settings
-from ..encoders import read_encoder_checkpoint, save_encoder
+from ..encoders import read_encoder_checkpoint
 from ..errors import GanencError
 from ..evaluation import (
     mean_metrics,
@@ -246,7 +246,7 @@ class Finetuner:
             batch, reconstruction = output.images
             n = min(4, batch.shape[0])
             grid = comparison_grid(batch[:n], reconstruction[:n], None)
-            save_grid(grid, self.run.path / "images" / f"step-{step:08d}.png", nrow=n)
+            save_grid(grid, self.run.image_path(step), nrow=n)
 
         step = training_loop(
             command="finetune",
@@ -260,12 +260,7 @@ class Finetuner:
             is_main=self.dist.is_main,
         )
         with finishing(self.run, "finetune"):
-            save_encoder(
-                self.encoder,
-                self.run.path / "encoder.pt",
-                step=step,
-                settings=settings.model_dump(mode="json"),
-            )
+            self.run.save_encoder(self.encoder, step, settings)
             after, shown = self.held_out_metrics(evaluated)
             if before is None and (self.run.path / "val_before.json").is_file():
                 before = json.loads((self.run.path / "val_before.json").read_text())

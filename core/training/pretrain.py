@@ -175,15 +175,8 @@ class Pretrainer:
             log_extra=throughput,
         )
         if self.dist.is_main:
-            from ..encoders import save_encoder
-
             with finishing(self.run, "train"):
-                save_encoder(
-                    self.encoder,
-                    self.run.path / "encoder.pt",
-                    step=self.step,
-                    settings=settings.model_dump(mode="json"),
-                )
+                self.run.save_encoder(self.encoder, self.step, settings)
                 self.validate()
         self.dist.barrier()
         return self.run.path
@@ -191,7 +184,7 @@ class Pretrainer:
     def save_images(self, images, reconstruction, boxes, count: int = 4) -> Path:
         n = min(count, images.shape[0])
         grid = comparison_grid(images[:n], reconstruction[:n], [b[:n] for b in boxes])
-        return save_grid(grid, self.run.path / "images" / f"step-{self.step:08d}.png", nrow=n)
+        return save_grid(grid, self.run.image_path(self.step), nrow=n)
 
     @torch.no_grad()
     def validate(self, batch_size: int = 16) -> dict[str, Any]:
