@@ -170,8 +170,22 @@ def describe_checkpoint(obj: Any) -> str:
     if not isinstance(obj, Mapping):
         return f"a {type(obj).__name__} object"
     keys = set(obj)
-    if str(obj.get("format", "")).startswith("ganenc-encoder"):
-        return "a ganenc encoder checkpoint"
+    fmt = obj.get("format")
+    if isinstance(fmt, str) and fmt.startswith("ganenc-encoder"):
+        from .encoders import ENCODER_FORMAT
+
+        if fmt == ENCODER_FORMAT:
+            return "a ganenc encoder checkpoint"
+        name, current = repr(fmt[:40]), ENCODER_FORMAT.rpartition("/")[2]
+        newer = re.fullmatch(r"ganenc-encoder/(\d{1,9})", fmt)
+        if newer and int(newer.group(1)) > int(current):
+            return (
+                f"a ganenc encoder checkpoint of format {name}, which this version of ganenc"
+                f" cannot read (it reads {ENCODER_FORMAT}): upgrade ganenc"
+            )
+        return (
+            f"a ganenc encoder checkpoint of unknown format {name} (ganenc reads {ENCODER_FORMAT})"
+        )
     identity = identify_checkpoint(obj)
     if identity is not None:
         return identity.description

@@ -45,8 +45,8 @@ def infer_genforce_config(state: Mapping[str, Any], where: str = "checkpoint") -
     mapping_layers = count_entries(state, lambda i: f"mapping.dense{i}.weight")
     if mapping_layers == 0:
         raise CheckpointError(f"{where}: no mapping layers ('mapping.dense0.weight') found")
-    first = entry_shape(state, "mapping.dense0.weight", where)
-    last = entry_shape(state, f"mapping.dense{mapping_layers - 1}.weight", where)
+    first = entry_shape(state, "mapping.dense0.weight", where, min_dims=2)
+    last = entry_shape(state, f"mapping.dense{mapping_layers - 1}.weight", where, min_dims=2)
     levels = count_entries(state, lambda i: f"synthesis.output{i}.weight")
     conv_layers = count_entries(state, lambda i: f"synthesis.layer{i}.weight")
     if conv_layers != 2 * levels - 1:

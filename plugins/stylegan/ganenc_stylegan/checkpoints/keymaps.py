@@ -301,8 +301,11 @@ def count_entries(state: Mapping[str, Any], pattern: Callable[[int], str], start
     return n
 
 
-def entry_shape(state: Mapping[str, Any], key: str, where: str) -> tuple[int, ...]:
-    """The shape of tensor ``key``, or a clear error when it is missing or no tensor."""
+def entry_shape(
+    state: Mapping[str, Any], key: str, where: str, min_dims: int = 1
+) -> tuple[int, ...]:
+    """The shape of tensor ``key`` (at least ``min_dims`` long, so its sizes can be read), or a
+    clear error when it is missing, no tensor, or has too few dimensions."""
     if key not in state:
         raise CheckpointError(
             f"{where}: missing entry {key!r}; the file is not a complete generator"
@@ -310,6 +313,11 @@ def entry_shape(state: Mapping[str, Any], key: str, where: str) -> tuple[int, ..
     value = state[key]
     if not isinstance(value, torch.Tensor):
         raise CheckpointError(f"{where}: entry {key!r} is a {type(value).__name__}, not a tensor")
+    if value.dim() < min_dims:
+        raise CheckpointError(
+            f"{where}: entry {key!r} has shape {list(value.shape)}, expected at least"
+            f" {min_dims} dimensions; the file is damaged or not such a generator"
+        )
     return tuple(value.shape)
 
 
@@ -329,9 +337,9 @@ def channels_by_level(
     where: str,
 ) -> dict[int, int]:
     """Channels per resolution: the constant's, then the first conv's output of each level."""
-    channels = {4: entry_shape(state, const_key, where)[1]}
+    channels = {4: entry_shape(state, const_key, where, min_dims=2)[1]}
     for b in range(1, levels):
-        channels[2 ** (b + 2)] = entry_shape(state, conv_key(b), where)[out_axis]
+        channels[2 ** (b + 2)] = entry_shape(state, conv_key(b), where, out_axis + 1)[out_axis]
     return channels
 
 

@@ -17,11 +17,12 @@ NVIDIA's default runs the highest-resolution blocks in float16 on a GPU.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import struct
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,7 +35,13 @@ from ganenc.errors import CheckpointError, first_line
 from ..stylegan2 import StyleGAN2Generator
 from . import FAMILY_NAMES
 from .nvidia_state import stylegan2_from_nvidia_state
-from .nvidia_unpickler import PersistentObject, RestrictedUnpickler
+from .nvidia_unpickler import (
+    NumpyArray,
+    PersistentObject,
+    RestrictedUnpickler,
+    brief,
+    damaged,
+)
 
 #: Bytes of a file searched for the persistence module name when sniffing its format.
 SNIFF_BYTES = 1 << 16
@@ -125,6 +132,7 @@ def _unpickle(handle: BinaryIO, path: Path) -> Any:
         ValueError,
         TypeError,
         KeyError,
+        OverflowError,
         IndexError,
         AttributeError,
         struct.error,
@@ -175,6 +183,7 @@ def read_nvidia_generator(
     top = read_nvidia_pickle(path, opened)
     network = top["G_ema"]
     try:
+        check_network(network)
         found = nvidia_family(network)
         state = network.state_dict()
     except CheckpointError as exc:
@@ -186,6 +195,7 @@ def read_nvidia_generator(
             f"{path} is an NVIDIA {FAMILY_NAMES[found]} pickle, not a"
             f" {FAMILY_NAMES.get(family, family)} one; load it with --gan {found}"
         )
+    # Both are checked integers (check_network); the attribute is what the network was built with.
     c_dim = network.attr("c_dim", network.init_kwargs.get("c_dim", 0))
     if c_dim:
         raise CheckpointError(
@@ -197,6 +207,183 @@ def read_nvidia_generator(
             f"{path}: only RGB generators are supported (img_channels={channels})"
         )
     return NvidiaGenerator(found, network, state)
+
+
+# ----------------------------------------------------------------------------------------
+# The values of G_ema: checked once, before any reader trusts them.
+
+#: Deepest nesting of networks (NVIDIA's: G_ema.synthesis.b4.conv1.affine) and of plain values.
+MAX_NETWORK_DEPTH = 16
+MAX_VALUE_DEPTH = 8
+#: Bounds of what NVIDIA's networks are built with (far beyond any published generator).
+MAX_DIM = 1 << 16
+MAX_LAYERS = 256
+MAX_RESOLUTION = 1 << 14
+#: What a network's attributes and init kwargs may hold: plain data and small numpy arrays.
+_PLAIN = (bool, int, float, str, bytes, type(None), NumpyArray)
+_CONTAINERS = (list, tuple, set, frozenset)
+
+
+def _integer(low: int, high: int, power_of_two: bool = False) -> Callable[[Any], str | None]:
+    def problem(value: Any) -> str | None:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if type(value) is not int or not low <= value <= high:
+            return f"an integer from {low} to {high}"
+        if power_of_two and value & (value - 1):
+            return f"a power of two from {low} to {high}"
+        return None
+
+    return problem
+
+
+def _number(
+    low: float, high: float, optional: bool = False, above_low: bool = False
+) -> Callable[[Any], str | None]:
+    def problem(value: Any) -> str | None:
+        if optional and value is None:
+            return None
+        valid = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (low < value if above_low else low <= value)
+            and value <= high
+        )
+        if valid:
+            return None
+        bound = f"above {low}" if above_low else f"from {low}"
+        return f"{'None or ' if optional else ''}a number {bound} to {high}"
+
+    return problem
+
+
+def _is(kind: type, name: str, optional: bool = False) -> Callable[[Any], str | None]:
+    def problem(value: Any) -> str | None:
+        if (optional and value is None) or isinstance(value, kind):
+            return None
+        return f"{'None or ' if optional else ''}{name}"
+
+    return problem
+
+
+#: How each value the loaders read (as an attribute of a network or one of its init kwargs,
+#: nested ``*_kwargs`` included) must look, by name; a name means the same in every network.
+VALUE_RULES: dict[str, Callable[[Any], str | None]] = {
+    "z_dim": _integer(1, MAX_DIM),
+    "w_dim": _integer(1, MAX_DIM),
+    "c_dim": _integer(0, MAX_DIM),
+    "img_channels": _integer(1, MAX_DIM),
+    "img_resolution": _integer(4, MAX_RESOLUTION, power_of_two=True),
+    "num_ws": _integer(1, MAX_LAYERS),
+    "num_layers": _integer(1, MAX_LAYERS),
+    "num_critical": _integer(0, MAX_LAYERS),
+    "num_fp16_res": _integer(0, MAX_LAYERS),
+    "channel_base": _integer(1, 1 << 24),
+    "channel_max": _integer(1, MAX_DIM),
+    "margin_size": _integer(0, MAX_RESOLUTION),
+    "conv_kernel": _integer(1, 64),
+    "filter_size": _integer(1, 64),
+    "first_cutoff": _number(0, MAX_RESOLUTION, above_low=True),
+    "first_stopband": _number(0, MAX_RESOLUTION, above_low=True),
+    "last_stopband_rel": _number(0, 64, above_low=True),
+    "lrelu_upsampling": _number(0, 64, above_low=True),
+    "output_scale": _number(-1e6, 1e6),
+    "conv_clamp": _number(0, 1e12, optional=True),
+    "lr_multiplier": _number(0, 1e6, above_low=True),
+    "bias_gain": _number(-1e6, 1e6),
+    "use_radial_filters": _is(bool, "a bool"),
+    "activation": _is(str, "the name of an activation"),
+    "architecture": _is(str, "the name of an architecture"),
+}
+
+
+def _plain_problem(value: Any, where: str) -> str | None:
+    """Why ``value`` (named ``where``) is not plain data (a tensor, a storage...), or ``None``."""
+    stack, seen = [(value, where, 0)], set()
+    while stack:
+        item, name, depth = stack.pop()
+        if isinstance(item, _PLAIN):
+            continue
+        if not isinstance(item, (*_CONTAINERS, Mapping)):
+            return f"{name} is {brief(item)}"
+        if depth >= MAX_VALUE_DEPTH:
+            return f"{name} nests values more than {MAX_VALUE_DEPTH} deep"
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                stack.append((key, f"a key of {name}", depth + 1))
+                label = key if isinstance(key, str) else brief(key)
+                stack.append((child, f"{name}.{label}", depth + 1))
+        else:
+            stack.extend((child, f"{name}[{i}]", depth + 1) for i, child in enumerate(item))
+    return None
+
+
+def _check_values(values: Mapping[str, Any], where: str) -> None:
+    """The rules of :data:`VALUE_RULES` on ``values`` and on its nested ``*_kwargs`` dicts."""
+    for key, value in values.items():
+        if key.endswith("_kwargs") and value is not None:
+            if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+                raise damaged(f"{where}.{key} is {brief(value)}, not keyword arguments")
+            _check_values(value, f"{where}.{key}")
+        rule = VALUE_RULES.get(key)
+        expected = rule(value) if rule is not None else None
+        if expected is not None:
+            raise damaged(f"{where}.{key} is {brief(value)}, expected {expected}")
+
+
+def _str_table(table: Any, where: str) -> Mapping[str, Any]:
+    if table is None:
+        return {}
+    if not isinstance(table, Mapping) or not all(isinstance(key, str) for key in table):
+        raise damaged(f"{where} is {brief(table)}, not a table of named entries")
+    return table
+
+
+def check_network(network: PersistentObject, name: str = "G_ema") -> None:
+    """Check what every reader of ``network`` relies on, before any of them reads it.
+
+    Networks form a tree (no loops, none shared, at most :data:`MAX_NETWORK_DEPTH`
+    deep); ``_parameters``/``_buffers`` hold tensors; every other attribute and
+    init kwarg is plain data (no tensor where NVIDIA keeps a number) and the
+    values the loaders read (:data:`VALUE_RULES`) have their type and range.
+    Raises :func:`~.nvidia_unpickler.damaged` errors.
+    """
+    seen: set[int] = set()
+    stack = [(name, network, 0)]
+    while stack:
+        where, module, depth = stack.pop()
+        if id(module) in seen:
+            raise damaged(f"{where} is a network met twice (a loop or a shared network)")
+        if depth > MAX_NETWORK_DEPTH:
+            raise damaged(f"networks nest more than {MAX_NETWORK_DEPTH} deep at {where}")
+        seen.add(id(module))
+        state = _str_table(module.state, where)
+        for table in ("_parameters", "_buffers"):
+            for key, value in _str_table(state.get(table), f"{where}.{table}").items():
+                if value is not None and not isinstance(value, torch.Tensor):
+                    raise damaged(f"{where}.{key} is {brief(value)}, not a tensor")
+        for key, child in _str_table(state.get("_modules"), f"{where}._modules").items():
+            if child is not None and not isinstance(child, PersistentObject):
+                raise damaged(f"{where}.{key} is {brief(child)}, not a network")
+            if child is not None:
+                stack.append((f"{where}.{key}", child, depth + 1))
+        attributes = {
+            key: value
+            for key, value in state.items()
+            if key not in ("_parameters", "_buffers", "_modules")
+        }
+        for key, value in attributes.items():
+            problem = _plain_problem(value, f"{where}.{key}")
+            if problem is not None:
+                raise damaged(f"{problem}, where NVIDIA keeps plain values")
+        _check_values({k: v for k, v in attributes.items() if k != "_init_kwargs"}, where)
+        kwargs = attributes.get("_init_kwargs")
+        if kwargs is not None:
+            _check_values(_str_table(kwargs, f"{where}._init_kwargs"), f"{where}._init_kwargs")
 
 
 # ----------------------------------------------------------------------------------------
@@ -251,8 +438,7 @@ def stylegan2_from_nvidia(found: NvidiaGenerator, where: str) -> StyleGAN2Genera
 
 
 def _malformed(path: str | os.PathLike, exc: Exception) -> CheckpointError:
-    message = first_line(exc)
-    return CheckpointError(f"{path}: malformed NVIDIA generator ({message})")
+    return CheckpointError(f"{path}: {damaged(f'malformed generator: {first_line(exc)}')}")
 
 
 def generator_from_pickle(found: NvidiaGenerator, path: str | os.PathLike) -> torch.nn.Module:
@@ -263,7 +449,7 @@ def generator_from_pickle(found: NvidiaGenerator, path: str | os.PathLike) -> to
         build = stylegan2_from_nvidia
     try:
         return build(found, str(path))
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
         raise _malformed(path, exc) from None
 
 

@@ -44,14 +44,16 @@ def stylegan2_config_from_nvidia_state(
         raise CheckpointError(f"{where}: no mapping layers ('mapping.fc0.weight') found")
     if "mapping.embed.weight" in state:
         raise CheckpointError(f"{where}: class-conditional generators are not supported")
-    first = entry_shape(state, "mapping.fc0.weight", where)
-    last = entry_shape(state, f"mapping.fc{mapping_layers - 1}.weight", where)
+    first = entry_shape(state, "mapping.fc0.weight", where, min_dims=2)
+    last = entry_shape(state, f"mapping.fc{mapping_layers - 1}.weight", where, min_dims=2)
     const = entry_shape(state, "synthesis.b4.const", where)
     channels = {4: const[0]}
     resolution = 4
     while f"synthesis.b{resolution * 2}.conv0.weight" in state:
         resolution *= 2
-        channels[resolution] = entry_shape(state, f"synthesis.b{resolution}.conv0.weight", where)[0]
+        channels[resolution] = entry_shape(
+            state, f"synthesis.b{resolution}.conv0.weight", where, min_dims=2
+        )[0]
     return config_from_shapes(
         where,
         first,

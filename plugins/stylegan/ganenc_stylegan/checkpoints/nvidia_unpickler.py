@@ -36,6 +36,15 @@ import torch
 
 from ganenc.errors import CheckpointError, first_line
 
+#: What every sign of a damaged or crafted file is called: the reader names the file first.
+DAMAGED = "damaged NVIDIA pickle"
+
+
+def damaged(what: str) -> CheckpointError:
+    """The one error for a pickle whose content NVIDIA's code could not have written."""
+    return CheckpointError(f"{DAMAGED} ({what}); download or export it again")
+
+
 # ----------------------------------------------------------------------------------------
 # Inert stand-ins for the objects of NVIDIA's pickles.
 
@@ -137,6 +146,10 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentObject:
 
 # -- numpy without numpy ---------------------------------------------------------------------
 
+#: Most dimensions and elements of a pickled numpy array (NVIDIA's are a few small vectors).
+MAX_NUMPY_DIMS = 32
+MAX_NUMPY_ELEMENTS = 1 << 24
+
 #: numpy type codes (``dtype.str`` without the byte order) -> struct format characters.
 _NUMERIC_CODES = {
     "f2": "e",
@@ -172,34 +185,49 @@ class NumpyDType:
     """Stand-in for ``numpy.dtype(code, align, copy)``: numeric types only."""
 
     def __init__(self, code: Any, align: Any = False, copy: Any = True) -> None:
-        code = str(code)
+        if not isinstance(code, str):
+            raise damaged(f"a numpy dtype is named by a {type(code).__name__}, not a type code")
         code = _NUMPY_ALIASES.get(code, code)
         if code not in _NUMERIC_CODES:
             raise CheckpointError(
-                f"the pickle holds a numpy value of dtype {code!r}; only numeric dtypes are read"
+                f"the pickle holds a numpy value of dtype {code[:20]!r}; only numeric dtypes"
+                " are read"
             )
         self.code = code
         self.byteorder = "<"
 
+    @property
+    def itemsize(self) -> int:
+        return struct.calcsize(_NUMERIC_CODES[self.code])
+
     def __setstate__(self, state: Any) -> None:
         # (version, byteorder, subarray, names, fields, elsize, alignment, flags)
         if not isinstance(state, tuple) or len(state) < 2:
-            raise CheckpointError("malformed numpy dtype in the pickle")
+            raise damaged("malformed numpy dtype")
         order = state[1]
-        if order not in ("<", ">", "|", "="):
-            raise CheckpointError(f"malformed numpy dtype byte order {order!r}")
+        if not isinstance(order, str) or order not in ("<", ">", "|", "="):
+            raise damaged(f"a numpy dtype has byte order {brief(order)}")
         if any(item is not None for item in state[2:5]):
             raise CheckpointError("structured numpy dtypes are not read")
         self.byteorder = ">" if order == ">" else "<"
 
     def unpack(self, raw: Any, count: int) -> tuple:
         if not isinstance(raw, (bytes, bytearray)):
-            raise CheckpointError("a numpy value in the pickle has no raw bytes")
-        fmt = f"{self.byteorder}{count}{_NUMERIC_CODES[self.code]}"
-        try:
-            return struct.unpack(fmt, bytes(raw))
-        except struct.error as exc:
-            raise CheckpointError(f"malformed numpy data in the pickle ({exc})") from None
+            raise damaged("a numpy value has no raw bytes")
+        if len(raw) != count * self.itemsize:
+            raise damaged(
+                f"a numpy value of {count} {self.code} element(s) holds {len(raw)} bytes,"
+                f" not {count * self.itemsize}"
+            )
+        return struct.unpack(f"{self.byteorder}{count}{_NUMERIC_CODES[self.code]}", bytes(raw))
+
+
+def brief(value: Any) -> str:
+    """A short, one-line name for a value read from the file (its repr if plain and short)."""
+    if isinstance(value, (bool, int, float, str, type(None))):
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return f"a {type(value).__name__}"
 
 
 class _NumpyArrayType:
@@ -223,13 +251,15 @@ class NumpyArray:
     def __setstate__(self, state: Any) -> None:
         # (version, shape, dtype, is_fortran, raw bytes)
         if not isinstance(state, tuple) or len(state) != 5:
-            raise CheckpointError("malformed numpy array in the pickle")
+            raise damaged("malformed numpy array")
         _, shape, dtype, fortran, raw = state
-        if not isinstance(dtype, NumpyDType) or not isinstance(shape, tuple):
+        if not isinstance(dtype, NumpyDType):
             raise CheckpointError("a numpy array in the pickle has no numeric dtype")
-        if fortran and len(shape) > 1:
+        self.shape = _numpy_shape(shape)
+        if fortran is not False and fortran is not True:
+            raise damaged(f"a numpy array's Fortran flag is {brief(fortran)}, not a bool")
+        if fortran and len(self.shape) > 1:
             raise CheckpointError("Fortran-ordered numpy arrays are not read")
-        self.shape = tuple(int(s) for s in shape)
         self.values = dtype.unpack(raw, math.prod(self.shape))
 
     def tolist(self) -> list:
@@ -237,6 +267,18 @@ class NumpyArray:
 
     def __repr__(self) -> str:
         return f"NumpyArray(shape={self.shape}, values={self.values})"
+
+
+def _numpy_shape(shape: Any) -> tuple[int, ...]:
+    """A pickled numpy shape, checked: a short tuple of non-negative ints, of few elements."""
+    if not isinstance(shape, tuple) or len(shape) > MAX_NUMPY_DIMS:
+        raise damaged(f"a numpy array's shape is {brief(shape)}, not a tuple of sizes")
+    for size in shape:
+        if type(size) is not int or size < 0:  # bools, floats (inf), negatives...
+            raise damaged(f"a numpy array's shape holds {brief(size)}, not a size")
+    if math.prod(shape) > MAX_NUMPY_ELEMENTS:
+        raise damaged(f"a numpy array's shape {shape} is far beyond NVIDIA's small vectors")
+    return shape
 
 
 def _numpy_reconstruct(cls: Any, shape: Any = None, dtype_code: Any = None) -> NumpyArray:
@@ -254,11 +296,9 @@ def _load_storage(data: Any) -> Any:
         raise CheckpointError("a tensor storage in the pickle is not a byte string")
     try:
         storage = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - weights_only ran nothing; any failure is the bytes'
         message = first_line(exc)
-        raise CheckpointError(
-            f"a tensor storage in the pickle cannot be read ({message})"
-        ) from None
+        raise damaged(f"a tensor storage cannot be read: {message}") from None
     if not isinstance(storage, (torch.TypedStorage, torch.UntypedStorage)):
         raise CheckpointError("a tensor storage in the pickle holds something else")
     return storage
@@ -283,8 +323,8 @@ def _rebuild_tensor(
         return torch._utils._rebuild_tensor_v2(
             storage, int(offset), tuple(size), tuple(stride), False, collections.OrderedDict()
         )
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"a tensor in the pickle is malformed ({exc})") from None
+    except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
+        raise damaged(f"a tensor is malformed: {first_line(exc)}") from None
 
 
 def _rebuild_parameter(data: Any, requires_grad: Any = False, hooks: Any = None, *state: Any):

@@ -35,8 +35,8 @@ def infer_rosinality_config(state: Mapping[str, Any], where: str = "checkpoint")
     mapping_layers = count_entries(state, lambda i: f"style.{i}.weight", start=1)
     if mapping_layers == 0:
         raise CheckpointError(f"{where}: no mapping layers ('style.1.weight') found")
-    first = entry_shape(state, "style.1.weight", where)
-    last = entry_shape(state, f"style.{mapping_layers}.weight", where)
+    first = entry_shape(state, "style.1.weight", where, min_dims=2)
+    last = entry_shape(state, f"style.{mapping_layers}.weight", where, min_dims=2)
     levels = 1 + count_entries(state, lambda i: f"to_rgbs.{i}.conv.weight")
     resolution = resolution_from_levels(levels, where)
     channels = channels_by_level(
