@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import generator_option, parse_key_values
+from .options import device_option, generator_option, parse_key_values
 
 
 # Deliberately alike: click option blocks of different commands (own help, types and defaults)
@@ -34,7 +34,7 @@ from .options import generator_option, parse_key_values
 @click.option("--gan", help="Generator family (default: the one the latent files record).")
 @click.option("--checkpoint", help="Generator checkpoint (default: the recorded one).")
 @generator_option(help="Generator option (repeatable; with --gan).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option()
 def edit_command(latents, direction, strengths, layers, out, gan, checkpoint, gen_options, device):
     """Write edited latents and an edit strip (one image per strength) per latent file.
 

@@ -6,12 +6,13 @@ from typing import Any
 
 import click
 
-from ganenc.training.settings import RefinementSettings
+from ganenc.training.settings import REFINE_MODES, RefinementSettings
 
 from .options import (
     FiniteFloat,
     crop_option,
     default_of,
+    device_option,
     generator_option,
     loss_option,
     parse_key_values,
@@ -37,7 +38,7 @@ def refinement_options(function):
     options = [
         click.option(
             "--refine",
-            type=click.Choice(["none", "optimize", "finetune"]),
+            type=click.Choice(REFINE_MODES),
             default="none",
             show_default=True,
             help="none: encoder only; optimize: latent optimisation from the encoder's output"
@@ -87,7 +88,7 @@ def refinement_options(function):
             "--feature-weights",
             help="VGG16 weights file for LPIPS (loss and metric) and Grad-CAM.",
         ),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
+        device_option(),
         click.option(
             "--no-progress", "progress", flag_value=False, default=True, help="No progress bar."
         ),

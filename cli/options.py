@@ -69,6 +69,16 @@ def given_options(*names: str) -> list[str]:
     return given
 
 
+def device_option(default: str = "auto"):
+    """``--device`` of a command without a settings model: one spelling and help everywhere."""
+    return click.option(
+        "--device",
+        default=default,
+        show_default=True,
+        help="auto (CUDA when available), cpu, cuda or cuda:N.",
+    )
+
+
 def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str, Any]:
     """``("channel_max=32", "blur=true")`` -> ``{"channel_max": 32, "blur": True}`` (YAML scalars)."""
     import yaml

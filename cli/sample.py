@@ -112,11 +112,7 @@ def sample_command(config_file, gen_options, force, **given):
             latents_path,
             latents,
             gan=settings.gan,
-            generator={
-                "gan": settings.gan,
-                "checkpoint": settings.checkpoint,
-                "generator_options": settings.generator_options,
-            },
+            generator=settings.record(),
             seed=settings.seed,
             truncation=settings.truncation,
             truncation_layers=settings.truncation_layers,

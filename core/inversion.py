@@ -58,9 +58,13 @@ from .latents import (  # noqa: F401 - public names of this module before latent
     save_latent_file,
 )
 from .precision import autocast, grad_scaler, optimizer_step
-from .training.settings import FinetuneSettings, OptimizerSettings, RefinementSettings
+from .training.settings import (
+    REFINE_MODES,
+    FinetuneSettings,
+    OptimizerSettings,
+    RefinementSettings,
+)
 
-REFINE_MODES = ("none", "optimize", "finetune")
 _REFINEMENT = RefinementSettings()
 #: Default refinement steps per image: latent optimisation, and the reference's fine-tuning.
 DEFAULT_STEPS = {
@@ -208,7 +212,7 @@ class Inverter:
             cropper=run.build_cropper(),
             device=device,
             synthesis_options=run.synthesis_options,
-            generator_spec=run.generator_spec.model_dump(mode="json"),
+            generator_spec=run.generator_spec.record(),
             encoder_path=str(run.path),
             cropper_spec={"attention": run.attention, "options": run.cropper_options},
             **options,

@@ -116,7 +116,7 @@ class Finetuner:
         self.model = self.speed.compiled(self.speed.prepare_encoder(self.encoder))
         autocast(self.device, settings.precision)  # fp16/bf16 without CUDA: fail now
         self.scaler = grad_scaler(self.device, settings.precision)
-        self.encoder.ganenc_meta["generator"] = self.generator_spec.model_dump()
+        self.encoder.ganenc_meta["generator"] = self.generator_spec.record()
         self.synthesis_options = opened.synthesis_options
         self.initial_state = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
         self.images = ImageSet(settings.images, self.generator.resolution)
@@ -302,7 +302,7 @@ class Finetuner:
             finetune_eps=opt.eps,
             cycle_weight=self.settings.cycle_weight,
             latent_l2=self.settings.latent_l2,
-            generator_spec=self.generator_spec.model_dump(mode="json"),
+            generator_spec=self.generator_spec.record(),
             encoder_path=str(self.encoder_run.path),
             seed=self.settings.seed,
             speed=self.speed,

@@ -61,11 +61,7 @@ class Pretrainer:
         self.encoder = ganenc.build_encoder(
             self.generator, name=settings.encoder, **settings.encoder_options
         ).to(self.device)
-        self.encoder.ganenc_meta["generator"] = {
-            "gan": settings.gan,
-            "checkpoint": settings.checkpoint,
-            "generator_options": settings.generator_options,
-        }
+        self.encoder.ganenc_meta["generator"] = settings.record()
         feature_weights = settings.loss.feature_weights
         self.cropper = build_cropper(settings.attention, settings.cropper_options, feature_weights)
         self.loss = CompositeLoss(settings.loss).to(self.device)

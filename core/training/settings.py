@@ -36,6 +36,10 @@ class GeneratorSpec(Settings):
             return {**data, "gan": generator_family(data["checkpoint"])}
         return data
 
+    def record(self) -> dict[str, Any]:
+        """``{"gan", "checkpoint", "generator_options"}`` as encoder and latent files record it."""
+        return self.model_dump(mode="json", include={"gan", "checkpoint", "generator_options"})
+
     def load(self):
         """The frozen generator adapter this spec names."""
         import ganenc
@@ -135,6 +139,10 @@ class FinetuneSettings(RunSettings):
         1.0, ge=0, description="times the latent loss of E(G(E(x))) vs E(x) (already x0.01)"
     )
     latent_l2: float = Field(3e-4, ge=0)
+
+
+#: How ``invert``/``eval`` refine the encoder's latents, per image.
+REFINE_MODES = ("none", "optimize", "finetune")
 
 
 class RefinementSettings(Settings):
