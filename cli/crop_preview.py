@@ -8,7 +8,7 @@ import click
 
 from ganenc.images import MAX_IMAGE_SIDE
 
-from .options import crop_option, parse_key_values
+from .options import crop_option, device_option, parse_key_values
 
 #: Outline colours of AT1, AT2, AT3 ... boxes.
 BOX_COLOURS = ((255, 200, 0), (255, 40, 40), (40, 160, 255), (60, 220, 60))
@@ -71,9 +71,10 @@ def _image_paths(given: tuple[Path, ...]) -> tuple[Path, ...]:
     "--size",
     type=click.IntRange(8, MAX_IMAGE_SIDE),
     default=None,
-    help="Resize images to SIZE x SIZE first.",
+    help="Centre-crop images to a square and resize them to SIZE x SIZE first, as training"
+    " and invert read them.",
 )
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
+@device_option(default="cpu")
 @click.option("--force", is_flag=True, help="Write into --out even if it holds files.")
 def crop_preview_command(
     attention: str,
@@ -147,11 +148,15 @@ def _draw_previews(read, targets, cropper, size, device) -> None:
     import torch
     from PIL import Image
 
+    from ganenc.data import load_image_uint8, unit_range
+
     for (path, image), target in zip(read, targets, strict=True):
-        if size is not None:
-            image = image.resize((size, size), Image.Resampling.BICUBIC)
-        array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
-        tensor = torch.from_numpy(array).permute(2, 0, 1)[None].to(device)
+        if size is not None:  # as training and invert read images: centre crop, then resize
+            pixels = load_image_uint8(path, size)
+            image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
+        else:
+            pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)
+        tensor = unit_range(pixels[None]).to(device)
         with torch.no_grad():
             levels = cropper.boxes(tensor)
         boxes = [tuple(int(v) for v in level[0].tolist()) for level in levels]

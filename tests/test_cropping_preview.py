@@ -133,3 +133,20 @@ def test_a_preview_never_overwrites_an_input_and_a_failure_leaves_no_folder(tmp_
     )  # fmt: skip
     assert result.exit_code == 1 and "classifier_size must be from 8 to 4096" in result.output
     assert not (tmp_path / "new").exists()
+
+
+def test_size_crops_the_centre_as_training_reads_images(tmp_path):
+    """--size squashed a 96 x 64 photo; training and invert centre-crop it first."""
+    photo = tmp_path / "wide.png"
+    wide = Image.new("RGB", (96, 64), (20, 20, 20))
+    wide.paste((0, 0, 255), (0, 0, 16, 64))  # a blue band the centre crop leaves out
+    wide.save(photo)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        crop_preview_command,
+        ["--attention", "center", str(photo), "--size", "32", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "AT1 (4, 0, 28, 32)" in result.output  # boxes of the 32 px square
+    pixels = np.asarray(Image.open(out / "wide_crops.png")).reshape(-1, 3)
+    assert not ((pixels[:, 2] > 200) & (pixels[:, 0] < 60) & (pixels[:, 1] < 60)).any()
