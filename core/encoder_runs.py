@@ -182,6 +182,19 @@ def encoder_generator(
             f"the encoder was trained for {describe_geometry(payload['geometry'])}, not a {gan}"
             f" generator; use an encoder trained for {gan} ({path})"
         )
+    recorded = payload.get("generator")
+    recorded_gan = recorded.get("gan") if isinstance(recorded, Mapping) else None
+    if (
+        gan is None
+        and isinstance(recorded_gan, str)
+        and isinstance(trained_for, str)
+        and _generator_name(recorded_gan) != _generator_name(trained_for)
+    ):
+        raise CheckpointError(
+            f"{path} records a {recorded_gan} generator but was trained for"
+            f" {describe_geometry(payload['geometry'])}: a damaged file (pass --gan and"
+            " --checkpoint to choose the generator)"
+        )
     return recorded_generator(
         payload.get("generator"),
         path,
@@ -189,6 +202,16 @@ def encoder_generator(
         checkpoint=checkpoint,
         generator_options=generator_options,
     )
+
+
+def _generator_name(name: str) -> str:
+    """A generator family's registered name (``stylegan`` -> ``stylegan1``), else ``name``."""
+    from .registry import get_registry
+
+    try:
+        return get_registry().get("generator", name).name
+    except GanencError:
+        return name
 
 
 def training_truncation(
@@ -345,8 +368,20 @@ def install_hint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Iterato
 
 
 def missing_plugin_hint(encoder_path: Path, payload: Mapping[str, Any]) -> str | None:
-    """Which distribution made the run, read from the run's ``versions.json``."""
+    """Which distribution made the run, read from the run's ``versions.json``.
+
+    A plugin that is installed and loaded but lacks the builder gets no install advice.
+    """
+    from .registry import get_registry
+
     plugin = payload.get("plugin")
+    installed = get_registry().plugins.get(plugin) if isinstance(plugin, str) else None
+    if installed is not None and installed.status == "ok":
+        version = f" {installed.version}" if installed.version else ""
+        return (
+            f"Plugin {plugin!r} is installed ({installed.distribution}{version}) and registers"
+            " no such builder: the file is damaged, or was made by another version of it"
+        )
     for folder in (encoder_path.parent, encoder_path.parent.parent):
         versions = folder / "versions.json"
         if not versions.is_file():

@@ -850,3 +850,22 @@ def test_the_python_inverter_takes_the_limits_of_the_settings(option, message):
     encoder = ganenc.build_encoder(generator, max_channels=16)
     with pytest.raises(ConfigError, match=re.escape(message)):
         Inverter(encoder, generator, device="cpu", **option)
+
+
+def test_an_encoder_recording_another_family_than_its_geometry_is_damaged(
+    tmp_path, tiny_encoder_file
+):
+    """It ended in "unknown setting 'channel_max'" from the other family's options model."""
+    from ganenc.encoder_runs import EncoderRun
+
+    payload = torch.load(tiny_encoder_file, weights_only=True)
+    payload["generator"] = {"gan": "pggan", "checkpoint": "random", "generator_options": {}}
+    torch.save(payload, tmp_path / "encoder.pt")
+    with pytest.raises(CheckpointError, match="records a pggan generator but was trained for"):
+        EncoderRun.open(tmp_path / "encoder.pt")
+    payload["generator"]["gan"] = "stylegan"  # an alias of another family's name is no mismatch
+    payload["geometry"]["family"] = "stylegan1"
+    torch.save(payload, tmp_path / "alias.pt")
+    from ganenc.encoder_runs import encoder_generator
+
+    assert encoder_generator(payload, tmp_path / "alias.pt").gan == "stylegan"

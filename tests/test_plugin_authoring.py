@@ -210,6 +210,14 @@ def test_a_run_whose_plugin_is_missing_names_the_distribution(tmp_path):
         Inverter.from_encoder(run)
     with pytest.raises(UnknownComponentError, match=r"acme-toys 1\.2.*pip install acme-toys"):
         ganenc.load_encoder(run / "encoder.pt")
+    # installed, but without the builder the file names: no install advice
+    payload = torch.load(run / "encoder.pt", weights_only=True)
+    payload["builder"] = "../../etc"
+    torch.save(payload, run / "crafted.pt")
+    with register_plugin(ToyPlugin(), "toys", distribution="acme-toys", version="1.2"):
+        with pytest.raises(UnknownComponentError, match=r"is installed \(acme-toys 1\.2\)") as e:
+            ganenc.load_encoder(run / "crafted.pt")
+    assert "pip install" not in str(e.value)
 
 
 def test_strict_mode_failures_show_their_traceback_on_request(fake_distribution, monkeypatch):
