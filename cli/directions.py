@@ -23,9 +23,9 @@ from .options import SEED, FiniteFloat, table_console
 )
 @click.option(
     "--space",
-    default="w",
-    show_default=True,
-    help="w (w, or the layer mean of w_plus), w_plus, or another latent key such as z.",
+    help="A latent key (w_plus, z...) or the per-layer space of a layer-wise one (w: the"
+    " layer mean of w_plus). Default: the per-layer space of the layer-wise code (w for"
+    " StyleGAN), else the first latent (z for PGGAN and BigGAN).",
 )
 @click.option(
     "--attribute",
@@ -101,7 +101,7 @@ def directions_command(
     )
     paths = save_directions(directions, report, out)
     table = Table(
-        title=f"Directions in {space} {report['latent_shape']} ({report['matched']} latents)"
+        title=f"Directions in {report['space']} {report['latent_shape']} ({report['matched']} latents)"
     )
     for column in ("attribute", "pos/neg", "train acc", "held-out acc", "orthogonal to", "file"):
         table.add_column(column)

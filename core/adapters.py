@@ -7,7 +7,10 @@ and registers a factory for it through ``register_generators``.
 Latents travel as dicts of tensors, e.g. ``{"z": ...}``, ``{"w": ...}``,
 ``{"w_plus": ...}`` (StyleGAN) or ``{"z": ..., "class": ...}`` (BigGAN).  The
 encoder's output is such a dict too, in the keys of
-``geometry().encoder_latents``.
+``geometry().encoder_latents``.  One naming convention the core relies on: a
+key ``X_plus`` of shape ``[N, layers, ...]`` is the layer-wise form of a
+per-layer space ``X`` (``[N, ...]``): editing learns directions in ``X`` (the
+layer mean) and moves every chosen layer of ``X_plus`` along them.
 """
 
 from __future__ import annotations

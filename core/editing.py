@@ -9,9 +9,11 @@ manipulation" projects a direction onto the orthogonal complement of other
 attributes' directions, so moving along it leaves their classifiers' scores
 unchanged.
 
-Spaces: ``w_plus`` (the encoder's layer-wise code, flattened), ``w`` (a
-``w`` latent, or the layer mean of ``w_plus``), or any other latent key the
-files hold (``z`` for PGGAN/BigGAN).
+Spaces: any latent key the files hold (``w_plus``, ``const``, ``z``...), and for a
+layer-wise key ``X_plus`` (``[N, layers, ...]``) its per-layer space ``X`` (its layer
+mean; a direction there moves every chosen layer).  That naming is the core's latent
+convention (see ``GeneratorAdapter``), so no family is named here: StyleGAN's ``w`` is
+the per-layer space of its ``w_plus``.
 """
 
 from __future__ import annotations
@@ -119,14 +121,35 @@ def plain_data(value: Any) -> Any:
 # -- features of a latent space ---------------------------------------------------------------
 
 
-def latent_features(latents: Latents, space: str) -> torch.Tensor:
-    """``[N, ...]`` latents of ``space`` (``w`` falls back to the layer mean of ``w_plus``)."""
+#: A latent key ``X + LAYERWISE`` is the layer-wise form of the per-layer space ``X``.
+LAYERWISE = "_plus"
+
+
+def latent_spaces(latents: Latents) -> list[str]:
+    """The spaces ``latents`` offer: their keys, and each layer-wise key's per-layer space."""
+    derived = [k[: -len(LAYERWISE)] for k in latents if k.endswith(LAYERWISE) and k != LAYERWISE]
+    return [*derived, *(k for k in latents if k not in derived)]
+
+
+def default_space(latents: Latents) -> str:
+    """Where directions are learned by default: the per-layer space of a layer-wise code
+    (StyleGAN's ``w``, as InterFaceGAN), else the first latent (``z``)."""
+    return latent_spaces(latents)[0]
+
+
+def space_key(latents: Latents, space: str) -> str:
+    """The latent a direction of ``space`` moves: ``space`` itself, or its layer-wise form."""
     if space in latents:
-        return latents[space].float()
-    if space == "w" and "w_plus" in latents:
-        return latents["w_plus"].float().mean(1)
-    available = sorted(latents) + (["w"] if "w_plus" in latents and "w" not in latents else [])
-    raise ConfigError(f"the latents have no space {space!r}; available: {available}")
+        return space
+    if space + LAYERWISE in latents:
+        return space + LAYERWISE
+    raise ConfigError(f"the latents have no space {space!r}; available: {latent_spaces(latents)}")
+
+
+def latent_features(latents: Latents, space: str) -> torch.Tensor:
+    """``[N, ...]`` latents of ``space`` (a per-layer space: the layer mean of its layer-wise key)."""
+    key = space_key(latents, space)
+    return latents[key].float() if key == space else latents[key].float().mean(1)
 
 
 # -- labels -------------------------------------------------------------------------------------
@@ -346,7 +369,7 @@ def learn_directions(
     latents: str | os.PathLike,
     labels: str | os.PathLike,
     *,
-    space: str = "w",
+    space: str | None = None,
     attributes: Sequence[str] | None = None,
     condition: str | Sequence[str] | None = None,
     classifier: str = "logistic",
@@ -372,6 +395,7 @@ def learn_directions(
         )
     rows = [r for r, _ in matching["pairs"]]
     latent_rows = [i for _, i in matching["pairs"]]
+    space = space or default_space(latent_set.latents)
     tensor = latent_features(latent_set.latents, space)[latent_rows]
     shape = tuple(tensor.shape[1:])
     features = tensor.reshape(tensor.shape[0], -1).double().numpy()
@@ -527,25 +551,23 @@ def apply_direction(
 ) -> Latents:
     """``latents`` moved by ``strength`` along ``direction`` (other keys unchanged).
 
-    A ``w`` direction moves every chosen layer of a ``w_plus`` code; a
-    ``w_plus`` direction moves its own values of the chosen layers.
+    A direction of a per-layer space (``w``) moves every chosen layer of its layer-wise
+    code (``w_plus``); a ``w_plus`` direction moves its own values of the chosen layers.
     """
     space, vector = direction.space, direction.vector.float()
     edited = {k: v.clone() for k, v in latents.items()}
-    if space in latents:
-        key = space
-    elif space == "w" and "w_plus" in latents:
-        key = "w_plus"
-    else:
+    try:
+        key = space_key(latents, space)
+    except ConfigError:
         raise ConfigError(
             f"the direction is in space {space!r}, but the latents hold {sorted(latents)}"
-        )
+        ) from None
     target = edited[key]
     delta = vector.to(target)
-    if key == "w_plus" and space == "w":
+    if key != space:  # a per-layer direction on each layer of the layer-wise code
         if tuple(delta.shape) != tuple(target.shape[2:]):
             raise ConfigError(
-                f"the direction has shape {list(delta.shape)}, the w_plus layers"
+                f"the direction has shape {list(delta.shape)}, the {key} layers"
                 f" {list(target.shape[2:])}"
             )
         delta = delta.expand(target.shape[1], -1)
@@ -666,6 +688,5 @@ def edit_latents(
 
 
 def _layer_count(latents: Latents, direction: Direction) -> int:
-    key = direction.space if direction.space in latents else "w_plus"
-    tensor = latents[key]
+    tensor = latents[space_key(latents, direction.space)]
     return int(tensor.shape[1]) if tensor.dim() >= 3 else 1

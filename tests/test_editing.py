@@ -344,3 +344,31 @@ def test_of_two_name_columns_the_one_naming_the_latent_files_is_used(tmp_path):
     assert table.name_column == "file" and table.names == ["1f600.png", "1f601.png"]
     assert list(table.columns) == ["is_face"]  # the other name column is no attribute
     assert read_labels(labels).name_column == "name"  # without latents: the first by precedence
+
+
+def test_the_default_space_follows_the_latents_naming_convention(tmp_path):
+    """The default was StyleGAN's 'w', an error for PGGAN's z-only latents."""
+    from ganenc.editing import default_space, latent_spaces, space_key
+
+    assert default_space({"w_plus": torch.zeros(1, 2, 3), "const": torch.zeros(1, 4)}) == "w"
+    assert latent_spaces({"w_plus": torch.zeros(1, 2, 3), "const": torch.zeros(1, 4)}) == [
+        "w", "w_plus", "const",
+    ]  # fmt: skip
+    assert default_space({"z": torch.zeros(1, 5), "class": torch.zeros(1, 7)}) == "z"
+    assert space_key({"w_plus": torch.zeros(1, 2, 3)}, "w") == "w_plus"
+    with pytest.raises(ConfigError, match=r"no space 'y'; available: \['w', 'w_plus'\]"):
+        space_key({"w_plus": torch.zeros(1, 2, 3)}, "y")
+    rng = np.random.default_rng(4)
+    truth = _unit(rng.standard_normal(WIDTH))
+    folder = tmp_path / "z"
+    z = rng.standard_normal((SAMPLES, WIDTH)).astype(np.float32)
+    for i in range(SAMPLES):
+        save_latent_file(folder / f"img{i:04d}.pt", {"z": torch.from_numpy(z[i : i + 1])})
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "image,smile\n"
+        + "".join(f"img{i:04d}.png,{int(z[i] @ truth > 0)}\n" for i in range(SAMPLES))
+    )
+    (direction,), report = learn_directions(folder, labels)
+    assert direction.space == report["space"] == "z"
+    assert float(direction.vector.double().numpy() @ truth) > 0.9

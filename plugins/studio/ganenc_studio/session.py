@@ -192,8 +192,9 @@ class Studio:
 
     @staticmethod
     def _layers_of(latents: Mapping[str, torch.Tensor], direction: Any) -> int | None:
-        key = direction.space if direction.space in latents else "w_plus"
-        tensor = latents[key]
+        from ganenc.editing import space_key
+
+        tensor = latents[space_key(latents, direction.space)]
         return int(tensor.shape[1]) if tensor.dim() >= 3 else None
 
     def examples(self) -> list[str]:
