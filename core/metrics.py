@@ -22,12 +22,26 @@ def psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     )
 
 
+def ssim_window(height: int, width: int, win_size: int = 11) -> int:
+    """The SSIM window for an image: ``win_size``, else the largest odd one that fits (>= 3).
+
+    One rule for the metric and the loss term, so validation's SSIM is the loss's.
+    """
+    side = min(height, width, win_size)
+    window = side if side % 2 == 1 else side - 1
+    if window < 3:
+        raise ValueError(
+            f"SSIM needs images of at least 3x3 pixels, got {height}x{width}"
+            " (pool_above or the crop size may be too small)"
+        )
+    return window
+
+
 def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-image SSIM ([N]), Gaussian window 11, sigma 1.5 (smaller window for tiny images)."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    size = min(prediction.shape[-2:])
-    kernel = 11 if size >= 11 else max(3, size - 1 if size % 2 == 0 else size)
+    kernel = ssim_window(*prediction.shape[-2:])
     return structural_similarity_index_measure(
         _unit(prediction), _unit(target), data_range=1.0, reduction="none", kernel_size=kernel
     )

@@ -29,7 +29,8 @@ class SSIMOptions(Settings):
     Images smaller than the window get the largest odd window that fits (sigma
     kept), so AT crops of tiny test images still work; below 3 pixels SSIM is
     undefined and the term raises a ``ValueError``.  ``data_range`` is 2 because
-    images live in [-1, 1] (the reference's SSIM assumed 1; set 1.0 to match it).
+    images live in [-1, 1]; they are compared shifted to [0, 2], as SSIM's luminance
+    term needs intensities from 0 (the reference computed it on the signed values).
     """
 
     win_size: int = Field(11, ge=3)

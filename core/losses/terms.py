@@ -29,7 +29,10 @@ class CosineLoss(nn.Module):
 class SSIMLoss(nn.Module):
     """``1 - SSIM`` (pytorch-msssim): Gaussian window 11, sigma 1.5, K = (0.01, 0.03).
 
-    ``data_range`` is 2 for images in [-1, 1].  An image smaller than the window
+    SSIM is defined for intensities from 0: its luminance term ``(2 mx my + C1) /
+    (mx^2 + my^2 + C1)`` is not shift-invariant and turns negative around 0, so images
+    in [-1, 1] are compared shifted to [0, 2] (``data_range`` 2): the SSIM of the
+    images as displayed, the number ``ganenc eval`` reports.  An image smaller than the window
     gets the largest odd window that fits (same sigma) instead of
     pytorch-msssim's silent skip of the smoothing; under 3 pixels it is an error.
     Computed in float32 whatever the autocast (see :meth:`forward`).
@@ -54,14 +57,9 @@ class SSIMLoss(nn.Module):
 
     def window_for(self, height: int, width: int) -> int:
         """The window used for an image of this size (``win_size`` unless it does not fit)."""
-        side = min(height, width, self.win_size)
-        window = side if side % 2 == 1 else side - 1
-        if window < 3:
-            raise ValueError(
-                f"SSIM needs images of at least 3x3 pixels, got {height}x{width}"
-                " (pool_above or the crop size may be too small)"
-            )
-        return window
+        from ..metrics import ssim_window
+
+        return ssim_window(height, width, self.win_size)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from pytorch_msssim import ssim
@@ -77,8 +75,8 @@ class SSIMLoss(nn.Module):
         # denominator), which gave inf/NaN or wildly wrong SSIM and gradients.
         with torch.autocast(prediction.device.type, enabled=False):
             value = ssim(
-                prediction.float(),
-                target.float(),
+                prediction.float() + 1.0,  # [-1, 1] -> [0, 2]: SSIM's intensities start at 0
+                target.float() + 1.0,
                 data_range=self.data_range,
                 size_average=True,
                 win_size=window,
