@@ -18,11 +18,13 @@ from typing import Any
 import click
 
 from ganenc import __version__
-from ganenc.errors import GanencError, PluginLoadError, PluginRegistrationError
+from ganenc.errors import GanencError, PluginLoadError, PluginRegistrationError, first_line
 from ganenc.registry import (
     ENTRY_POINT_GROUP,
     KINDS,
+    PluginInfo,
     get_registry,
+    is_project_distribution,
     preferred,
     short_error,
     strict_plugins,
@@ -38,11 +40,11 @@ class GanencGroup(click.Group):
     other exception is a bug, reported with the file its traceback was written to.
     """
 
-    _plugin_commands: dict[int, dict[str, click.Command]] = {}
+    _plugin_commands: dict[tuple[int, int], dict[str, click.Command]] = {}
 
     def plugin_commands(self) -> dict[str, click.Command]:
         registry = get_registry()
-        key = id(registry)
+        key = (id(registry), registry.generation)  # a plugin added or removed: collect again
         if key not in self._plugin_commands:
             self._plugin_commands[key] = _collect_plugin_commands(registry, set(self.commands))
         return self._plugin_commands[key]
@@ -61,15 +63,18 @@ class GanencGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - every error becomes one line, never swallowed
             if wants_traceback(ctx):
                 click.echo(traceback.format_exc().rstrip(), err=True)
-            raise click.ClickException(describe_error(exc)) from None
+            command = self.get_command(ctx, ctx.invoked_subcommand or "")
+            owner = getattr(command, "ganenc_plugin", None)  # a plugin's command: its bug
+            raise click.ClickException(describe_error(exc, owner)) from None
 
 
-def describe_error(exc: Exception) -> str:
+def describe_error(exc: Exception, owner: Any = None) -> str:
     """The one line a command's error is shown as.
 
     :class:`GanencError` says what to fix; an operating-system error (a full disk, a read-only
     folder) names the file and a hint; running out of memory says what to lower; anything
-    else is a bug, reported with the file its traceback was written to.
+    else is a bug, reported with the file its traceback was written to, and to whom: ``owner``
+    is the :class:`~ganenc.registry.PluginInfo` of the plugin whose command failed.
     """
     if isinstance(exc, GanencError):
         return str(exc)
@@ -80,7 +85,7 @@ def describe_error(exc: Exception) -> str:
             "out of memory; use a smaller --batch-size or resolution (or smaller sizes in the"
             " component options), or a larger machine"
         )
-    return report_unexpected(exc)
+    return report_unexpected(exc, owner)
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -112,7 +117,7 @@ def describe_os_error(exc: OSError) -> str:
     return f"{what}" + (f": {names}" if names else "") + (f" ({hint})" if hint else "")
 
 
-def report_unexpected(exc: BaseException) -> str:
+def report_unexpected(exc: BaseException, owner: Any = None) -> str:
     """Write the traceback of a bug to a file; return one line that says where.
 
     A traceback is for the developers, not the user: the file keeps every detail for a bug
@@ -120,7 +125,7 @@ def report_unexpected(exc: BaseException) -> str:
     """
     import tempfile
 
-    summary = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    summary = f"{type(exc).__name__}: {first_line(exc, empty='')}".rstrip(": ")
     text = "".join(traceback.format_exception(exc))
     try:
         handle, name = tempfile.mkstemp(prefix="ganenc-error-", suffix=".txt")
@@ -130,6 +135,13 @@ def report_unexpected(exc: BaseException) -> str:
         where = "the traceback could not be written to a file"
     else:
         where = f"the full traceback is in {name}; please include it in a bug report"
+    if owner is not None:  # a plugin's command: its authors can fix it, not ganenc's
+        made_by = " ".join(str(part) for part in (owner.distribution, owner.version) if part)
+        return (
+            f"unexpected error in a command of plugin {owner.name!r}"
+            f"{f' ({made_by})' if made_by else ''}: {summary[:300]}; {where}"
+            f" to {owner.distribution or 'its authors'}"
+        )
     return f"unexpected error ({summary[:300]}); {where}"
 
 
@@ -147,8 +159,14 @@ def _remember_traceback(ctx: click.Context, _param: click.Parameter, value: bool
 
 
 def _collect_plugin_commands(registry: Any, builtin: set[str]) -> dict[str, click.Command]:
-    """Each plugin adds commands to its own collector; a failing plugin is recorded."""
-    commands: dict[str, click.Command] = {}
+    """Each plugin adds commands to its own collector; a failing plugin is recorded.
+
+    Names are settled after every plugin has spoken, so load order decides nothing: a
+    built-in command's name is never a plugin's; of plugins claiming one name, the project's
+    own (``ganenc-*``) keeps it and the others fail naming it; two others both fail.
+    """
+    claims: dict[str, list[Any]] = {}
+    added: dict[str, dict[str, click.Command]] = {}
     for impl in registry.plugin_manager.hook.register_commands.get_hookimpls():
         collector = click.Group()
         info = registry.plugins.get(impl.plugin_name)
@@ -159,23 +177,59 @@ def _collect_plugin_commands(registry: Any, builtin: set[str]) -> dict[str, clic
                     f"register_commands returned a {type(returned).__name__} instead of"
                     " adding commands to cli; nothing it returned is registered"
                 )
-            clashes = (set(collector.commands) & builtin) | (
-                set(collector.commands) & set(commands)
-            )
-            if clashes:
-                raise GanencError(f"command name(s) already taken: {', '.join(sorted(clashes))}")
-        except Exception as exc:  # noqa: BLE001 - the plugin's fault, reported by 'list'
-            if info is not None:
-                info.status = "failed"
-                info.error = f"register_commands: {short_error(exc)}"
-                info.traceback = "".join(traceback.format_exception(exc))
-            if strict_plugins():
-                raise PluginLoadError(
-                    f"plugin {impl.plugin_name!r} failed: {short_error(exc)}"
-                ) from exc
+            odd = [n for n, c in collector.commands.items() if not isinstance(c, click.Command)]
+            if odd:
+                raise PluginRegistrationError(
+                    f"register_commands added {', '.join(map(repr, odd))}, which is not a"
+                    " click command (decorate it with @cli.command())"
+                )
+            taken = sorted(set(collector.commands) & builtin)
+            if taken:
+                raise GanencError(f"command name(s) of ganenc itself: {', '.join(taken)}")
+        # SystemExit too: a plugin's sys.exit() must not end every command
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plugin's fault, shown by 'list'
+            _command_plugin_failed(impl.plugin_name, info, exc)
             continue
-        commands.update(collector.commands)
+        added[impl.plugin_name] = collector.commands
+        for name in collector.commands:
+            claims.setdefault(name, []).append(info or impl.plugin_name)
+    for name, owners in claims.items():
+        if len(owners) < 2:
+            continue
+        own = [o for o in owners if is_project_distribution(getattr(o, "distribution", None))]
+        keeper = own[0] if len(own) == 1 else None
+        for owner in owners:
+            if owner is keeper:
+                continue
+            others = " and ".join(_plugin_label(o) for o in owners if o is not owner)
+            plugin_name = getattr(owner, "name", owner)
+            added.pop(plugin_name, None)
+            _command_plugin_failed(
+                plugin_name,
+                owner if isinstance(owner, PluginInfo) else None,
+                GanencError(f"command name {name!r} is also {others}'s"),
+            )
+    commands: dict[str, click.Command] = {}
+    for plugin_name, plugin_commands in added.items():
+        for command in plugin_commands.values():
+            command.ganenc_plugin = registry.plugins.get(plugin_name)  # whose bug, if it fails
+        commands.update(plugin_commands)
     return commands
+
+
+def _plugin_label(owner: Any) -> str:
+    if isinstance(owner, PluginInfo):
+        return f"plugin {owner.name!r} ({owner.distribution or 'not installed'})"
+    return f"plugin {owner!r}"
+
+
+def _command_plugin_failed(name: str, info: Any, exc: BaseException) -> None:
+    if info is not None:
+        info.status = "failed"
+        info.error = f"register_commands: {short_error(exc)}"
+        info.traceback = "".join(traceback.format_exception(exc))
+    if strict_plugins():
+        raise PluginLoadError(f"plugin {name!r} failed: {short_error(exc)}") from exc
 
 
 def _installed_versions() -> list[tuple[str, str]]:

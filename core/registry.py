@@ -179,6 +179,8 @@ class Registry:
     """
 
     def __init__(self, *, entry_points: bool = True, builtins: bool = True) -> None:
+        #: Counts changes of the plugin set, so caches built from it (commands) know when to go.
+        self.generation = 0
         self.plugin_manager = pluggy.PluginManager("ganenc")
         self.plugin_manager.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
@@ -258,6 +260,7 @@ class Registry:
             return info
         self.plugins[name] = info
         self._components = None
+        self.generation += 1
         return info
 
     def remove_plugin(self, name: str) -> None:
@@ -267,10 +270,12 @@ class Registry:
             self.plugin_manager.unregister(plugin, name=name)
         self.plugins.pop(name, None)
         self._components = None
+        self.generation += 1
 
     def refresh(self) -> None:
         """Collect the components again on next use: a plugin's table changed at run time."""
         self._components = None
+        self.generation += 1
 
     def _record_failure(self, info: PluginInfo, exc: BaseException) -> None:
         info.status = "failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -104,6 +105,88 @@ def test_plugins_can_add_commands_and_a_failing_one_breaks_nothing():
         rows = json.loads(run("list", "--json").output)
         (failed,) = [row for row in rows if row["status"] == "failed"]
         assert failed["name"] == "broken" and "command hook exploded" in failed["error"]
+
+
+def _command_plugin(name, body):
+    class Plugin:
+        @hookimpl
+        def register_commands(self, cli):
+            body(cli)
+
+    Plugin.__name__ = name
+    return Plugin()
+
+
+def _failed(name):
+    rows = json.loads(run("plugins", "--json").output)
+    return next(row for row in rows if row["name"] == name)
+
+
+def test_plugin_command_names_do_not_depend_on_load_order():
+    """A third-party 'convert' took ganenc-stylegan's and marked stylegan failed."""
+
+    def convert(cli):
+        @cli.command("convert")
+        def mine():
+            click.echo("THIRD-PARTY convert")
+
+    for order in ((0, 1), (1, 0)):
+        plugins = [
+            (_command_plugin("Own", convert), "own", "ganenc-own"),
+            (_command_plugin("Acme", convert), "acme", "acme-convert"),
+        ]
+        with isolated_registry(), contextlib.ExitStack() as stack:
+            for index in order:
+                plugin, name, distribution = plugins[index]
+                stack.enter_context(register_plugin(plugin, name, distribution=distribution))
+            assert "THIRD-PARTY" in run("convert").output  # the project's own, here 'own'
+            failed = _failed("acme")
+            assert failed["status"] == "failed"
+            assert "command name 'convert' is also plugin 'own' (ganenc-own)'s" in failed["error"]
+            assert _failed("own")["status"] == "ok"
+
+
+def test_plugin_command_mistakes_fail_the_plugin_not_ganenc():
+    def not_a_command(cli):
+        cli.add_command(lambda: None, "weird")  # a function, not a click command
+
+    def exits(cli):
+        raise SystemExit("plugin hook exits")
+
+    def buggy(cli):
+        @cli.command("acme-bug")
+        def bug():
+            raise ValueError("acme bug inside")
+
+    with (
+        isolated_registry(),
+        register_plugin(_command_plugin("A", not_a_command), "weird-plugin"),
+        register_plugin(_command_plugin("B", exits), "exiting"),
+        register_plugin(_command_plugin("C", buggy), "acme_cmds", distribution="acme-cmds"),
+    ):
+        help_text = run("--help")
+        assert help_text.exit_code == 0 and "acme-bug" in help_text.output
+        assert "not a click command" in _failed("weird-plugin")["error"]
+        assert "plugin hook exits" in _failed("exiting")["error"]
+        result = run("acme-bug", ok=False)
+        assert result.exit_code == 1
+        assert "unexpected error in a command of plugin 'acme_cmds' (acme-cmds 0)" in result.output
+        assert "to acme-cmds" in result.output
+
+
+def test_a_command_plugin_registered_for_a_block_is_seen_in_it_only():
+    """The commands were cached for the registry: a plugin added later was never seen."""
+
+    def hello(cli):
+        @cli.command("hello-block")
+        def said():
+            click.echo("hello from the block")
+
+    with isolated_registry():
+        assert "hello-block" not in run("--help").output
+        with register_plugin(_command_plugin("H", hello)):
+            assert "hello from the block" in run("hello-block").output
+        assert run("hello-block", ok=False).exit_code == 2
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["list"], ["list", "--json"]])
@@ -231,3 +314,11 @@ def test_train_help_quotes_the_default_cropper():
 
     text = " ".join(run("train", "--help").output.split())
     assert f"default {TrainSettings.model_fields['attention'].default})" in text
+
+
+def test_loss_term_names_are_kept_as_written():
+    """--loss-term acme-l2=1 asked for 'acme_l2': option keys map - to _, names must not."""
+    from ganenc.cli.options import parse_key_values
+
+    assert parse_key_values(("acme-l2=1",), "--loss-term", names=True) == {"acme-l2": 1}
+    assert parse_key_values(("channel-max=32",)) == {"channel_max": 32}
