@@ -142,7 +142,7 @@ def build_inverter(
 
     loss = parse_key_values(loss_options, "--loss-option")
     if loss_terms:
-        loss["image_terms"] = parse_key_values(loss_terms, "--loss-term")
+        loss["image_terms"] = parse_key_values(loss_terms, "--loss-term", names=True)
     run = EncoderRun.open(
         encoder,
         gan=gan,

@@ -79,8 +79,14 @@ def device_option(default: str = "auto"):
     )
 
 
-def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str, Any]:
-    """``("channel_max=32", "blur=true")`` -> ``{"channel_max": 32, "blur": True}`` (YAML scalars)."""
+def parse_key_values(
+    pairs: tuple[str, ...], what: str = "--option", *, names: bool = False
+) -> dict[str, Any]:
+    """``("channel_max=32", "blur=true")`` -> ``{"channel_max": 32, "blur": True}`` (YAML scalars).
+
+    Keys are option names, where ``-`` means ``_`` (``channel-max``); with ``names`` they
+    are component names (``--loss-term acme-l2=1``), kept as written.
+    """
     import yaml
 
     from ganenc.config import load_yaml
@@ -90,10 +96,11 @@ def parse_key_values(pairs: tuple[str, ...], what: str = "--option") -> dict[str
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"{what} expects KEY=VALUE, got {pair!r}")
+        key = key.strip() if names else key.strip().replace("-", "_")
         try:
-            result[key.strip().replace("-", "_")] = load_yaml(value)
+            result[key] = load_yaml(value)
         except yaml.YAMLError:
-            result[key.strip().replace("-", "_")] = value
+            result[key] = value
     return result
 
 
