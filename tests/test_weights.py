@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -371,12 +372,14 @@ def test_packaged_entries_are_found_in_their_package_never_downloaded_never_dele
 
 def test_tags_and_paths():
     assert weights.is_tag("stylegan2:ffhq-1024") and weights.is_tag("features:vgg16")
-    for text in ("random", "ffhq.pt", "/a/b:c", "https://x.org/a.pt", "a:b:c", None, 3):
+    assert weights.is_tag("zoo:stylegan2:ffhq-1024")  # one plugin's tag of a shared name
+    for text in ("random", "ffhq.pt", "/a/b:c", "https://x.org/a.pt", "a:b:c:d", None, 3):
         assert not weights.is_tag(text)
+    url = ("https://example.org/a",)
     with pytest.raises(ConfigError, match="family:name"):
-        WeightsEntry(tag="no-colon", files=(WeightsFile("a", ("u",)),), format="x")
+        WeightsEntry(tag="no-colon", files=(WeightsFile("a", url),), format="x")
     with pytest.raises(ConfigError, match="hex"):
-        WeightsFile("a", ("u",), sha256="not-a-hash")
+        WeightsFile("a", url, sha256="not-a-hash")
 
 
 def test_an_existing_file_with_a_tag_like_name_is_a_path(tmp_path, monkeypatch):
@@ -407,6 +410,60 @@ def test_registry_lookup_by_tag_qualified_and_unknown(server):
         with pytest.raises(UnknownComponentError) as info:
             weights.weights_entry("toy:two")
         assert "toy:one" in str(info.value) and "ganenc weights list" in str(info.value)
+
+
+def broken_entry():
+    """A lazy entry whose module is broken (as a bad sha256 at import would be)."""
+    raise ConfigError("sha256 of 'h.pt' must be 8 to 64 hex digits, got 'zzzz'")
+
+
+def test_two_plugins_one_tag_the_qualified_tag_picks_one(server, caplog):
+    """The conflict's advice ('choose one with plugin:family:name') was refused as no tag."""
+    first = entry_for(server.url("/a.pt"), tag="toy:shared")
+    second = entry_for(server.url("/b.pt"), tag="toy:shared")
+
+    def plugin(entry):
+        class Plugin:
+            @hookimpl
+            def register_weights(self, register):
+                register_entries(register, [entry])
+
+        return Plugin()
+
+    class Broken:
+        @hookimpl
+        def register_weights(self, register):
+            register("toy:broken", "test_weights:broken_entry", description="lazy, broken")
+
+    with (
+        isolated_registry(),
+        register_plugin(plugin(first), name="one"),
+        register_plugin(plugin(second), name="two"),
+        register_plugin(Broken(), name="broken"),
+    ):
+        assert weights.weights_entry("two:toy:shared") is second
+        assert weights.weights_entry("one:toy:shared") is first
+        assert weights.is_tag("two:toy:shared")
+        with pytest.raises(ganenc.errors.ComponentConflictError, match="one:toy:shared"):
+            weights.weights_entry("toy:shared")
+        # one plugin's entry that cannot be imported hides no other plugin's
+        with caplog.at_level("WARNING"):
+            listed = [e.tag for e in weights.list_entries("toy")]
+        assert listed == ["toy:shared", "toy:shared"]
+        assert "broken:toy:broken left out" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"size": -5}, "positive number of bytes"),
+        ({"urls": ("not a url",)}, "http(s):// or file://"),
+    ],
+)
+def test_weights_files_are_checked_when_declared(fields, message):
+    """A negative size made every download 'differ from the expected -5' and be deleted."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        WeightsFile(**{"filename": "m.pt", "urls": ("https://example.org/m.pt",), **fields})
 
 
 def test_invalid_tags_fail_only_their_plugin(monkeypatch):

@@ -8,6 +8,7 @@ the registry; where files live is :mod:`ganenc.weights.cache`'s job.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigError, GanencError, UnknownComponentError
 from ..registry import TAG_RE
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..registry import ComponentSpec, Registry
@@ -28,6 +31,10 @@ def hub_name_prefix(filename: str) -> str | None:
     """The sha256 prefix a torch.hub file name carries (``name-<prefix>.ext``), else ``None``."""
     match = _HUB_HASH_RE.search(filename)
     return match.group(1) if match else None
+
+
+#: The addresses a download can use (urllib's, less ftp: no published weights use it).
+_URL_RE = re.compile(r"^(https?|file)://\S+$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,15 @@ class WeightsFile:
                     f"sha256 of {self.filename!r} must be 8 to 64 hex digits, got {self.sha256!r}"
                 )
             object.__setattr__(self, "sha256", digest)
+        if self.size is not None and (type(self.size) is not int or self.size <= 0):
+            raise ConfigError(
+                f"size of {self.filename!r} must be a positive number of bytes, got {self.size!r}"
+            )
+        odd = [url for url in self.urls if not _URL_RE.match(str(url))]
+        if odd:
+            raise ConfigError(
+                f"URLs of {self.filename!r} must be http(s):// or file:// addresses, got {odd[0]!r}"
+            )
 
     @classmethod
     def from_hub_url(cls, url: str, *mirrors: str, **fields: Any) -> WeightsFile:
@@ -208,9 +224,20 @@ def is_tag(checkpoint: object) -> bool:
     A string that names an existing file or folder is a path even when it looks
     like a tag.
     """
-    if not isinstance(checkpoint, str) or not TAG_RE.match(checkpoint):
+    if not isinstance(checkpoint, str) or not TAG_RE.match(_unqualified(checkpoint)[1]):
         return False
     return not Path(checkpoint).exists()
+
+
+def _unqualified(tag: str) -> tuple[str, str]:
+    """``plugin:family:name`` -> ``("plugin", "family:name")``; a plain tag has no plugin.
+
+    The qualified form picks one plugin's entry when two register the same tag.
+    """
+    if tag.count(":") == 2:
+        plugin, _, rest = tag.partition(":")
+        return plugin, rest
+    return "", tag
 
 
 def list_entries(family: str | None = None, registry: Registry | None = None) -> list[WeightsEntry]:
@@ -230,7 +257,10 @@ def list_entries(family: str | None = None, registry: Registry | None = None) ->
     found = []
     for spec in specs:
         if family is None or spec.name.partition(":")[0] == family:
-            found.append(entry_from_spec(spec))
+            try:
+                found.append(entry_from_spec(spec))
+            except GanencError as exc:  # one plugin's broken entry hides no other plugin's
+                logger.warning("weights %s left out: %s", spec.qualified_name, exc)
     return sorted(found, key=lambda e: e.tag)
 
 
@@ -239,15 +269,17 @@ def weights_entry(tag: str, registry: Registry | None = None) -> WeightsEntry:
     from ..registry import get_registry
 
     registry = registry or get_registry()
-    match = TAG_RE.match(tag)
+    plugin, bare = _unqualified(tag)
+    match = TAG_RE.match(bare)
     if not match:
         raise ConfigError(f"{tag!r} is not a weights tag (family:name, e.g. stylegan2:ffhq-1024)")
     family, name = match.groups()
     tags = {spec.name: spec for spec in registry.components("weights")}
     canonical = _canonical_family(family, registry)
-    for candidate in dict.fromkeys((tag, f"{canonical}:{name}")):
+    for candidate in dict.fromkeys((bare, f"{canonical}:{name}")):
         if candidate in tags:
-            return entry_from_spec(registry.get("weights", candidate))
+            qualified = f"{plugin}:{candidate}" if plugin else candidate
+            return entry_from_spec(registry.get("weights", qualified))
     raise UnknownComponentError(_unknown_tag_message(tag, family, canonical, sorted(tags)))
 
 
