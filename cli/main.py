@@ -373,11 +373,31 @@ def plugins_command(as_json: bool, show_traceback: bool, check: str | None) -> N
 def _check_plugin(registry: Any, plugin: str, show_traceback: bool) -> None:
     """One line per component: its contract check passed, or why not; exit 1 on a failure."""
     from ganenc.features import RandomFeatureWeightsWarning
-    from ganenc.testing import check_component, plugin_components
+    from ganenc.testing import check_component, find_plugin, plugin_components
 
     specs = plugin_components(plugin, registry)
+    name = find_plugin(plugin, registry).name
+    commands = {
+        command_name: command
+        for command_name, command in cli.plugin_commands().items()
+        if getattr(getattr(command, "ganenc_plugin", None), "name", None) == name
+    }
+    if not specs and not commands:
+        raise click.ClickException(f"plugin {plugin!r} registers no components and no commands")
+    broken = 0
+    for command_name, command in sorted(commands.items()):  # its --help renders: click accepts it
+        try:
+            with click.Context(command, info_name=f"ganenc {command_name}") as ctx:
+                command.get_help(ctx)
+        except Exception as exc:  # noqa: BLE001 - a broken command is the report, not a crash
+            broken += 1
+            click.echo(f"FAIL  command {command_name}: {type(exc).__name__}: {first_line(exc)}")
+            continue
+        click.echo(f"ok    command {command_name}: its --help renders")
     if not specs:
-        raise click.ClickException(f"plugin {plugin!r} registers no components")
+        if broken:
+            raise SystemExit(1)
+        return
     failed = 0
     for spec in specs:
         label = f"{spec.kind} {spec.qualified_name}"
@@ -387,14 +407,14 @@ def _check_plugin(registry: Any, plugin: str, show_traceback: bool) -> None:
                 checked = check_component(spec, registry)
         except Exception as exc:  # noqa: BLE001 - a broken component is the report, not a crash
             failed += 1
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            reason = first_line(exc, empty="")
             click.echo(f"FAIL  {label}: {type(exc).__name__}: {reason}".rstrip(": "))
             if show_traceback:
                 click.echo("".join(traceback.format_exception(exc)), err=True)
             continue
         click.echo(f"ok    {label}: {checked}")
     click.echo(f"{len(specs) - failed} of {len(specs)} component(s) passed")
-    if failed:
+    if failed or broken:
         raise SystemExit(1)
 
 

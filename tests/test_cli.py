@@ -322,3 +322,16 @@ def test_loss_term_names_are_kept_as_written():
 
     assert parse_key_values(("acme-l2=1",), "--loss-term", names=True) == {"acme-l2": 1}
     assert parse_key_values(("channel-max=32",)) == {"channel_max": 32}
+
+
+def test_plugins_check_covers_a_plugin_of_commands_only():
+    """'plugins --check studio' said 'registers no components' and exited 1."""
+
+    def hello(cli):
+        @cli.command("hello-check")
+        def said():
+            click.echo("hi")
+
+    with isolated_registry(), register_plugin(_command_plugin("H", hello), "hello_plugin"):
+        result = run("plugins", "--check", "hello_plugin")
+        assert "ok    command hello-check: its --help renders" in result.output
