@@ -44,9 +44,14 @@ class GanencGroup(click.Group):
 
     def plugin_commands(self) -> dict[str, click.Command]:
         registry = get_registry()
+        registry.plugin_infos()  # component hooks first: a plugin failing there adds no command
         key = (id(registry), registry.generation)  # a plugin added or removed: collect again
         if key not in self._plugin_commands:
-            self._plugin_commands[key] = _collect_plugin_commands(registry, set(self.commands))
+            commands = _collect_plugin_commands(registry, set(self.commands))
+            # a plugin failing here left the component table (a new generation): same commands
+            self._plugin_commands[key] = self._plugin_commands[
+                (id(registry), registry.generation)
+            ] = commands
         return self._plugin_commands[key]
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -170,6 +175,8 @@ def _collect_plugin_commands(registry: Any, builtin: set[str]) -> dict[str, clic
     for impl in registry.plugin_manager.hook.register_commands.get_hookimpls():
         collector = click.Group()
         info = registry.plugins.get(impl.plugin_name)
+        if info is not None and info.status != "ok":  # failed in another hook: nothing of it
+            continue
         try:
             returned = impl.function(cli=collector)
             if returned is not None:
@@ -188,7 +195,7 @@ def _collect_plugin_commands(registry: Any, builtin: set[str]) -> dict[str, clic
                 raise GanencError(f"command name(s) of ganenc itself: {', '.join(taken)}")
         # SystemExit too: a plugin's sys.exit() must not end every command
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plugin's fault, shown by 'list'
-            _command_plugin_failed(impl.plugin_name, info, exc)
+            _command_plugin_failed(registry, impl.plugin_name, info, exc)
             continue
         added[impl.plugin_name] = collector.commands
         for name in collector.commands:
@@ -205,6 +212,7 @@ def _collect_plugin_commands(registry: Any, builtin: set[str]) -> dict[str, clic
             plugin_name = getattr(owner, "name", owner)
             added.pop(plugin_name, None)
             _command_plugin_failed(
+                registry,
                 plugin_name,
                 owner if isinstance(owner, PluginInfo) else None,
                 GanencError(f"command name {name!r} is also {others}'s"),
@@ -223,11 +231,13 @@ def _plugin_label(owner: Any) -> str:
     return f"plugin {owner!r}"
 
 
-def _command_plugin_failed(name: str, info: Any, exc: BaseException) -> None:
+def _command_plugin_failed(registry: Any, name: str, info: Any, exc: BaseException) -> None:
+    """Mark the plugin failed, its components gone too: a plugin is wholly in or out."""
     if info is not None:
         info.status = "failed"
         info.error = f"register_commands: {short_error(exc)}"
         info.traceback = "".join(traceback.format_exception(exc))
+        registry.refresh()
     if strict_plugins():
         raise PluginLoadError(f"plugin {name!r} failed: {short_error(exc)}") from exc
 

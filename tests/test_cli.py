@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from toy_components import ToyPlugin
 
+import ganenc
 from ganenc import hookimpl
 from ganenc.cli.main import cli
 from ganenc.testing import isolated_registry, register_plugin
@@ -335,3 +336,41 @@ def test_plugins_check_covers_a_plugin_of_commands_only():
     with isolated_registry(), register_plugin(_command_plugin("H", hello), "hello_plugin"):
         result = run("plugins", "--check", "hello_plugin")
         assert "ok    command hello-check: its --help renders" in result.output
+
+
+def test_a_plugin_failing_in_one_hook_is_out_of_every_command():
+    """A plugin whose loss hook raised still added its command, and one whose command clashed
+    still had its loss built by the commands that do not list plugin commands."""
+    from ganenc.losses.terms import MSELoss
+
+    class HalfBroken:
+        @hookimpl
+        def register_losses(self, register):
+            raise RuntimeError("loss hook exploded")
+
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command("half-cmd")
+            def half():
+                click.echo("half")
+
+    class Clashing:
+        @hookimpl
+        def register_losses(self, register):
+            register("clashloss", MSELoss)
+
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command("train")
+            def mine():
+                click.echo("not ganenc's train")
+
+    with (
+        isolated_registry() as registry,
+        register_plugin(HalfBroken(), "half"),
+        register_plugin(Clashing(), "clashing"),
+    ):
+        assert "half-cmd" not in run("--help").output
+        assert registry.plugins["clashing"].status == "failed"
+        with pytest.raises(ganenc.errors.UnknownComponentError):
+            registry.get("loss", "clashloss")
