@@ -13,6 +13,7 @@ from .options import (
     crop_option,
     default_of,
     generator_option,
+    given_options,
     given_run_options,
     loss_option,
     run_options,
@@ -68,6 +69,13 @@ def finetune_command(
 
     given_run_options(given, gen_options, crop_options, lr, loss_options, feature_weights)
     settings = run_settings(FinetuneSettings, config_file, "finetune settings", given)
+    if settings.mode == "per-image":
+        dataset_only = ("held_out", "batch_size", "checkpoint_every", "image_every", "log_every")
+        if unused := given_options(*dataset_only):
+            raise click.UsageError(
+                f"{', '.join(unused)} shape(s) dataset fine-tuning; --mode per-image fine-tunes"
+                " each image on its own (no split, batches or checkpoints): drop them"
+            )
     run = finetune(settings)
     click.echo(f"run directory: {run}")
     skipped = run / "skipped.json"

@@ -290,24 +290,28 @@ def settings_from_cli(model: type, config_file: str | None, what: str, **given: 
     return resolve_settings(model, config_file, given, what=what)
 
 
-#: Settings a resumed run may change (everything else is fixed by the run).
-RESUMABLE = {"iterations", "device", "progress", "checkpoint_every", "image_every", "log_every"}
-
-
 def run_settings(model: type, config_file: str | None, what: str, given: dict[str, Any]):
-    """Settings of a training-like command: from defaults/file/options, or the run on --resume."""
-    from ganenc.training.runs import resume_settings, stored_config
+    """Settings of a training-like command: from defaults/file/options, or the run on --resume.
 
+    ``resume`` and ``out`` may come from the ``--config`` file as well: a resume asked for
+    there is checked like one asked for on the command line.
+    """
+    from ganenc.config import read_config_file
+    from ganenc.training.runs import changeable_on_resume, resume_settings, stored_config
+
+    if config_file is not None and not (given.get("resume") and given.get("out")):
+        from_file = read_config_file(config_file)
+        given = dict(given)
+        given["resume"] = given.get("resume") or from_file.get("resume") is True
+        if given["resume"] and not given.get("out") and from_file.get("out"):
+            given["out"] = from_file["out"]
     if not given.get("resume"):
         return settings_from_cli(model, config_file, what, **given)
     if not given.get("out"):
-        raise click.UsageError("--resume needs --out RUN_DIR")
+        raise click.UsageError("--resume needs --out RUN_DIR (or out: in the --config file)")
     given = {key: value for key, value in given.items() if value is not None}
     stored = stored_config(given["out"])
-    changeable = set(RESUMABLE)
-    if stored.get("mode") == "per-image":  # iterations are each image's steps: a change would
-        changeable.discard("iterations")  # give the images done and those to come different ones
-    return resume_settings(model, stored, given, changeable, config_file)
+    return resume_settings(model, stored, given, changeable_on_resume(stored), config_file)
 
 
 def table_console():

@@ -16,6 +16,8 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
+from .errors import ConfigError
+
 #: Names of the attention levels, in the order of :func:`attention_pairs`.
 LEVEL_NAMES = ("whole", "at1", "at2")
 
@@ -151,6 +153,11 @@ def build_cropper(name: str | None, options: dict[str, Any], feature_weights: st
     from .registry import create, get_registry
 
     if name in (None, "none"):
+        if options:  # refused, not ignored: no cropper would read them
+            raise ConfigError(
+                f"cropper options {sorted(options)} given with attention 'none' (whole image"
+                " only): choose a cropper with --attention, or drop the options"
+            )
         return None
     spec = get_registry().get("cropper", name)
     options = dict(options)

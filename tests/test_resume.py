@@ -378,3 +378,60 @@ def test_resuming_another_commands_run_is_one_line(tmp_path):
     assert result.exit_code == 1
     assert result.output.count("\n") == 1, result.output
     assert "records settings this command has not ('images', 'mode')" in result.output
+
+
+def test_a_resume_asked_in_a_config_file_or_in_python_is_checked_the_same(tmp_path):
+    """resume: true in --config (or TrainSettings(resume=True)) trained on with another lr,
+    batch size and loss, and rewrote config.json with them; out: in the file was ignored."""
+    import yaml
+
+    first = tiny_train_settings(tmp_path / "run", iterations=2, checkpoint_every=1)
+    pretrain(first)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    changed = {**stored, "resume": True, "iterations": 3, "optimizer": {"lr": 0.5}}
+    config = tmp_path / "resume.yaml"
+    config.write_text(yaml.safe_dump(changed))
+    result = CliRunner().invoke(cli, ["train", "--config", str(config)])
+    assert result.exit_code == 1 and "these cannot change: optimizer" in result.output
+    settings = first.model_copy(update={"resume": True, "iterations": 3, "batch_size": 1})
+    with pytest.raises(GanencError, match="these cannot change: batch_size"):
+        pretrain(settings)
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == stored
+    config.write_text(yaml.safe_dump({"out": str(tmp_path / "run"), "iterations": 3}))
+    resumed = CliRunner().invoke(cli, ["train", "--config", str(config), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["iterations"] == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--precision", "bf16"], "bf16"),
+        (["--attention", "none", "--crop-option", "at1_margin_x=0.1"], "given with attention"),
+        (["--gan", "pggan", "-O", "resolution=32", "--truncation-layers", "4"], "no per-layer"),
+    ],
+)
+def test_refusals_found_late_leave_no_run_folder(tmp_path, options, message):
+    """bf16 on a CPU, crop options without a cropper and PGGAN's per-layer truncation were
+    refused at the first step, or silently ignored, after config.json was written."""
+    family = ["--gan", "stylegan2", "-O", "resolution=32", "-O", "channel_max=16"]
+    if "pggan" in options:
+        family = ["-O", "fmaps_max=16", "-O", "z_dim=16"]
+    command = ["train", *family, "--encoder-option", "max_channels=16", "--iterations", "1"]
+    command += ["--batch-size", "2", "--feature-weights", "random", "--device", "cpu"]
+    result = CliRunner().invoke(
+        cli, [*command, "--no-progress", *options, "--out", str(tmp_path / "run")]
+    )
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_per_image_fine_tuning_refuses_the_options_of_dataset_mode(tmp_path):
+    result = CliRunner().invoke(
+        cli,
+        ["finetune", "--encoder", str(tmp_path), "--images", str(tmp_path), "--mode",
+         "per-image", "--held-out", "0.5", "--checkpoint-every", "1", "--out", str(tmp_path / "o")],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--held-out, --checkpoint-every shape(s) dataset fine-tuning" in result.output
+    assert not (tmp_path / "o").exists()

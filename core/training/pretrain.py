@@ -73,6 +73,15 @@ class Pretrainer:
         self.scaler = grad_scaler(self.device, settings.precision)
         self.step = 0
         self._outputs_checked = False
+        # what can still be refused is checked before the run's first file
+        autocast(self.device, settings.precision)  # fp16/bf16 without CUDA: fail now
+        self.truncation = training_truncation(
+            self.generator, settings.truncation, settings.truncation_layers
+        )
+        self.synthesis_options = self.generator.synthesis_options(**self.truncation)
+        with torch.no_grad():  # a truncation the family refuses (PGGAN: per layer) shows now
+            probe = self.generator.sample_latents(1, seed=0, device=self.device)
+            self.generator.encoder_targets(probe, **self.truncation)
         if settings.resume:
             self._resume()
         elif self.dist.is_main:
@@ -80,10 +89,6 @@ class Pretrainer:
         self.speed = SpeedOptions.from_settings(settings)
         self.speed.prepare_generator(self.generator)
         self.model = self.speed.compiled(self.dist.wrap(self.speed.prepare_encoder(self.encoder)))
-        self.truncation = training_truncation(
-            self.generator, settings.truncation, settings.truncation_layers
-        )
-        self.synthesis_options = self.generator.synthesis_options(**self.truncation)
         self.schedule = SeedSchedule(
             settings.train_seeds, settings.batch_size, settings.seed, self.dist.world_size
         )

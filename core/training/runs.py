@@ -231,6 +231,15 @@ class RunDirectory:
         from ..encoders import read_encoder_checkpoint
 
         checkpoint = self.require_checkpoint()
+        stored = self.stored_config()
+        # settings made in Python (TrainSettings(resume=True, ...)) are checked as the command
+        # line's are: only what a resume may change can differ from the run's
+        resume_settings(
+            type(settings),
+            stored,
+            settings.model_dump(mode="json"),
+            changeable_on_resume(stored),
+        )
         state = read_encoder_checkpoint(checkpoint)
         step = int(state["step"])
         if step == settings.iterations and self._validated_after(checkpoint):
@@ -327,6 +336,20 @@ def _record_step(line: str) -> float:
         return float(json.loads(line)["step"])
     except (ValueError, KeyError, TypeError):
         return math.inf
+
+
+#: Settings a resumed run may change (everything else is fixed by the run).
+RESUMABLE = frozenset(
+    {"iterations", "device", "progress", "checkpoint_every", "image_every", "log_every"}
+)
+
+
+def changeable_on_resume(stored: dict[str, Any]) -> set[str]:
+    """What a resume of the run that stored ``stored`` may change."""
+    changeable = set(RESUMABLE)
+    if stored.get("mode") == "per-image":  # iterations are each image's steps: a change would
+        changeable.discard("iterations")  # give the images done and those to come different ones
+    return changeable
 
 
 def resume_settings(

@@ -168,9 +168,9 @@ class BigGANAdapter(GeneratorAdapter):
 
     def _truncation(self, truncation: float | None, truncation_layers: int | None = None) -> float:
         if truncation_layers is not None:
-            raise ValueError(
+            raise ConfigError(
                 "BigGAN has no per-layer truncation: truncation_layers must be None,"
-                f" got {truncation_layers!r}"
+                f" got {truncation_layers!r} (leave out --truncation-layers)"
             )
         return self.default_truncation if truncation is None else check_truncation(truncation)
 

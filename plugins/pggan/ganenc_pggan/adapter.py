@@ -32,7 +32,7 @@ from ganenc.adapters import (
 )
 from ganenc.checkpoints import build_checked
 from ganenc.config import PathText, Seed, Settings, builds_from, random_only
-from ganenc.errors import CheckpointError
+from ganenc.errors import CheckpointError, ConfigError
 from ganenc.geometry import GeneratorGeometry
 
 from .model import PGGANConfig, PGGANGenerator
@@ -135,6 +135,11 @@ class PGGANAdapter(GeneratorAdapter):
         self, latents: Latents, truncation: float = 1.0, truncation_layers: int | None = None
     ) -> Latents:
         """``{"z": psi * z}``: the latent that ``synthesize`` feeds the network."""
+        if truncation_layers is not None:  # refused, not ignored: PGGAN's z has no layers
+            raise ConfigError(
+                "PGGAN has no per-layer truncation: truncation_layers must be None,"
+                f" got {truncation_layers!r} (leave out --truncation-layers)"
+            )
         psi = _check_truncation(truncation)
         return {"z": self._z(latents) * psi}
 

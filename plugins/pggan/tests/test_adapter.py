@@ -71,12 +71,13 @@ def test_synthesize_and_truncation(tiny):
     assert images.shape == (3, 3, 16, 16) and images.dtype == torch.float32
     assert torch.equal(images, tiny.generator(latents["z"]))
     for psi in (1.0, 0.7, 0.0):
-        targets = tiny.encoder_targets(latents, truncation=psi, truncation_layers=4)
+        targets = tiny.encoder_targets(latents, truncation=psi)
         assert set(targets) == {"z"}
         torch.testing.assert_close(targets["z"], psi * latents["z"])
-        assert torch.equal(
-            tiny.synthesize(targets), tiny.synthesize(latents, truncation=psi, truncation_layers=4)
-        )
+        assert torch.equal(tiny.synthesize(targets), tiny.synthesize(latents, truncation=psi))
+    # z has no layers: a per-layer truncation is refused, not silently ignored
+    with pytest.raises(ConfigError, match="no per-layer truncation"):
+        tiny.synthesize(latents, truncation=0.7, truncation_layers=4)
     # z is pixel-normalised first, so scaling it by psi > 0 leaves the image (almost) unchanged.
     torch.testing.assert_close(tiny.synthesize(latents, truncation=0.5), images)
     zero = tiny.synthesize(latents, truncation=0.0)
