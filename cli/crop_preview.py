@@ -74,7 +74,7 @@ def _image_paths(given: tuple[Path, ...]) -> tuple[Path, ...]:
     help="Centre-crop images to a square and resize them to SIZE x SIZE first, as training"
     " and invert read them.",
 )
-@device_option(default="cpu")
+@device_option()
 @click.option("--force", is_flag=True, help="Write into --out even if it holds files.")
 def crop_preview_command(
     attention: str,
@@ -155,7 +155,7 @@ def _draw_previews(read, targets, cropper, size, device) -> None:
             pixels = load_image_uint8(path, size)
             image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
         else:
-            pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)
+            pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)  # a writable copy
         tensor = unit_range(pixels[None]).to(device)
         with torch.no_grad():
             levels = cropper.boxes(tensor)

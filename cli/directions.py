@@ -19,7 +19,8 @@ from .options import SEED, FiniteFloat, table_console
     "--labels",
     required=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="CSV: an image-name column (image/name/file) and one column per attribute.",
+    help="CSV: an image-name column (image, name, file, filename or path; of several, the"
+    " one naming the latent files) and one column per attribute.",
 )
 @click.option(
     "--space",

@@ -132,10 +132,15 @@ def build_inverter(
         )
         if given and refine not in used_by
     ]
-    if unused:
+    if unused and refine == "none":
         raise click.UsageError(
-            f"{', '.join(unused)} only change(s) a refinement, and --refine is {refine}:"
-            " add --refine optimize (or finetune, which has no --anchor-weight) or drop them"
+            f"{', '.join(unused)} only change(s) a refinement, and --refine is none:"
+            " add --refine optimize or finetune, or drop them"
+        )
+    if unused:  # only --anchor-weight is one refinement's
+        raise click.UsageError(
+            f"{', '.join(unused)} only change(s) --refine optimize (it keeps latents near the"
+            f" encoder's; {refine} fine-tunes the encoder): drop it, or use --refine optimize"
         )
     from ganenc.encoder_runs import EncoderRun
     from ganenc.inversion import Inverter
@@ -246,5 +251,7 @@ def invert_command(
     for reason in index["not_computed"].values():
         click.echo(f"note: {reason}")
     if index["skipped"]:
-        click.echo(f"skipped {len(index['skipped'])} unreadable file(s): see {out}/index.json")
+        click.echo(
+            f"skipped {len(index['skipped'])} unreadable file(s): see {Path(out) / 'index.json'}"
+        )
     click.echo(f"output: {out}")

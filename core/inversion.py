@@ -622,15 +622,21 @@ def _chunk_size(refine: str, batch_size: int) -> int:
     return batch_size if refine == "optimize" else CHUNK_IMAGES
 
 
-def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"refinement": {"lr": 0.01}}`` -> ``{"refinement.lr": 0.01}`` (messages name the leaf)."""
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, Mapping) and value and key != "generator":
-            flat.update({f"{key}.{k}": v for k, v in _flat(value).items()})
-        else:
-            flat[key] = value
-    return flat
+def _changed(was: Any, now: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """The settings that differ, by the deepest key both sides hold as a mapping.
+
+    ``{"refinement": {"lr": 0.01}}`` against ``{"refinement": {"lr": 0.1}}`` names
+    ``refinement.lr``; a refinement present on one side only is named ``refinement``
+    once, not by each of its leaves.
+    """
+    found: list[tuple[str, Any]] = []
+    for key in dict.fromkeys([*now, *was]):
+        before, after = was.get(key), now.get(key)
+        if isinstance(before, Mapping) and isinstance(after, Mapping) and key != "generator":
+            found += _changed(before, after, f"{prefix}{key}.")
+        elif before != after:
+            found.append((f"{prefix}{key}", before))
+    return found
 
 
 def _unfinished(out: Path, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict]]:
@@ -650,12 +656,22 @@ def _unfinished(out: Path, settings: dict[str, Any]) -> tuple[dict[str, Any], di
         recorded = state["settings"]
     except (ValueError, KeyError, TypeError):
         raise GanencError(f"{record} is damaged; start again in a new folder") from None
-    was, now = _flat(recorded), _flat(settings)
-    changed = [key for key in dict.fromkeys([*now, *was]) if was.get(key) != now.get(key)]
+    if recorded.get("refine") != settings.get("refine"):  # another mode: its settings follow
+        changed = [
+            (key, recorded.get(key))
+            for key in dict.fromkeys([*settings, *recorded])
+            if recorded.get(key) != settings.get(key)
+        ]
+    else:
+        changed = _changed(recorded, settings)
     if changed:
+        shown = ", ".join(
+            f"{key}: {'(set)' if isinstance(value, Mapping) else repr(value)}"
+            for key, value in changed[:5]
+        ) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise GanencError(
-            f"the unfinished inversion in {out} was started with other {', '.join(changed)}"
-            f" ({', '.join(f'{k}: {was.get(k)!r}' for k in changed)}); resume it with"
+            f"the unfinished inversion in {out} was started with other"
+            f" {', '.join(key for key, _ in changed[:5])} ({shown}); resume it with"
             " the same options, or choose another --out"
         )
     return state, finished_rows(out / "metrics.csv")

@@ -219,6 +219,9 @@ def test_an_interrupted_folder_inversion_resumes_to_the_same_outputs(
         inversion.invert_folder(tiny_inverter, photos, damaged, **options, resume=True)
     with pytest.raises(GanencError, match="started with other steps"):
         inversion.invert_folder(tiny_inverter, photos, cut, refine="optimize", steps=3, resume=True)
+    with pytest.raises(GanencError) as caught:  # a refinement on one side: named once
+        inversion.invert_folder(tiny_inverter, photos, cut, refine="none", resume=True)
+    assert "refinement" in str(caught.value) and "refinement.loss" not in str(caught.value)
     # what shapes the refinement but is not a step count is held to the first run's too
     for attribute, value, named in (
         ("optimize_lr", 0.5, r"refinement.lr \(refinement.lr: 0.01\)"),
