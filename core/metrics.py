@@ -42,9 +42,14 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     from torchmetrics.functional.image import structural_similarity_index_measure
 
     kernel = ssim_window(*prediction.shape[-2:])
+    # float64: in float32 identical images scored 0.99998 (the variances' rounding), not 1
     return structural_similarity_index_measure(
-        _unit(prediction), _unit(target), data_range=1.0, reduction="none", kernel_size=kernel
-    )
+        _unit(prediction).double(),
+        _unit(target).double(),
+        data_range=1.0,
+        reduction="none",
+        kernel_size=kernel,
+    ).float()
 
 
 def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -220,3 +220,18 @@ def test_no_detach_and_no_numpy_on_the_loss_path():
         text = path.read_text()
         assert ".detach(" not in text, f"{path.name} detaches"
         assert not re.search(r"import numpy|\.numpy\(|from numpy", text), f"{path.name} uses numpy"
+
+
+def test_a_loss_of_only_zero_weights_is_refused():
+    """It trained with loss 0.0 and an encoder that never moved, without a word."""
+    from ganenc.losses.options import LossSettings
+
+    with pytest.raises(ValueError, match="every loss weight is 0"):
+        LossSettings(image_terms={"mse": 0}, latent_terms={"latent_mse": 0})
+    LossSettings(image_terms={"mse": 0}, latent_terms={"latent_mse": 1})  # one is enough
+
+
+def test_the_ssim_metric_of_identical_images_is_one():
+    """In float32 it was 0.99998 beside a PSNR of inf."""
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert ssim_metric(images, images).tolist() == [1.0, 1.0]

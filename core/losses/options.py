@@ -109,6 +109,9 @@ class LossSettings(Settings):
             raise ValueError(
                 f"term_options given for terms not in image_terms or latent_terms: {sorted(unknown)}"
             )
+        weights = [*self.image_terms.values(), *self.latent_terms.values()]
+        if not any(weights):  # a loss of 0: the run would 'train' and the encoder never move
+            raise ValueError("every loss weight is 0: give at least one term a weight above 0")
         return self
 
     @property
