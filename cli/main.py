@@ -25,6 +25,7 @@ from ganenc.registry import (
     PluginInfo,
     get_registry,
     is_project_distribution,
+    plugin_code,
     preferred,
     short_error,
     strict_plugins,
@@ -178,7 +179,8 @@ def _collect_plugin_commands(registry: Any, builtin: set[str]) -> dict[str, clic
         if info is not None and info.status != "ok":  # failed in another hook: nothing of it
             continue
         try:
-            returned = impl.function(cli=collector)
+            with plugin_code():
+                returned = impl.function(cli=collector)
             if returned is not None:
                 raise PluginRegistrationError(
                     f"register_commands returned a {type(returned).__name__} instead of"

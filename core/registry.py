@@ -21,6 +21,7 @@ Environment variables:
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import functools
 import importlib
@@ -142,10 +143,20 @@ class ComponentSpec:
         }
 
 
+def plugin_code() -> contextlib.AbstractContextManager:
+    """Around a plugin's code (import, hooks): what it prints goes to stderr.
+
+    Standard output carries ganenc's own output, which ``--json`` makes machine-read:
+    one plugin's ``print`` at import would corrupt every listing.
+    """
+    return contextlib.redirect_stdout(sys.stderr)
+
+
 def _import_object(reference: str, what: str) -> Any:
     module_name, _, attribute = reference.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
+        with plugin_code():
+            obj: Any = importlib.import_module(module_name)
         for part in attribute.split("."):
             obj = getattr(obj, part)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the plugin's module raises
@@ -226,7 +237,8 @@ class Registry:
                     raise PluginLoadError(info.error)
                 continue
             try:
-                module = ep.load()
+                with plugin_code():
+                    module = ep.load()
             # SystemExit too: a plugin's ``sys.exit()`` at import must not end every command
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import failure is the plugin's
                 self._record_failure(info, exc)
@@ -303,7 +315,8 @@ class Registry:
             if info.status != "ok":
                 continue
             try:
-                collected = self._collect_plugin(plugin_name, info)
+                with plugin_code():
+                    collected = self._collect_plugin(plugin_name, info)
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plugin's hook raised
                 self._record_failure(info, exc)
                 continue

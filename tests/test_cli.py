@@ -374,3 +374,21 @@ def test_a_plugin_failing_in_one_hook_is_out_of_every_command():
         assert registry.plugins["clashing"].status == "failed"
         with pytest.raises(ganenc.errors.UnknownComponentError):
             registry.get("loss", "clashloss")
+
+
+def test_a_plugin_that_prints_leaves_json_outputs_whole():
+    """One plugin printing in its hooks corrupted 'list --json' and every JSON listing."""
+    from ganenc.losses.terms import MSELoss
+
+    class Chatty:
+        @hookimpl
+        def register_losses(self, register):
+            print("chatty plugin says hello")
+            register("chatty", MSELoss)
+
+    with isolated_registry(), register_plugin(Chatty(), "chatty"):
+        result = CliRunner().invoke(cli, ["list", "--json"])
+        assert result.exit_code == 0
+        rows = json.loads(result.stdout)
+        assert any(row["name"] == "chatty" for row in rows)
+        assert "chatty plugin says hello" in result.stderr
