@@ -42,13 +42,19 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     from torchmetrics.functional.image import structural_similarity_index_measure
 
     kernel = ssim_window(*prediction.shape[-2:])
-    # float64: in float32 identical images scored 0.99998 (the variances' rounding), not 1
-    return structural_similarity_index_measure(
-        _unit(prediction).double(),
-        _unit(target).double(),
-        data_range=1.0,
-        reduction="none",
-        kernel_size=kernel,
+    # float64 (in float32 identical images scored 0.99998, the variances' rounding), one
+    # image at a time: a batch of 1024 px images in float64 would take a gigabyte
+    return torch.cat(
+        [
+            structural_similarity_index_measure(
+                _unit(one[None]).double(),
+                _unit(other[None]).double(),
+                data_range=1.0,
+                reduction="none",
+                kernel_size=kernel,
+            )
+            for one, other in zip(prediction, target, strict=True)
+        ]
     ).float()
 
 
