@@ -41,19 +41,18 @@ class GanencGroup(click.Group):
     other exception is a bug, reported with the file its traceback was written to.
     """
 
-    _plugin_commands: dict[tuple[int, int], dict[str, click.Command]] = {}
-
     def plugin_commands(self) -> dict[str, click.Command]:
         registry = get_registry()
         registry.plugin_infos()  # component hooks first: a plugin failing there adds no command
-        key = (id(registry), registry.generation)  # a plugin added or removed: collect again
-        if key not in self._plugin_commands:
+        # kept on the registry itself (a dead registry's id may be a new one's), per generation
+        # (a plugin added or removed: collect again)
+        cache = vars(registry).setdefault("_cli_commands", {})
+        key = registry.generation
+        if key not in cache:
             commands = _collect_plugin_commands(registry, set(self.commands))
             # a plugin failing here left the component table (a new generation): same commands
-            self._plugin_commands[key] = self._plugin_commands[
-                (id(registry), registry.generation)
-            ] = commands
-        return self._plugin_commands[key]
+            cache[key] = cache[registry.generation] = commands
+        return cache[key]
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *self.plugin_commands()})
