@@ -90,35 +90,40 @@ def _bad_retries(retries: int) -> bool:
     return retries < 0
 
 
+def _download_setting(given, name, default, parse, kind, rule, invalid, what):
+    """``given`` checked by ``invalid``, else ``$name`` read with the same rule."""
+    if given is not None:
+        if invalid(given):
+            raise ConfigError(f"the download {what} must be {rule}, got {given}")
+        return given
+    return number_from_environment(name, default, parse, kind, rule, invalid)
+
+
 def download_timeout(given: float | None = None) -> float:
     """The socket timeout of a download: ``given``, else ``GANENC_DOWNLOAD_TIMEOUT`` (seconds)."""
-    if given is not None:
-        if _bad_timeout(given):
-            raise ConfigError(f"the download timeout must be a positive finite number, got {given}")
-        return given
-    return number_from_environment(
+    return _download_setting(
+        given,
         DOWNLOAD_TIMEOUT_ENV,
         DEFAULT_DOWNLOAD_TIMEOUT,
         float,
         "a number of seconds",
         "a positive finite number",
         _bad_timeout,
+        "timeout",
     )
 
 
 def download_retries(given: int | None = None) -> int:
     """Retries after a failed attempt: ``given``, else ``GANENC_DOWNLOAD_RETRIES``."""
-    if given is not None:
-        if _bad_retries(given):
-            raise ConfigError(f"the download retries must be 0 or more, got {given}")
-        return given
-    return number_from_environment(
+    return _download_setting(
+        given,
         DOWNLOAD_RETRIES_ENV,
         DEFAULT_DOWNLOAD_RETRIES,
         int,
         "a whole number",
         "0 or more",
         _bad_retries,
+        "retries",
     )
 
 
