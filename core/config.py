@@ -62,6 +62,18 @@ class Settings(BaseModel):
         extra="forbid", protected_namespaces=(), allow_inf_nan=False, validate_default=True
     )
 
+    def __init__(self, /, **data: Any) -> None:
+        """Built in Python (``TrainSettings(iterations=0)``): one :class:`ConfigError`, as
+        :func:`validate_options` gives for files and flags, not pydantic's report."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, type(self).__name__)) from None
+
+    # pydantic's own mark (as on BaseModel.__init__): validation of nested settings and
+    # model_validate keep pydantic's path, so their errors stay field by field
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
 
 #: The ``json_schema_extra`` of a generator option that only shapes a randomly initialised
 #: generator (declared with :func:`random_only`). With a checkpoint the file gives the

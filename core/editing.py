@@ -32,7 +32,7 @@ import torch
 
 from .adapters import Latents
 from .errors import CheckpointError, ConfigError, GanencError
-from .files import check_output, torch_save, write_json
+from .files import check_output, plain_data, torch_save, write_json
 
 DIRECTION_FORMAT = "ganenc-direction/1"
 MAKE_DIRECTIONS = "'ganenc directions' writes direction files"
@@ -53,12 +53,22 @@ class Direction:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Write the direction as :meth:`load` reads it; a vector it would refuse is refused."""
+        if not isinstance(self.vector, torch.Tensor) or not self.vector.is_floating_point():
+            raise ConfigError(
+                f"a direction's vector must be a float tensor, not {type(self.vector).__name__}"
+            )
+        if not all(isinstance(name, str) and name for name in (self.attribute, self.space)):
+            raise ConfigError("a direction's attribute and space must be names (strings)")
+        problem = direction_problem(self.vector)
+        if problem:
+            raise ConfigError(f"cannot save direction {self.attribute!r}: {problem}")
         payload = {
             "format": DIRECTION_FORMAT,
             "attribute": self.attribute,
             "space": self.space,
             "direction": self.vector.detach().cpu().float().clone(),
-            "metadata": plain_data(self.metadata),
+            "metadata": plain_data(self.metadata, "a direction's metadata"),
         }
         return torch_save(payload, path)
 
@@ -102,20 +112,6 @@ def direction_problem(vector: torch.Tensor) -> str | None:
             " vector: save direction / direction.norm())"
         )
     return None
-
-
-# Deliberately alike: numpy to numbers for JSON; encoders._plain refuses non-plain values
-def plain_data(value: Any) -> Any:
-    """Numbers, strings, lists and dicts only (numpy scalars become Python numbers)."""
-    if isinstance(value, dict):
-        return {str(k): plain_data(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain_data(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
 
 
 # -- features of a latent space ---------------------------------------------------------------
@@ -477,7 +473,9 @@ def save_directions(
     paths = [d.save(out / f"{n}.pt") for d, n in zip(directions, names, strict=True)]
     summary = dict(report)
     summary["files"] = {d.attribute: p.name for d, p in zip(directions, paths, strict=True)}
-    write_json(out / "directions.json", plain_data(summary))  # strict JSON, whole or absent
+    write_json(
+        out / "directions.json", plain_data(summary, "directions.json")
+    )  # strict JSON, whole or absent
     return paths
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, GanencError, UnknownComponentError, first_line
+from .errors import CheckpointError, ConfigError, GanencError, UnknownComponentError, first_line
 from .files import strict_json
 
 logger = logging.getLogger(__name__)
@@ -159,11 +159,14 @@ def recorded_generator(
         model = get_registry().get("generator", family).load_options_model()
         dropped = random_only_fields(model) if model is not None else set()
         options = {key: value for key, value in options.items() if key not in dropped}
-    return GeneratorSpec(
-        gan=family,
-        checkpoint=checkpoint or stored["checkpoint"],
-        generator_options={**options, **(generator_options or {})},
-    )
+    try:
+        return GeneratorSpec(
+            gan=family,
+            checkpoint=checkpoint or stored["checkpoint"],
+            generator_options={**options, **(generator_options or {})},
+        )
+    except ConfigError as exc:  # a hand-made or damaged record (checkpoint None, a number)
+        raise CheckpointError(f"{source} records a generator ganenc cannot use: {exc}") from None
 
 
 def encoder_generator(

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, GanencError
-from .files import torch_save
+from .errors import CheckpointError, ConfigError, GanencError
+from .files import plain_data, torch_save
 from .geometry import GeneratorGeometry
 from .registry import get_registry
 
@@ -65,24 +65,10 @@ def build_encoder(generator: Any, name: str | None = None, **options: Any):
     encoder.ganenc_meta = {
         "builder": spec.name,
         "plugin": spec.plugin,
-        "options": _plain(options),
+        "options": plain_data(options, "an encoder option"),
         "geometry": geometry.to_dict(),
     }
     return encoder
-
-
-# Deliberately alike: refuses what weights_only rejects; editing.plain_data is for JSON
-def _plain(value: Any) -> Any:
-    """Options as plain data (so ``weights_only`` loading accepts them)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    raise GanencError(f"encoder option value {value!r} cannot be saved; use plain data")
 
 
 def save_encoder(encoder: Any, path: str | os.PathLike, **extra: Any) -> Path:
@@ -90,7 +76,16 @@ def save_encoder(encoder: Any, path: str | os.PathLike, **extra: Any) -> Path:
     meta = getattr(encoder, "ganenc_meta", None)
     if meta is None:
         raise GanencError("this encoder was not built by ganenc.build_encoder; cannot save it")
+    clash = sorted(set(extra) & {"format", "state_dict", *meta})
+    if clash:
+        raise ConfigError(
+            f"save_encoder: {', '.join(clash)} are the file's own fields; give extras other names"
+        )
+    extra = plain_data(extra, "save_encoder's extra field", tensors=True)
     payload = {"format": ENCODER_FORMAT, **meta, "state_dict": encoder.state_dict(), **extra}
+    problem = _payload_problem({**payload, "state_dict": {}})  # what the reader checks
+    if problem:
+        raise ConfigError(f"save_encoder: {problem} (nothing was written)")
     return torch_save(payload, path)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import GanencError
+from .errors import ConfigError, GanencError
 
 
 def check_output(
@@ -81,6 +81,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     import tempfile
 
     path = Path(path)
+    if path.is_dir():  # os.replace would fail only after the whole write
+        raise GanencError(f"{path} is a folder; give a file name (nothing was written)")
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
@@ -108,6 +110,37 @@ def torch_save(payload: Any, path: str | os.PathLike) -> Path:
 
 #: Less free space than this after a failed write means the write failed for want of it.
 FULL_DISK_BYTES = 1 << 20
+
+
+def plain_data(value: Any, what: str, *, tensors: bool = False) -> Any:
+    """``value`` as data the safe readers take back (``torch.load(weights_only=True)``, JSON).
+
+    Paths become strings, numpy numbers and arrays Python numbers and lists; dicts, lists,
+    tuples, numbers, strings and ``None`` stay (tensors too, with ``tensors``).  Anything
+    else is refused before a file is written: a writer that pickled it would make a file
+    its own reader refuses.
+    """
+    if isinstance(value, dict):
+        bad = next((k for k in value if not isinstance(k, str | int)), None)
+        if bad is not None:
+            raise ConfigError(f"{what}: the key {bad!r} cannot be saved; use strings")
+        return {k: plain_data(v, what, tensors=tensors) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        items = [plain_data(v, what, tensors=tensors) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    import numpy as np
+    import torch
+
+    if isinstance(value, np.generic | np.ndarray):  # before float: np.float64 is a float
+        return value.tolist()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if tensors and isinstance(value, torch.Tensor):
+        return value
+    kinds = "numbers, strings, lists, dicts" + (" or tensors" if tensors else " or None")
+    raise ConfigError(f"{what}: {type(value).__name__} {value!r:.60} cannot be saved; give {kinds}")
 
 
 def json_safe(value: Any) -> Any:

@@ -21,19 +21,32 @@ from pydantic import Field
 from .adapters import NOISE_MODES, Latents
 from .config import Settings, Truncation, validate_options
 from .errors import CheckpointError, ConfigError, GanencError
-from .files import torch_save
+from .files import plain_data, torch_save
 
 LATENTS_FORMAT = "ganenc-latents/1"
 LATENTS_DIR = "latents"
 
 
 def save_latent_file(path: str | os.PathLike, latents: Latents, **metadata: Any) -> Path:
-    """One image's latents (``[1, ...]`` tensors) and plain metadata; atomic."""
+    """One image's latents (``[1, ...]`` tensors) and plain metadata; atomic.
+
+    What :func:`read_latent_file` would refuse is refused here, before the file is written.
+    """
+    if not isinstance(latents, dict):
+        raise ConfigError(f"latents must be a dict of tensors, not a {type(latents).__name__}")
+    if "format" in metadata or "latents" in metadata:
+        raise ConfigError("'format' and 'latents' are a latent file's own fields")
     payload = {
         "format": LATENTS_FORMAT,
-        "latents": {k: v.detach().cpu().clone() for k, v in latents.items()},
-        **metadata,
+        "latents": {
+            k: v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v
+            for k, v in latents.items()
+        },
+        **plain_data(metadata, "a latent file's metadata"),
     }
+    problem = latent_payload_problem(payload)
+    if problem:
+        raise ConfigError(f"cannot save latents to {path}: {problem} (nothing was written)")
     return torch_save(payload, path)
 
 
@@ -52,21 +65,37 @@ def read_latent_file(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} is not a ganenc latent file (no 'latents' dict); {MAKE_LATENTS}"
         )
-    for key, value in latents.items():
-        if not isinstance(value, torch.Tensor) or value.dim() < 1:
-            raise CheckpointError(f"{path}: latent {key!r} is not a tensor with a batch dimension")
-        if value.dtype in (torch.bool, torch.complex64, torch.complex128) or (
-            value.is_floating_point() and not bool(torch.isfinite(value).all())
-        ):
-            raise CheckpointError(f"{path}: latent {key!r} holds NaN, infinite or non-real values")
-    batches = {key: int(value.shape[0]) for key, value in latents.items()}
-    if min(batches.values()) == 0 or len(set(batches.values())) > 1:
-        raise CheckpointError(f"{path}: its latents hold batches of {batches} (one size, > 0)")
+    problem = latent_payload_problem(payload)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     if payload.get("synthesis_options") is not None:
         payload["synthesis_options"] = checked_synthesis_options(
             payload["synthesis_options"], f"{path}'s synthesis_options"
         )
     return payload
+
+
+def latent_payload_problem(payload: dict[str, Any]) -> str | None:
+    """What is wrong with a latent file's content (its writer and reader both ask), or None."""
+    latents = payload["latents"]
+    if not latents:
+        return "it holds no latents"
+    for key, value in latents.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor) or value.dim() < 1:
+            return f"latent {key!r} is not a tensor with a batch dimension"
+        if value.dtype in (torch.bool, torch.complex64, torch.complex128) or (
+            value.is_floating_point() and not bool(torch.isfinite(value).all())
+        ):
+            return f"latent {key!r} holds NaN, infinite or non-real values"
+    batches = {key: int(value.shape[0]) for key, value in latents.items()}
+    if min(batches.values()) == 0 or len(set(batches.values())) > 1:
+        return f"its latents hold batches of {batches} (one size, > 0)"
+    if payload.get("synthesis_options") is not None:
+        try:
+            checked_synthesis_options(payload["synthesis_options"], "synthesis_options")
+        except CheckpointError as exc:
+            return str(exc)
+    return None
 
 
 class SynthesisOptions(Settings):

@@ -298,9 +298,11 @@ def test_tampered_latent_files_are_refused_before_edit_writes(tmp_path, latents,
     """Edit passed a latent file's synthesis options to the generator unchecked (an 'unexpected
     error', or NaN pictures for psi 1e308) after it had written the edited latents."""
     from ganenc.editing import edit_latents
-    from ganenc.latents import save_latent_file
+    from ganenc.latents import LATENTS_FORMAT
 
-    save_latent_file(tmp_path / "a.pt", latents, image="a.png", **metadata)
+    # written by hand: save_latent_file refuses what the reader refuses
+    tampered = {"format": LATENTS_FORMAT, "latents": latents, "image": "a.png", **metadata}
+    torch.save(tampered, tmp_path / "a.pt")
     direction = Direction("smile", "z", torch.nn.functional.normalize(torch.ones(64), dim=0))
     spec = {"gan": "stylegan2", "checkpoint": "random", "generator_options": {"resolution": 32}}
     spec["generator_options"]["channel_max"] = 16
