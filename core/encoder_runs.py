@@ -44,6 +44,10 @@ def encoder_file(path: str | os.PathLike) -> Path:
     """
     from .weights import fetch, is_tag, weights_entry
 
+    if not isinstance(path, str | os.PathLike):
+        raise ConfigError(
+            f"an encoder is a file, a training run folder or an encoder tag, not {path!r:.60}"
+        )
     if is_tag(os.fspath(path)):
         entry = weights_entry(os.fspath(path))
         if entry.family != ENCODER_FAMILY:
@@ -180,6 +184,10 @@ def encoder_generator(
     """:func:`recorded_generator` for an encoder file, after the family it was trained for is
     checked against ``gan`` (no generator of another family can drive it)."""
     trained_for = (payload.get("geometry") or {}).get("family")
+    if gan is not None:
+        from .registry import get_registry
+
+        get_registry().get("generator", gan)  # a misspelt family: "no generator named ..."
     if gan is not None and trained_for is not None and gan != trained_for:
         raise GanencError(
             f"the encoder was trained for {describe_geometry(payload['geometry'])}, not a {gan}"

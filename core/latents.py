@@ -172,6 +172,8 @@ class LatentSet:
 
 def read_latents(source: str | os.PathLike) -> LatentSet:
     """Latents from one file, a folder of ``*.pt`` files, or an ``invert`` output folder."""
+    if not isinstance(source, str | os.PathLike):
+        raise ConfigError(f"latents are read from a file or a folder, not {source!r:.60}")
     source = Path(source)
     if source.is_file():
         paths = [source]

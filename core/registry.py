@@ -444,8 +444,12 @@ class Registry:
             )
 
     def _unknown_message(self, kind: str, name: str) -> str:
+        import difflib
+
         known = sorted({spec.name for spec in self.components(kind)})
-        message = f"no {kind} named {name!r}; available: {', '.join(known) or 'none'}"
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        message = f"no {kind} named {name!r}; {hint}available: {', '.join(known) or 'none'}"
         failed = [p.name for p in self.plugins.values() if p.status == "failed"]
         if failed:
             message += f" (plugins that failed to load: {', '.join(failed)}; see 'ganenc list')"

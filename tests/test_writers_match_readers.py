@@ -127,3 +127,26 @@ def test_settings_built_in_python_fail_with_one_config_error():
 def test_a_record_with_checkpoint_none_is_a_file_error():
     with pytest.raises(CheckpointError, match="x.pt records a generator ganenc cannot use"):
         recorded_generator({"gan": "stylegan2", "checkpoint": None}, "x.pt")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: ganenc.load_encoder(None), "an encoder is a file, .* not None"),
+        (lambda: ganenc.load_encoder(3), "not 3"),
+        (lambda: read_latents(None), "from a file or a folder, not None"),
+        (lambda: ganenc.weights.fetch(3), "a weights tag .* not 3"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_one_config_error(call, message):
+    with pytest.raises(ConfigError, match=message):
+        call()
+
+
+def test_a_misspelt_family_gets_did_you_mean():
+    from ganenc.encoder_runs import EncoderRun
+
+    with pytest.raises(ganenc.GanencError, match="no generator named 'stylgan2'; did you mean"):
+        EncoderRun.open("encoder:stylegan2-emoji-64", gan="stylgan2")
+    with pytest.raises(ganenc.GanencError, match="did you mean 'stylegan2'"):
+        ganenc.load_generator("stylegan22")

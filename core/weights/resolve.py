@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import CheckpointError, WeightsNotFoundError
+from ..errors import CheckpointError, ConfigError, WeightsNotFoundError
 from .cache import _locked, cached_path, file_path, find_file, local_path
 from .download import (
     OFFLINE_ENV,
@@ -53,6 +53,10 @@ def fetch(
     """
     if isinstance(entry, str):
         entry = weights_entry(entry)
+    if not isinstance(entry, WeightsEntry):
+        raise ConfigError(
+            f"fetch takes a weights tag (a string) or a WeightsEntry, not {entry!r:.60}"
+        )
     if entry.cache == "package":
         return _packaged_path(entry)
     # the settings of a download are checked before anything is said or written
