@@ -1,4 +1,4 @@
-"""Image-quality metrics computed by torchmetrics (the standard implementations).
+"""Image-quality metrics by the standard implementations (torchmetrics; SSIM by pytorch-msssim).
 
 Images are [N, 3, H, W] in [-1, 1]; they are mapped to [0, 1] first, so PSNR
 and SSIM read as for 8-bit images (data range 1).
@@ -38,20 +38,26 @@ def ssim_window(height: int, width: int, win_size: int = 11) -> int:
 
 
 def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM ([N]), Gaussian window 11, sigma 1.5 (smaller window for tiny images)."""
-    from torchmetrics.functional.image import structural_similarity_index_measure
+    """Per-image SSIM ([N]) of Wang et al.: Gaussian window 11 (smaller for tiny images,
+    :func:`ssim_window`), sigma 1.5, averaged over the pixels the window covers whole.
 
-    kernel = ssim_window(*prediction.shape[-2:])
+    pytorch-msssim, as the SSIM loss term: it matches skimage's SSIM; torchmetrics'
+    averaged the padded border in and ignored a smaller window (0.03 off at 64 px).
+    """
+    from pytorch_msssim import ssim as wang_ssim
+
+    window = ssim_window(*prediction.shape[-2:])
     # float64 (in float32 identical images scored 0.99998, the variances' rounding), one
     # image at a time: a batch of 1024 px images in float64 would take a gigabyte
     return torch.cat(
         [
-            structural_similarity_index_measure(
+            wang_ssim(
                 _unit(one[None]).double(),
                 _unit(other[None]).double(),
                 data_range=1.0,
-                reduction="none",
-                kernel_size=kernel,
+                size_average=False,
+                win_size=window,
+                win_sigma=1.5,
             )
             for one, other in zip(prediction, target, strict=True)
         ]
