@@ -13,13 +13,15 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -29,9 +31,9 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ganenc.errors import GanencError
+from ganenc.errors import GanencError, first_line
 
-from .session import MAX_UPLOAD_BYTES, Studio, png_data_url
+from .session import MAX_UPLOAD_BYTES, Studio, SubjectNotFoundError, png_data_url
 
 STATIC_DIR = Path(__file__).with_name("static")
 PANEL_GROUP = "ganenc_studio.panels"
@@ -41,6 +43,12 @@ CONTENT_SECURITY_POLICY = (
     " connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none';"
     " frame-ancestors 'none'"
 )
+#: JSON request bodies (slider states, budgets) are small; larger ones are refused unread.
+MAX_JSON_BYTES = 64 * 2**10
+#: Refinements queued or running at once (they run one at a time); more are refused with 503.
+MAX_PENDING_JOBS = 4
+#: Finished jobs whose result can still be fetched; older ones are forgotten (memory stays bounded).
+MAX_FINISHED_JOBS = 16
 
 
 @dataclass
@@ -77,33 +85,64 @@ def discover_panels(studio: Studio) -> list[Panel]:
     return panels
 
 
+#: Job states after which nothing changes.
+FINISHED = frozenset({"done", "error", "stopped"})
+
+
+class JobStopped(Exception):
+    """Raised in a job's progress callback when the studio stops, so the refinement ends now."""
+
+
 class Jobs:
-    """Refinements run one at a time in a worker thread; the page polls their progress."""
+    """Refinements run one at a time in a worker thread; the page polls their progress.
+
+    :meth:`shutdown` stops the running refinement at its next step: Python waits for
+    a pool's worker threads at exit, so a job that went on would keep the process alive.
+    """
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-job")
         self._jobs: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def submit(self, work: Callable[[Callable[[int, int], None]], Any]) -> str:
-        job_id = f"j{next(self._ids)}"
+        """Queue ``work(progress)``; 503 when :data:`MAX_PENDING_JOBS` are waiting or running."""
         state: dict[str, Any] = {"status": "queued", "done": 0, "total": 0}
         with self._lock:
+            if self._stopping.is_set():
+                raise HTTPException(503, "the studio is stopping")
+            pending = sum(job["status"] not in FINISHED for job in self._jobs.values())
+            if pending >= MAX_PENDING_JOBS:
+                raise HTTPException(
+                    503,
+                    f"{pending} refinements are already queued or running (at most"
+                    f" {MAX_PENDING_JOBS}); try again when one has finished",
+                )
+            finished = [job_id for job_id, job in self._jobs.items() if job["status"] in FINISHED]
+            for old in finished[: max(0, len(finished) - MAX_FINISHED_JOBS + 1)]:
+                del self._jobs[old]
+            job_id = f"j{next(self._ids)}"
             self._jobs[job_id] = state
 
         def progress(done: int, total: int) -> None:
+            if self._stopping.is_set():
+                raise JobStopped("the studio stopped before the refinement finished")
             state.update(done=done, total=total)
 
         def run() -> None:
             state["status"] = "running"
             try:
+                progress(0, 0)  # stopped while queued: not even started
                 state["result"] = work(progress)
                 state["status"] = "done"
+            except JobStopped as exc:
+                state.update(status="stopped", error=str(exc))
             except GanencError as exc:
-                state.update(status="error", error=str(exc))
+                state.update(status="error", error=first_line(exc))
             except Exception as exc:  # noqa: BLE001 - shown on the page, the server goes on
-                state.update(status="error", error=f"{type(exc).__name__}: {exc}")
+                state.update(status="error", error=f"{type(exc).__name__}: {first_line(exc)}")
 
         self._pool.submit(run)
         return job_id
@@ -115,33 +154,56 @@ class Jobs:
             return dict(self._jobs[job_id])
 
     def shutdown(self) -> None:
+        """Stop the running job at its next step and drop the queued ones; returns at once."""
+        self._stopping.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _error(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _attachment(name: str) -> dict[str, str]:
+    """The Content-Disposition a download of ``name`` gets (Starlette's, non-ASCII names too)."""
+    return {"content-disposition": FileResponse(name, filename=name).headers["content-disposition"]}
+
+
+def _error(
+    message: str, status: int = 400, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _ganenc_error(exc: GanencError) -> JSONResponse:
+    """One line for the page: 404 for an image the session does not hold, else 400."""
+    return _error(first_line(exc), 404 if isinstance(exc, SubjectNotFoundError) else 400)
+
+
+def _json_object(text: str | bytes, what: str) -> dict[str, Any]:
+    """``text`` as a JSON object, or a 400 that says what is wrong with it."""
+    try:
+        value = json.loads(text)
+    except RecursionError:  # "[[[[...": deeper than Python's parser goes
+        raise HTTPException(400, f"{what} nests too deeply") from None
+    except ValueError:
+        raise HTTPException(400, f"{what} is not JSON") from None
+    if not isinstance(value, dict):
+        raise HTTPException(400, f"{what} must be a JSON object")
+    return value
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise HTTPException(400, "the request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, "the request body must be a JSON object")
-    return body
+    """The request body as a JSON object, its size capped before it is parsed."""
+    return _json_object(await _capped_body(request, MAX_JSON_BYTES), "the request body")
 
 
-async def _capped_body(request: Request) -> bytes:
-    """The request body, refused as soon as it passes :data:`MAX_UPLOAD_BYTES`."""
+async def _capped_body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it passes ``limit`` bytes."""
+    too_big = HTTPException(413, f"the request body is limited to {limit} bytes")
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-        raise HTTPException(413, f"uploads are limited to {MAX_UPLOAD_BYTES} bytes")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_big
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_UPLOAD_BYTES:
-            raise HTTPException(413, f"uploads are limited to {MAX_UPLOAD_BYTES} bytes")
+        if size > limit:
+            raise too_big
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -178,7 +240,7 @@ def create_app(
         try:
             return JSONResponse(await run_in_threadpool(function, *args, **kwargs))
         except GanencError as exc:
-            return _error(str(exc))
+            return _ganenc_error(exc)
 
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(page)
@@ -204,8 +266,9 @@ def create_app(
         example_name = request.query_params.get("example")
         if example_name is not None:
             return await call(lambda: described(studio.add_example(example_name)))
-        data = await _capped_body(request)
-        filename = request.headers.get("x-filename", "upload.png")
+        data = await _capped_body(request, MAX_UPLOAD_BYTES)
+        # the page sends the name percent-encoded: a header holds Latin-1 only
+        filename = unquote(request.headers.get("x-filename", "upload.png"))
         return await call(lambda: described(studio.add_upload(data, filename)))
 
     async def invert(request: Request) -> JSONResponse:
@@ -241,31 +304,41 @@ def create_app(
         return await call(run)
 
     async def download(request: Request) -> Response:
-        kind = request.path_params["kind"]
-        try:
-            edit_state = json.loads(request.query_params.get("edit") or "{}")
-        except ValueError:
-            return _error("edit must be JSON")
-        if not isinstance(edit_state, dict):
-            return _error("edit must be a JSON object")
-        try:
-            path = await run_in_threadpool(
-                studio.export,
-                request.path_params["subject"],
-                kind,
-                edit_state.get("strengths") or {},
-                edit_state.get("layers"),
-            )
-        except GanencError as exc:
-            return _error(str(exc))
+        subject_id, kind = request.path_params["subject"], request.path_params["kind"]
+        edit_state = _json_object(request.query_params.get("edit") or "{}", "edit")
+        strengths, layers = edit_state.get("strengths"), edit_state.get("layers")
         media = "image/png" if kind == "png" else "application/octet-stream"
-        return FileResponse(path, media_type=media, filename=path.name)
+        try:
+            if request.method == "HEAD":  # the request checked and its name, but nothing made
+                name = await run_in_threadpool(
+                    studio.download_name, subject_id, kind, strengths, layers
+                )
+                response = Response(media_type=media, headers=_attachment(name))
+                del response.headers["content-length"]  # unknown until the file is made
+                return response
+            path = await run_in_threadpool(studio.export, subject_id, kind, strengths, layers)
+        except GanencError as exc:
+            return _ganenc_error(exc)
+        return FileResponse(
+            path,
+            media_type=media,
+            filename=path.name,
+            background=BackgroundTask(studio.discard_download, path),  # after it is sent
+        )
 
     async def on_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(str(exc.detail), exc.status_code)
+        return _error(str(exc.detail), exc.status_code, exc.headers)  # 405 keeps its Allow
 
     async def on_ganenc_error(request: Request, exc: GanencError) -> JSONResponse:
-        return _error(str(exc))
+        return _ganenc_error(exc)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """A bug: one line for the page; the traceback goes to the server's log, not the page."""
+        return _error(
+            f"unexpected error in the studio ({type(exc).__name__}); the studio's log has the"
+            " details",
+            500,
+        )
 
     routes: list[BaseRoute] = [
         Route("/", index),
@@ -312,7 +385,11 @@ def create_app(
             Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)),
             Middleware(BaseHTTPMiddleware, dispatch=security_headers),
         ],
-        exception_handlers={HTTPException: on_error, GanencError: on_ganenc_error},
+        exception_handlers={
+            HTTPException: on_error,
+            GanencError: on_ganenc_error,
+            Exception: on_unexpected,  # after the response, Starlette re-raises it to be logged
+        },
         lifespan=lifespan,
     )
     app.state.studio = studio

@@ -10,6 +10,29 @@ import click
 from ganenc import hookimpl
 from ganenc.errors import GanencError
 
+#: The most torch CPU threads --threads accepts: far more than any machine's cores, yet an
+#: int torch can take (a huge number is one line from click, not an error from torch).
+MAX_THREADS = 1024
+
+
+def bare_host(host: str) -> str:
+    """``host`` as sockets take it: an IPv6 address without its brackets (``[::1]`` -> ``::1``).
+
+    One line for an empty host or unbalanced brackets (``[::1``), before anything is loaded.
+    """
+    inner = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if "[" in inner or "]" in inner:
+        raise GanencError(f"--host {host!r}: put brackets around a whole IPv6 address, as in [::1]")
+    if not inner.strip():
+        raise GanencError("--host is empty; give an address such as 127.0.0.1")
+    return inner
+
+
+def url_host(host: str) -> str:
+    """``host`` as a URL or a Host header names it: an IPv6 address in brackets (``[::1]``)."""
+    bare = bare_host(host)
+    return f"[{bare}]" if ":" in bare else bare
+
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` only answers this machine (``localhost``, 127.0.0.0/8, ::1)."""
@@ -24,13 +47,12 @@ def is_loopback(host: str) -> bool:
 def port_to_listen_on(host: str, port: int) -> int:
     """The port to listen on (``0``: a free one, so the printed address is the real one), or
     one clear line when the address cannot be bound, before anything is loaded."""
-    if not host.strip("[] "):
-        raise GanencError("--host is empty; give an address such as 127.0.0.1")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    address = bare_host(host)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host.strip("[]"), port))
+            probe.bind((address, port))
         except OSError as exc:
             raise GanencError(
                 f"cannot listen on {host}:{port} ({exc.strerror or exc}); pass another --port"
@@ -60,7 +82,7 @@ def port_to_listen_on(host: str, port: int) -> int:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_THREADS),
     help="CPU threads of torch (default: torch's); 1 keeps edits fast on a busy machine.",
 )
 def studio_command(encoder, directions, port, host, device, threads):
@@ -76,6 +98,7 @@ def studio_command(encoder, directions, port, host, device, threads):
     Example:
       ganenc studio --encoder runs/train-stylegan2-... --directions directions/
     """
+    bare_host(host)  # a bad --host is the only line, not after a warning about it
     if not is_loopback(host):
         click.secho(
             f"warning: listening on {host}: anyone who can reach this machine can use the"

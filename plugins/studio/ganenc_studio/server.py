@@ -10,12 +10,14 @@ from typing import Any
 
 import click
 
+from .plugin import bare_host, url_host
+
 
 def _allowed_hosts(host: str) -> list[str]:
-    hosts = ["127.0.0.1", "localhost", "[::1]"]
-    if host not in {"0.0.0.0", "::"}:
-        return [*hosts, host]
-    return ["*"]  # every interface: any name this machine is reached by
+    """The Host headers to answer: loopback names and ``host`` as a URL names it."""
+    if bare_host(host) in {"0.0.0.0", "::"}:
+        return ["*"]  # every interface: any name this machine is reached by
+    return ["127.0.0.1", "localhost", "[::1]", url_host(host)]
 
 
 def serve(
@@ -35,6 +37,7 @@ def serve(
     from .session import Studio
 
     studio = Studio.open(encoder, directions, device=device)  # the workspace comes last
+    app = None
     try:
         app = create_app(studio, discover_panels(studio), allowed_hosts=_allowed_hosts(host))
         info = studio.info()
@@ -43,13 +46,14 @@ def serve(
             f" {info['device']}; {len(info['directions'])} direction(s)"
         )
         click.echo(f"workspace (uploads and downloads, removed at exit): {studio.workspace}")
-        shown = f"[{host}]" if ":" in host else host
-        click.echo(f"studio at http://{shown}:{port}/  (Ctrl+C to stop)")
+        click.echo(f"studio at http://{url_host(host)}:{port}/  (Ctrl+C to stop)")
         # SIGTERM (kill, timeout, systemd, docker) ends it like Ctrl+C: uvicorn re-raises the
         # signal after shutting down, and Python's default for SIGTERM would skip the cleanup
         with interrupt_as_keyboard_interrupt():
-            uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning")
+            uvicorn.run(app, host=bare_host(host), port=port, log_level="warning")
     finally:
+        if app is not None:  # a running refinement would keep the process alive at exit
+            app.state.jobs.shutdown()
         studio.close()  # uploads and downloads go with the workspace
 
 

@@ -44,6 +44,8 @@ MAX_SUBJECTS = 64
 MAX_STRENGTH = 20.0
 EXAMPLES_DIR = Path(__file__).with_name("examples")
 UPLOAD_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+#: An upload's name is kept to this many characters (its suffix included).
+MAX_NAME_CHARS = 100
 
 
 def resolve_encoder(encoder: str | None) -> Path:
@@ -106,12 +108,31 @@ def png_bytes(image: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
+def _shown(value: Any) -> str:
+    """``value`` as a message shows it: its repr, cut short (a 400-digit number is one line)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def finite_number(value: Any, what: str) -> float:
+    """A JSON number as a finite float (not text, a boolean, ``1e999`` or ``10**400``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{what} must be a number, got {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{what} must be a finite number, got {_shown(value)}")
+    return number
+
+
 def whole_number(value: Any, what: str) -> int:
     """A JSON number that is a whole number (``3`` or ``3.0``; not ``1.7``, ``1e999`` or text)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{what} must be a whole number, got {value!r}")
+        raise ConfigError(f"{what} must be a whole number, got {_shown(value)}")
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise ConfigError(f"{what} must be a whole number, got {value!r}")
+        raise ConfigError(f"{what} must be a whole number, got {_shown(value)}")
     return int(value)
 
 
@@ -125,6 +146,11 @@ class Subject:
     synthesis_options: dict[str, Any]
     image: torch.Tensor | None = None  # [1, 3, R, R] in [-1, 1]; None for samples
     record: dict[str, Any] = field(default_factory=dict)  # metadata of its latent file
+    upload: Path | None = None  # its file in the workspace, removed when it is forgotten
+
+
+class SubjectNotFoundError(GanencError):
+    """The session holds no image of that id (never had it, or forgot it): a 404 on the page."""
 
 
 class Studio:
@@ -226,19 +252,28 @@ class Studio:
         try:
             return self._subjects[subject_id]
         except KeyError:
-            raise GanencError(f"no image {subject_id!r} in this session") from None
+            raise SubjectNotFoundError(f"no image {subject_id!r} in this session") from None
 
     def _add(self, name: str, **fields: Any) -> Subject:
         with self._lock:
             subject = Subject(id=f"s{next(self._ids)}", name=name, **fields)
             self._subjects[subject.id] = subject
-            while len(self._subjects) > MAX_SUBJECTS:  # a long session keeps its memory bounded
-                del self._subjects[next(iter(self._subjects))]
+            while (
+                len(self._subjects) > MAX_SUBJECTS
+            ):  # a long session keeps memory and disk bounded
+                forgotten = self._subjects.pop(next(iter(self._subjects)))
+                if forgotten.upload is not None:
+                    forgotten.upload.unlink(missing_ok=True)
         return subject
 
     # -- images in ---------------------------------------------------------------------------
-    def add_image(self, path: str | os.PathLike, name: str | None = None) -> Subject:
-        """Open an image file with ganenc's helpers (allowed formats, pixels capped from the header)."""
+    def add_image(
+        self, path: str | os.PathLike, name: str | None = None, *, upload: bool = False
+    ) -> Subject:
+        """Open an image file with ganenc's helpers (allowed formats, pixels capped from the header).
+
+        ``upload``: the file is the studio's copy of an upload, removed when the subject goes.
+        """
         from ganenc.data import load_image
         from ganenc.images import image_size
 
@@ -266,6 +301,7 @@ class Studio:
             synthesis_options=dict(self.inverter.synthesis_options),
             image=image,
             record={"image": name, "encoder": self.inverter.encoder_path, "refine": "none"},
+            upload=path if upload else None,
         )
 
     def add_upload(self, data: bytes, filename: str) -> Subject:
@@ -274,10 +310,11 @@ class Studio:
             raise GanencError(f"the upload has {len(data)} bytes, more than {MAX_UPLOAD_BYTES}")
         if not data:
             raise GanencError("the upload is empty")
-        name = Path(filename or "upload").name[:100] or "upload"
-        suffix = Path(name).suffix.lower()
-        if suffix not in UPLOAD_SUFFIXES:
-            raise GanencError(f"{name}: upload one of {', '.join(UPLOAD_SUFFIXES)}")
+        given = Path(filename or "upload")
+        suffix = given.suffix.lower()
+        if suffix not in UPLOAD_SUFFIXES:  # before shortening, which could cut the suffix off
+            raise GanencError(f"{given.name[:100]}: upload one of {', '.join(UPLOAD_SUFFIXES)}")
+        name = given.stem[: MAX_NAME_CHARS - len(suffix)] + given.suffix
         folder = self.workspace / "uploads"
         folder.mkdir(parents=True, exist_ok=True)
         handle, path = tempfile.mkstemp(suffix=suffix, dir=folder)  # a fresh name, never reused
@@ -285,7 +322,7 @@ class Studio:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
         try:
-            return self.add_image(stored, name)
+            return self.add_image(stored, name, upload=True)
         except GanencError as exc:  # a refused upload is not kept, and is called by its name
             stored.unlink(missing_ok=True)
             raise GanencError(str(exc).replace(str(stored), name)) from None
@@ -297,9 +334,8 @@ class Studio:
 
     def sample(self, seed: Any, truncation: Any) -> Subject:
         """A generator sample as a subject, in the encoder's latent space (so it can be edited)."""
-        if isinstance(truncation, bool) or not isinstance(truncation, int | float):
-            raise ConfigError(f"truncation must be a number, got {truncation!r}")
-        if not (math.isfinite(truncation) and 0.0 <= truncation <= 2.0):
+        truncation = finite_number(truncation, "truncation")
+        if not 0.0 <= truncation <= 2.0:
             raise ConfigError(f"truncation must be between 0 and 2, got {truncation}")
         seed = whole_number(seed, "seed")
         if not 0 <= seed <= MAX_SEED:
@@ -388,12 +424,7 @@ class Studio:
                 raise ConfigError(
                     f"no direction {name!r}; the studio has {sorted(self.directions)}"
                 )
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"strength of {name!r} must be a number, got {value!r}") from None
-            if not math.isfinite(value):
-                raise ConfigError(f"strength of {name!r} must be finite, got {value}")
+            value = finite_number(value, f"strength of {name!r}")
             parsed[name] = max(-MAX_STRENGTH, min(MAX_STRENGTH, value))
         chosen = None
         if layers not in (None, "", []):
@@ -444,23 +475,31 @@ class Studio:
         }
 
     # -- downloads ---------------------------------------------------------------------------
+    def download_name(
+        self, subject_id: str, kind: str, strengths: Mapping[str, Any], layers: Any = None
+    ) -> str:
+        """The file name of a download, the request checked (a HEAD request needs no more)."""
+        subject, _, edit = self._download_parts(subject_id, kind, strengths, layers)
+        return self._file_name(subject, kind, edit)
+
     def export(
         self, subject_id: str, kind: str, strengths: Mapping[str, Any], layers: Any = None
     ) -> Path:
-        """The edited image (``png``) or its latent file (``latents``), written in the workspace."""
+        """The edited image (``png``) or its latent file (``latents``), written in the workspace.
+
+        Each download gets a folder of its own; :meth:`discard_download` removes it once sent.
+        """
         from ganenc.images import save_image
         from ganenc.latents import save_latent_file
 
-        if kind not in {"png", "latents"}:
-            raise ConfigError(f"download must be png or latents, got {kind!r}")
-        subject, latents, edit = self.edited_latents(subject_id, strengths, layers)
-        folder = Path(tempfile.mkdtemp(prefix="download-", dir=self.workspace))
-        stem = Path(subject.name).stem + ("-edited" if any(edit["strengths"].values()) else "")
+        subject, latents, edit = self._download_parts(subject_id, kind, strengths, layers)
+        path = Path(tempfile.mkdtemp(prefix="download-", dir=self.workspace))
+        path /= self._file_name(subject, kind, edit)
         if kind == "png":
-            return save_image(self.render(subject, latents), folder / f"{stem}.png")
+            return save_image(self.render(subject, latents), path)
         spec = self.inverter.generator_spec
         return save_latent_file(
-            folder / f"{stem}.pt",
+            path,
             latents,
             **subject.record,
             gan=spec.get("gan"),
@@ -468,3 +507,21 @@ class Studio:
             synthesis_options=subject.synthesis_options,
             edit=edit,
         )
+
+    def discard_download(self, path: str | os.PathLike) -> None:
+        """Remove a file of :meth:`export` and its folder, so downloads leave nothing behind."""
+        folder = Path(path).parent
+        if folder.parent == self.workspace and folder.name.startswith("download-"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _download_parts(
+        self, subject_id: str, kind: str, strengths: Mapping[str, Any], layers: Any
+    ) -> tuple[Subject, dict[str, torch.Tensor], dict[str, Any]]:
+        if kind not in {"png", "latents"}:
+            raise ConfigError(f"download must be png or latents, got {kind!r}")
+        return self.edited_latents(subject_id, strengths, layers)
+
+    @staticmethod
+    def _file_name(subject: Subject, kind: str, edit: Mapping[str, Any]) -> str:
+        stem = Path(subject.name).stem + ("-edited" if any(edit["strengths"].values()) else "")
+        return f"{stem}.png" if kind == "png" else f"{stem}.pt"

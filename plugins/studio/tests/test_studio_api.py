@@ -113,6 +113,30 @@ def test_a_busy_port_is_one_line_before_loading_anything(tiny_run):
     assert empty.exit_code == 1 and "--host is empty" in empty.output
 
 
+def test_bad_hosts_and_threads_are_one_line_before_anything_else(tiny_run):
+    for host, message in (("", "--host is empty"), ("[::1", "brackets"), ("::1]", "brackets")):
+        result = CliRunner().invoke(cli, ["studio", "--encoder", str(tiny_run), "--host", host])
+        assert result.exit_code == 1 and message in result.output, (host, result.output)
+        assert "warning" not in result.output and len(result.output.strip().splitlines()) == 1
+    result = CliRunner().invoke(cli, ["studio", "--threads", "99999999999"])
+    assert result.exit_code == 2 and "1<=x<=1024" in result.output
+    assert "unexpected error" not in result.output and "Traceback" not in result.output
+
+
+def test_an_ipv6_host_is_printed_once_in_brackets(tiny_run, monkeypatch):
+    import uvicorn
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(options))
+    for host in ("[::1]", "::1"):
+        result = CliRunner().invoke(
+            cli, ["studio", "--encoder", str(tiny_run), "--host", host, "--port", "0"]
+        )
+        assert result.exit_code == 0, result.output
+        assert re.search(r"studio at http://\[::1\]:[1-9]\d*/ ", result.output), result.output
+        assert served["host"] == "::1"
+
+
 def test_loopback_hosts():
     from ganenc_studio.plugin import is_loopback
 
@@ -188,6 +212,29 @@ def test_uploads_are_capped_checked_and_kept_in_the_workspace(client, studio, mo
     assert too_big.status_code == 413 and "limited to 1000 bytes" in too_big.json()["error"]
 
 
+def test_upload_names_may_be_any_language_and_long(client, studio):
+    from urllib.parse import quote
+
+    png = (EXAMPLES / "1f49b.png").read_bytes()
+    name = "笑脸🙂 heart.png"  # what the page sends: encodeURIComponent(name)
+    response = client.post("/api/subjects", content=png, headers={"x-filename": quote(name)})
+    assert response.status_code == 200 and response.json()["name"] == name
+    script = (STATIC / "studio.js").read_text(encoding="utf-8")
+    assert "encodeURIComponent(raw.name)" in script and '"X-Filename": raw.name' not in script
+    subject = response.json()["subject"]
+    download = client.get(f"/api/subjects/{subject}/download/png")
+    assert download.headers["content-disposition"] == (
+        f"attachment; filename*=utf-8''{quote('笑脸🙂 heart.png')}"
+    )
+
+    long_name = "a" * 150 + ".PNG"  # valid: only the stem is shortened, never the suffix
+    response = client.post("/api/subjects", content=png, headers={"x-filename": long_name})
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "a" * 96 + ".PNG"
+    wrong = client.post("/api/subjects", content=png, headers={"x-filename": "b" * 150 + ".svg"})
+    assert wrong.status_code == 400 and "upload one of" in wrong.json()["error"]
+
+
 # -- inversion, refinement, editing, downloads -----------------------------------------------
 
 
@@ -219,6 +266,58 @@ def test_refinement_runs_as_a_job_with_progress_and_improves_the_loss(client, st
     assert studio.subject(subject).record["refine"] == "optimize"
 
 
+def test_refinements_past_the_queue_bound_are_refused_with_one_line(client, monkeypatch):
+    import ganenc_studio.app as app_module
+
+    subject = _example(client)
+    monkeypatch.setattr(app_module, "MAX_PENDING_JOBS", 0)
+    response = client.post(
+        f"/api/subjects/{subject}/invert", json={"refine": "optimize", "steps": 2}
+    )
+    assert response.status_code == 503
+    assert "at most 0" in response.json()["error"] and "try again" in response.json()["error"]
+
+
+def _wait_for(jobs, job_id: str, statuses: set[str], seconds: float = 20) -> dict:
+    deadline = time.monotonic() + seconds
+    while (state := jobs.get(job_id))["status"] not in statuses:
+        assert time.monotonic() < deadline, state
+        time.sleep(0.02)
+    return state
+
+
+def test_stopping_the_studio_stops_the_running_refinement_at_its_next_step(monkeypatch):
+    import ganenc_studio.app as app_module
+    from ganenc_studio.app import Jobs
+
+    def long_refinement(progress):  # bounded, so a failing test does not hang the process
+        for step in range(2000):
+            progress(step, 2000)
+            time.sleep(0.01)
+        return "finished"
+
+    jobs = Jobs()
+    running = jobs.submit(long_refinement)
+    queued = jobs.submit(long_refinement)
+    _wait_for(jobs, running, {"running"})
+    jobs.shutdown()
+    stopped = _wait_for(jobs, running, {"done", "error", "stopped"}, seconds=5)
+    assert stopped["status"] == "stopped" and "studio stopped" in stopped["error"]
+    assert jobs.get(queued)["status"] == "queued"  # dropped: it never starts
+    with pytest.raises(Exception, match="stopping"):
+        jobs.submit(long_refinement)
+
+    monkeypatch.setattr(app_module, "MAX_FINISHED_JOBS", 1)  # finished results are bounded
+    jobs = Jobs()
+    first = jobs.submit(lambda progress: 1)
+    _wait_for(jobs, first, {"done"})
+    second = jobs.submit(lambda progress: 2)
+    _wait_for(jobs, second, {"done"})
+    with pytest.raises(Exception, match=f"no job '{first}'"):
+        jobs.get(first)
+    jobs.shutdown()
+
+
 def test_sliders_edit_the_image_and_zero_gives_back_the_inversion(client, studio):
     subject = _example(client)
     client.post(f"/api/subjects/{subject}/invert", json={"refine": "none"})
@@ -240,7 +339,12 @@ def test_sliders_edit_the_image_and_zero_gives_back_the_inversion(client, studio
     ):
         response = client.post(f"/api/subjects/{subject}/edit", json=body)
         assert response.status_code == 400 and message in response.json()["error"]
-    assert client.post("/api/subjects/s999/edit", json={}).status_code == 400
+    for missing in (
+        client.post("/api/subjects/s999/edit", json={}),
+        client.post("/api/subjects/s999/invert", json={"refine": "none"}),
+        client.get("/api/subjects/s999/download/png"),
+    ):  # like an unknown job: the image is not there
+        assert missing.status_code == 404 and "no image 's999'" in missing.json()["error"]
 
 
 def test_downloads_are_the_edited_png_and_a_latent_file_of_ganenc_invert(client, studio):
@@ -309,6 +413,13 @@ def test_hostile_json_is_a_clear_400_never_a_server_error(client):
         (f"/api/subjects/{subject}/edit", {"layers": [0]}, "layers must be [first, last]"),
         (f"/api/subjects/{subject}/invert", {"refine": "optimize", "steps": 1e999}, "steps must"),
         (f"/api/subjects/{subject}/invert", {"refine": ["optimize"]}, "refine must be one of"),
+        # an integer too large for a float: not an OverflowError and a 500
+        (f"/api/subjects/{subject}/edit", {"strengths": {"smile": 10**400}}, "finite number"),
+        ("/api/samples", {"truncation": 10**400}, "truncation must be a finite number"),
+        ("/api/samples", {"seed": 10**400}, "seed must be between 0"),
+        # numbers only, as for seed and steps: no "5", no true
+        (f"/api/subjects/{subject}/edit", {"strengths": {"smile": "5"}}, "must be a number"),
+        (f"/api/subjects/{subject}/edit", {"strengths": {"smile": True}}, "must be a number"),
     ]
     for path, body, message in requests:
         # the JSON text itself, since 1e999 is what a hostile client sends (json= refuses inf)
@@ -316,10 +427,59 @@ def test_hostile_json_is_a_clear_400_never_a_server_error(client):
         response = client.post(path, content=text, headers={"content-type": "application/json"})
         assert response.status_code == 400, (path, body, response.text)
         assert message in response.json()["error"], (path, body, response.text)
-    download = client.get(
-        f"/api/subjects/{subject}/download/png", params={"edit": json.dumps({"strengths": [1]})}
+    for edit, message in (
+        ({"strengths": [1]}, "strengths must map"),
+        ({"strengths": {"smile": 10**400}}, "finite number"),
+        ({"strengths": 0}, "strengths must map"),  # as /edit says it, not taken for {}
+        ({"strengths": ""}, "strengths must map"),
+        ({"strengths": False}, "strengths must map"),
+    ):
+        download = client.get(
+            f"/api/subjects/{subject}/download/png", params={"edit": json.dumps(edit)}
+        )
+        assert download.status_code == 400, (edit, download.text)
+        assert message in download.json()["error"], (edit, download.text)
+        posted = client.post(f"/api/subjects/{subject}/edit", json=edit)
+        assert posted.status_code == 400 and message in posted.json()["error"], edit
+
+
+def test_deeply_nested_json_is_a_400_and_large_bodies_are_refused_unread(client):
+    subject = _example(client)
+    nested = "[" * 5000 + "]" * 5000  # under the body and URL caps, deeper than Python parses
+    for path in ("/api/samples", f"/api/subjects/{subject}/edit"):
+        response = client.post(path, content=nested, headers={"content-type": "application/json"})
+        assert response.status_code == 400 and "nests too deeply" in response.json()["error"]
+    download = client.get(f"/api/subjects/{subject}/download/png", params={"edit": nested})
+    assert download.status_code == 400 and "edit nests too deeply" in download.json()["error"]
+    huge = "[" * 100000 + "]" * 100000
+    response = client.post(
+        "/api/samples", content=huge, headers={"content-type": "application/json"}
     )
-    assert download.status_code == 400 and "strengths must map" in download.json()["error"]
+    assert response.status_code == 413 and "limited to" in response.json()["error"]
+
+
+def test_an_unexpected_error_is_one_line_of_json_without_a_traceback(studio, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from ganenc_studio.app import create_app
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("secret detail\n  File 'x.py', line 1")
+
+    monkeypatch.setattr(studio, "edit", broken)
+    with TestClient(create_app(studio), raise_server_exceptions=False) as test_client:
+        response = test_client.post("/api/subjects/s1/edit", json={})
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "unexpected error in the studio (ZeroDivisionError); the studio's log has the"
+        " details"
+    }
+
+
+def test_a_wrong_method_is_a_405_that_says_which_are_allowed(client):
+    response = client.get("/api/samples")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert "error" in response.json()
 
 
 # -- plugin panels and the workspace ----------------------------------------------------------
@@ -381,6 +541,14 @@ def test_the_command_serves_the_page_and_removes_its_workspace_on_exit(
     command += ["--directions", str(directions_dir), "--port", "0", "--device", "cpu"]
     command += ["--threads", "1"]
     env = {**os.environ, "TMPDIR": str(tmp_path)}
+
+    def post(url: str, body: dict) -> dict:
+        request = urllib.request.Request(
+            url, json.dumps(body).encode(), {"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read())
+
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
     )
@@ -403,12 +571,47 @@ def test_the_command_serves_the_page_and_removes_its_workspace_on_exit(
                 time.sleep(0.2)
         workspace = Path(info["workspace"])
         assert workspace.parent == tmp_path and workspace.is_dir()
+        # a long refinement is running when the signal comes: the process still exits promptly
+        base = f"http://127.0.0.1:{port}/api"
+        subject = post(f"{base}/subjects?example=1f607.png", {})["subject"]
+        job = post(f"{base}/subjects/{subject}/invert", {"refine": "finetune", "steps": 3000})
+        while True:
+            with urllib.request.urlopen(f"{base}/jobs/{job['job']}") as response:
+                state = json.loads(response.read())
+            assert state["status"] in {"queued", "running"}, state
+            if state["done"] > 0:
+                break
+            time.sleep(0.1)
     finally:
         process.send_signal(getattr(signal, stop))  # SIGTERM: kill, timeout, systemd, docker
-        output = "".join(lines) + process.communicate(timeout=30)[0]
+        try:
+            output = "".join(lines) + process.communicate(timeout=20)[0]
+        except subprocess.TimeoutExpired:
+            process.kill()  # still running: the test fails, without leaving the process behind
+            raise
     assert f"workspace (uploads and downloads, removed at exit): {workspace}" in output
     assert "2 direction(s)" in output and "Traceback" not in output
     assert not workspace.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_workspace_stays_bounded(client, studio, monkeypatch):
+    import ganenc_studio.session as session_module
+
+    png = (EXAMPLES / "1f49b.png").read_bytes()
+    monkeypatch.setattr(session_module, "MAX_SUBJECTS", 1)
+    for name in ("one.png", "two.png", "three.png"):
+        subject = client.post("/api/subjects", content=png, headers={"x-filename": name}).json()
+    assert len(list((studio.workspace / "uploads").iterdir())) == 1  # forgotten images' files go
+
+    url = f"/api/subjects/{subject['subject']}/download/png"
+    for _ in range(3):
+        assert client.get(url).status_code == 200
+    head = client.head(url, params={"edit": json.dumps({"strengths": {"smile": 1}})})
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-disposition"] == 'attachment; filename="three-edited.png"'
+    assert head.headers["content-type"] == "image/png"
+    assert client.head(url.replace("png", "zip")).status_code == 400
+    assert list(studio.workspace.glob("download-*")) == []  # sent, then removed; HEAD made none
 
 
 def test_a_long_session_forgets_its_oldest_images(studio, monkeypatch):

@@ -9,7 +9,9 @@ async function api(path, body, raw) {
   const options = body === undefined ? {} : { method: "POST" };
   if (raw) {
     options.body = raw.data;
-    options.headers = { "Content-Type": "application/octet-stream", "X-Filename": raw.name };
+    // a header holds Latin-1 only: the server decodes the percent-encoded name (Chinese, emoji)
+    const name = encodeURIComponent(raw.name);
+    options.headers = { "Content-Type": "application/octet-stream", "X-Filename": name };
   } else if (body !== undefined) {
     options.body = JSON.stringify(body);
     options.headers = { "Content-Type": "application/json" };
