@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from ganenc.geometry import MAX_RESOLUTION
@@ -103,7 +105,15 @@ def eval_command(
     from ganenc.files import check_output, write_json
 
     if json_path:
-        read = [folder for folder in (real, recon, images) if folder is not None]
+        # every file the command reads, weights included: --force never writes over one (a
+        # run folder's report may go beside its encoder.pt, not onto it)
+        encoder_read = encoder
+        if encoder is not None and os.path.isdir(encoder):
+            from ganenc.encoder_runs import encoder_file
+
+            encoder_read = encoder_file(encoder)
+        given = (real, recon, images, encoder_read, fid_weights, feature_weights)
+        read = [path for path in given if path is not None and os.path.exists(path)]
         check_output(json_path, force=force, option="--json", inputs=read)
     pairs_mode = real is not None or recon is not None
     encoder_mode = encoder is not None or images is not None

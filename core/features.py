@@ -99,6 +99,12 @@ class FeatureEntry(WeightsEntry):
     cache: Literal["ganenc", "torch-hub", "package"] = "torch-hub"
     build: Callable[[], Any] | str | None = None
     load: Callable[[Path], Any] | str | None = None
+    #: How a user gives the file, for messages; and whether random weights may stand in
+    given_by: str = (
+        "--feature-weights PATH, --crop-option feature_weights=PATH for a cropper,"
+        " feature_weights=PATH in a config or in Python"
+    )
+    random_allowed: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -236,6 +242,8 @@ _NETWORKS: dict[str, FeatureEntry] = {
                 ),
             ),
             load="ganenc.features:load_fid_inception",
+            given_by="--fid-weights PATH; fid_weights=PATH in Python",
+            random_allowed=False,
             description="FID Inception-v3 (TensorFlow 2015-12-05 graph) as used by pytorch-fid,"
             " torchmetrics and torch-fidelity",
             licence="Apache-2.0 (TensorFlow models; pytorch-fid port)",
@@ -352,9 +360,11 @@ def _missing_message(entry: FeatureEntry, cached: Path, reason: str) -> str:
     return (
         f"pretrained {entry.name} weights not found: expected the file {entry.filename} at"
         f" {cached} ({reason}). Download {entry.url} and put it there (torch's hub cache, set"
-        f" TORCH_HOME to move it), or give its path (--feature-weights PATH, --crop-option"
-        " feature_weights=PATH for a cropper, feature_weights=PATH in a config or in Python)."
+        f" TORCH_HOME to move it), or give its path ({entry.given_by})."
+    ) + (
         f" For smoke tests only, --feature-weights {RANDOM_WEIGHTS} uses random weights."
+        if entry.random_allowed
+        else ""
     )
 
 
@@ -382,8 +392,13 @@ def resolve_weights_file(
             if entry.url
             else "shipped with ganenc (leave feature_weights out to use the shipped one)"
         )
+        if is_random(path) and not entry.random_allowed:
+            raise ConfigError(
+                f"random {name} weights are refused: its numbers would mean nothing; give the"
+                f" real file ({entry.given_by})"
+            )
         raise _missing(
-            f"pretrained {name} weights not found at {explicit} (given as feature_weights)."
+            f"pretrained {name} weights not found at {explicit} (given by {entry.given_by})."
             f" The expected file is {entry.filename}, {source}.",
             explicit,
         )

@@ -18,6 +18,7 @@ from ganenc.evaluation import (
     evaluate_images,
     fid,
     fid_metric,
+    fid_weights_file,
     kfold_indices,
     lpips_metric,
     mean_std,
@@ -166,6 +167,23 @@ def test_one_rule_decides_which_metrics_are_computed(tmp_path, empty_hub):
         plan_metrics(["fid"], image_count=3)
 
 
+@pytest.mark.parametrize("option", ["--fid-weights", "--feature-weights"])
+def test_eval_json_never_overwrites_a_weights_file_it_reads(tmp_path, option):
+    """With --force, --json onto the evaluated encoder or weights file replaced it."""
+    images = _random_images(2)
+    real = _folder(tmp_path / "real", ["x.png", "y.png"], images)
+    recon = _folder(tmp_path / "recon", ["x.png", "y.png"], images)
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"weights")
+    result = CliRunner().invoke(
+        eval_command,
+        ["--real", str(real), "--recon", str(recon), "--metrics", "psnr", option, str(weights)]
+        + ["--json", str(weights), "--force", "--device", "cpu"],
+    )
+    assert result.exit_code != 0 and "is the input" in str(result.exception)
+    assert weights.read_bytes() == b"weights"
+
+
 def test_eval_pairs_command_reports_a_table_and_json(tmp_path):
     images = _random_images(3)
     real = _folder(tmp_path / "real", ["x.png", "y.png", "z.png"], images)
@@ -198,10 +216,15 @@ def test_fid_is_refused_below_the_minimum_and_missing_weights_are_a_clear_error(
         fid(images, images, min_images=10)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
     monkeypatch.setenv("GANENC_OFFLINE", "1")
-    with pytest.raises(WeightsNotFoundError, match="inception"):
+    with pytest.raises(WeightsNotFoundError, match="inception") as missing:
         fid(images, images, min_images=2)
-    with pytest.raises(WeightsNotFoundError, match="not found at"):
+    # it names FID's own option and offers no random weights (FID refuses them)
+    assert "--fid-weights PATH" in str(missing.value)
+    assert "--feature-weights" not in str(missing.value) and "random" not in str(missing.value)
+    with pytest.raises(WeightsNotFoundError, match="not found at .* --fid-weights"):
         fid(images, images, weights=tmp_path / "nowhere.pth", min_images=2)
+    with pytest.raises(ConfigError, match="random inception-fid weights are refused"):
+        fid_weights_file("random")
     with pytest.raises(ConfigError, match="random"):
         fid_metric("random")
     # with every metric asked for implicitly, too few images skip FID with the reason
