@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import pkgutil
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -104,3 +105,11 @@ def __getattr__(name: str) -> Any:
     if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         return importlib.import_module(f"{__name__}.{name}")  # ganenc.weights.fetch(...) works
     raise AttributeError(f"module 'ganenc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """What ``__getattr__`` serves as well (the lazy names and submodules), for completion."""
+    submodules = {info.name for info in pkgutil.iter_modules(__path__)}
+    return sorted(
+        {*globals(), *__all__, *(name for name in submodules if not name.startswith("_"))}
+    )

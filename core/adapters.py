@@ -15,11 +15,16 @@ layer mean) and moves every chosen layer of ``X_plus`` along them.
 
 from __future__ import annotations
 
+import functools
+import numbers
 from abc import ABC, abstractmethod
+from typing import Any
 
 import torch
+from pydantic import BaseModel, Field
 from torch import nn
 
+from .config import MAX_TRUNCATION, Seed, Settings, check_field
 from .errors import ConfigError
 from .geometry import GeneratorGeometry
 
@@ -36,6 +41,50 @@ def check_noise_mode(noise_mode: str) -> str:
 
 
 Latents = dict[str, torch.Tensor]
+
+
+class SamplingArguments(Settings):
+    """The limits of the adapters' number arguments, written once for every family."""
+
+    n: int = Field(0, ge=0, description="latents to draw")
+    samples: int = Field(1, ge=1, description="prior samples averaged by average_latents")
+    seed: Seed = 0
+    #: the settings' :data:`~ganenc.config.Truncation` and psi 0 too: in Python (and the
+    #: studio's slider) psi 0 asks for the average image, which a setting has no use for
+    truncation: float = Field(1.0, ge=0, le=MAX_TRUNCATION)
+
+
+def check_number(model: type[BaseModel], field: str, value: Any, what: str | None = None) -> Any:
+    """``value`` as ``model``'s ``field`` (:func:`~ganenc.config.check_field`), given as a number.
+
+    For Python arguments: text and bools are a caller's slip there (a settings file's
+    ``"8"`` is read as 8; ``batch_size="8"`` in Python is a mistake), so they are refused.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(
+            f"{what or field} = {value!r}: give a number, not a {type(value).__name__}"
+        )
+    return _checked_number(model, field, value, type(value), what)
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_number(
+    model: type[BaseModel], field: str, value: Any, kind: type, what: str | None
+) -> Any:
+    """:func:`check_field` remembered for the values that pass: it builds its validator on
+    each call (~0.1 ms), and the adapters check every sample's seed and every synthesis."""
+    return check_field(model, field, value, what)
+
+
+def check_count(n: Any, what: str = "n") -> int:
+    """How many latents ``sample_latents`` draws: a whole number >= 0 (2.5 is not truncated)."""
+    return check_number(SamplingArguments, "n", n, what)
+
+
+def check_truncation(truncation: Any) -> float:
+    """A truncation psi, a finite number in [0, MAX_TRUNCATION] (the settings' limit): NaN
+    drew NaN images and ``"0.7"`` passed unnoticed."""
+    return float(check_number(SamplingArguments, "truncation", truncation, "truncation"))
 
 
 class GeneratorAdapter(nn.Module, ABC):
@@ -100,7 +149,12 @@ class GeneratorAdapter(nn.Module, ABC):
 
     @torch.no_grad()
     def average_latents(self, n: int = 1, samples: int = 512, seed: int = 2**31 - 1) -> Latents:
-        """The mean of ``encoder_targets`` over prior samples: the "average latent" baseline."""
+        """The mean of ``encoder_targets`` over prior samples: the "average latent" baseline.
+
+        ``samples`` >= 1: the mean of none is NaN.
+        """
+        n = check_count(n)
+        samples = check_number(SamplingArguments, "samples", samples)
         latents = self.sample_latents(samples, seed=seed, device=self.device)
         targets = self.encoder_targets(latents)
         return {
@@ -123,14 +177,11 @@ class GeneratorAdapter(nn.Module, ABC):
 
 
 def seeded_generator(seed: int | None, device: torch.device | str | None = None) -> torch.Generator:
-    """A CPU torch.Generator seeded from ``seed`` (random when ``None``)."""
-    from .config import MAX_SEED
-
+    """A CPU torch.Generator seeded from ``seed`` (random when ``None``), a whole number in
+    the settings' seed range (``1.5`` was silently seed 1)."""
     generator = torch.Generator(device="cpu")
     if seed is None:
         generator.seed()
-    elif not 0 <= int(seed) <= MAX_SEED:
-        raise ConfigError(f"seed {seed} is outside 0-{MAX_SEED}")
     else:
-        generator.manual_seed(int(seed))
+        generator.manual_seed(check_number(SamplingArguments, "seed", seed))
     return generator

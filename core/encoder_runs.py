@@ -321,13 +321,9 @@ class EncoderRun:
         with install_hint(path, payload):
             generator = spec.load()
             encoder = encoder_from_checkpoint(payload)
-        geometry = generator.geometry().to_dict()
-        if payload["geometry"] != geometry:
-            raise GanencError(
-                f"the encoder was trained for {describe_geometry(payload['geometry'])}, but the"
-                f" generator is {describe_geometry(geometry)}; use an encoder trained for this"
-                f" generator ({path})"
-            )
+        mismatch = geometry_mismatch(payload["geometry"], generator)
+        if mismatch:
+            raise GanencError(f"{mismatch}; use an encoder trained for this generator ({path})")
         loss_settings = resolve_loss(trained_with.get("loss"), loss)
         if feature_weights is not None:
             loss_settings = loss_settings.model_copy(update={"feature_weights": feature_weights})
@@ -413,6 +409,21 @@ def missing_plugin_hint(encoder_path: Path, payload: Mapping[str, Any]) -> str |
     if plugin:
         return f"This encoder was built by plugin {plugin!r}: install the distribution providing it"
     return None
+
+
+def geometry_mismatch(recorded: Any, generator: Any) -> str | None:
+    """Why an encoder built for the geometry ``recorded`` cannot feed ``generator``, or ``None``.
+
+    ``EncoderRun.open`` and :class:`~ganenc.inversion.Inverter` ask: another generator's
+    encoder otherwise fails deep inside the encoder at the first image.
+    """
+    geometry = generator.geometry().to_dict()
+    if recorded == geometry:
+        return None
+    return (
+        f"the encoder was trained for {describe_geometry(recorded)}, but the generator is"
+        f" {describe_geometry(geometry)}"
+    )
 
 
 def describe_geometry(geometry: Mapping[str, Any]) -> str:

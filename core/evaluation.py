@@ -507,7 +507,9 @@ def evaluate_images(
     records the others as not computed with the reason (missing weights, too
     few images for FID); metrics named explicitly are computed or an error
     (:func:`plan_metrics`).  ``plan``: one decided already (before a slow step).
+    ``names``: one per pair, in order.
     """
+    names = _checked_pairs(real, recon, names)
     if plan is None:
         plan = plan_metrics(
             metrics,
@@ -520,9 +522,7 @@ def evaluate_images(
     rows = [{k: v for k, v in row.items() if k in plan.computed} for row in rows]
     summary: dict[str, dict[str, float] | None] = dict(summarize(rows))
     summary.update({m: None for m in plan.not_computed if m in PER_IMAGE_METRICS})
-    report = EvaluationReport(
-        list(names), rows, summary, notes=[], not_computed=dict(plan.not_computed)
-    )
+    report = EvaluationReport(names, rows, summary, notes=[], not_computed=dict(plan.not_computed))
 
     def fid_of(indices: Sequence[int] | None) -> float:
         selected_real = real if indices is None else _subset(real, indices)
@@ -556,6 +556,39 @@ def evaluate_images(
                 " over all images instead"
             )
     return report
+
+
+def _checked_pairs(real: Any, recon: Any, names: Sequence[str]) -> list[str]:
+    """The names of the pairs, once both image sets are what
+    :func:`~ganenc.data.check_image_tensor` takes (finite, [-1, 1]) and of one shape.
+
+    NaN targets made every metric silently ``None``, and a short list of names misnamed rows.
+    """
+    from .data import check_image_tensor
+
+    shapes = [getattr(images, "shape", None) for images in (real, recon)]
+    sides = [int(shape[-1]) for shape in shapes if shape is not None and len(shape) == 4]
+    if not sides:
+        raise ConfigError(
+            "real and recon must be image tensors [N, 3, R, R] in [-1, 1], not"
+            f" {type(real).__name__} and {type(recon).__name__}"
+        )
+    for what, images in (("real", real), ("recon", recon)):
+        try:
+            check_image_tensor(images, sides[0])
+        except ConfigError as exc:
+            raise ConfigError(f"{what}: {exc}") from None
+    if real.shape[0] != recon.shape[0]:
+        raise ConfigError(
+            f"{real.shape[0]} real images but {recon.shape[0]} reconstructions; give one"
+            " reconstruction per image"
+        )
+    listed = list(names) if isinstance(names, Iterable) and not isinstance(names, str) else None
+    if listed is None or not all(isinstance(name, str) for name in listed):
+        raise ConfigError("names must be a list of image names (str), one per pair")
+    if len(listed) != real.shape[0]:
+        raise ConfigError(f"{len(listed)} names for {real.shape[0]} image pairs; give one each")
+    return listed
 
 
 def _subset(images: Any, indices: Sequence[int]) -> Any:

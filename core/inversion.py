@@ -42,10 +42,13 @@ from typing import Any
 
 import torch
 
-from .adapters import GeneratorAdapter, Latents
-from .config import absolute_if_present, check_field
+from .adapters import GeneratorAdapter, Latents, check_number
+from .config import absolute_if_present, check_field, validate_options
 from .data import check_image_tensor
-from .encoder_runs import training_settings  # noqa: F401 - its old home
+from .encoder_runs import (
+    geometry_mismatch,
+    training_settings,  # noqa: F401 - its old home
+)
 from .errors import ConfigError, GanencError
 from .files import check_output, write_json
 from .latents import (  # noqa: F401 - public names of this module before latents.py
@@ -63,6 +66,7 @@ from .training.settings import (
     FinetuneSettings,
     OptimizerSettings,
     RefinementSettings,
+    RunSettings,
 )
 
 _REFINEMENT = RefinementSettings()
@@ -105,14 +109,48 @@ class InversionResult:
         return {k: v[index : index + 1] for k, v in self.latents.items()}
 
 
+def _checked_loss(loss: Any) -> Any:
+    """``loss`` as the refinements take it: ``None``, a LossSettings (a dict is validated into
+    one now, not at the first refinement) or a ready loss module."""
+    from .losses.options import LossSettings
+
+    if loss is None or isinstance(loss, LossSettings | torch.nn.Module):
+        return loss
+    if isinstance(loss, Mapping):
+        return validate_options(LossSettings, dict(loss), "loss settings")
+    raise ConfigError(
+        f"loss must be a LossSettings, its dict (e.g. {{'image_terms': {{'mse': 1}}}}), a loss"
+        f" module or None (the paper's loss), not a {type(loss).__name__}"
+    )
+
+
+def _checked_cropper(cropper: Any, loss: Any) -> Any:
+    """``cropper`` as the refinements use it: ``None`` (whole images), an object with
+    ``boxes(images)``, or a registered cropper's name (built with its default options)."""
+    from .cropping import Cropper, build_cropper
+
+    if cropper is None or isinstance(cropper, Cropper):
+        return cropper
+    if isinstance(cropper, str):
+        return build_cropper(cropper, {}, getattr(loss, "feature_weights", None))
+    raise ConfigError(
+        "cropper must be a registered cropper's name (e.g. 'center'), a cropper object with"
+        f" boxes(images), or None (whole images), not a {type(cropper).__name__}"
+    )
+
+
 class Inverter:
     """An encoder and its frozen generator, with the refinements of this module.
 
-    ``loss`` (a :class:`~ganenc.losses.LossSettings`, its dict, or ``None`` for
-    the paper's loss) and ``cropper`` are used by ``optimize`` and ``finetune``;
+    ``encoder`` is a module (``ganenc.build_encoder``/``ganenc.load_encoder``; a run or file
+    goes through :meth:`from_encoder`) made for ``generator``'s geometry.  ``loss`` (a
+    :class:`~ganenc.losses.LossSettings`, its dict, a loss module, or ``None`` for the
+    paper's loss) and ``cropper`` (a registered cropper's name, a cropper object, or
+    ``None`` for whole images) are used by ``optimize`` and ``finetune``;
     :meth:`from_encoder` takes both from the encoder's training run.  ``speed``
     (a :class:`~ganenc.training.speed.SpeedOptions`) picks the layout, gradient
-    checkpointing and CUDA autocast precision of the refinements.
+    checkpointing and CUDA autocast precision of the refinements.  Every argument is
+    checked here, before any work.
     """
 
     def __init__(
@@ -140,6 +178,27 @@ class Inverter:
         from .devices import resolve_device
         from .training.speed import SpeedOptions
 
+        if not isinstance(encoder, torch.nn.Module):
+            raise ConfigError(
+                "encoder must be an encoder module (ganenc.build_encoder or"
+                f" ganenc.load_encoder), not a {type(encoder).__name__}; for a run folder or"
+                " encoder file use Inverter.from_encoder(path)"
+            )
+        if not isinstance(generator, GeneratorAdapter):
+            raise ConfigError(
+                "generator must be a generator adapter (ganenc.load_generator), not a"
+                f" {type(generator).__name__}"
+            )
+        meta = getattr(encoder, "ganenc_meta", None)  # absent: not built by ganenc
+        recorded = meta.get("geometry") if isinstance(meta, Mapping) else None
+        mismatch = geometry_mismatch(recorded, generator) if recorded is not None else None
+        if mismatch:
+            raise ConfigError(f"{mismatch}; give the generator the encoder was built for")
+        seed = check_number(RunSettings, "seed", seed)
+        loss = _checked_loss(loss)
+        if isinstance(cropper, str) and cropper_spec is None:
+            cropper_spec = {"attention": cropper, "options": {}}
+        cropper = _checked_cropper(cropper, loss)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.speed = speed if speed is not None else SpeedOptions()
         autocast(self.device, self.speed.precision)  # fp16/bf16 without CUDA: fail now
@@ -160,7 +219,7 @@ class Inverter:
         self.generator_spec = dict(generator_spec or {"gan": generator.family})
         # recorded in index.json and each latent file: absolute, so found from anywhere
         self.encoder_path = absolute_if_present(encoder_path)
-        self.seed = int(seed)
+        self.seed = seed
         self.cropper_spec = dict(cropper_spec) if cropper_spec is not None else None
         self._initial_state = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
 
@@ -391,13 +450,7 @@ class Inverter:
         ``progress(done_steps, loss)`` is called during refinement (``done_steps``
         counts over the whole call).
         """
-        if refine not in REFINE_MODES:
-            raise ConfigError(f"refine must be one of {list(REFINE_MODES)}, got {refine!r}")
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        steps = DEFAULT_STEPS[refine] if steps is None else int(steps)
-        if refine != "none" and steps < 1:
-            raise ConfigError(f"refine={refine!r} needs steps >= 1, got {steps}")
+        steps, batch_size = checked_refinement(refine, steps, batch_size)
         images = check_image_tensor(images, self.generator.resolution)
         encoder_seconds = refine_seconds = 0.0
         latents_parts, recon_parts, losses, seconds = [], [], [], []
@@ -456,6 +509,21 @@ class Inverter:
         )
 
 
+def checked_refinement(refine: str, steps: Any, batch_size: Any) -> tuple[int, int]:
+    """``(steps, batch_size)`` of an inversion, checked before any work or file: ``refine`` one
+    of :data:`REFINE_MODES`, the numbers within their settings' limits (``steps=None``: the
+    mode's default; ``none`` also takes 0, what the folder command passes)."""
+    if refine not in REFINE_MODES:
+        raise ConfigError(f"refine must be one of {list(REFINE_MODES)}, got {refine!r}")
+    batch_size = check_number(FinetuneSettings, "batch_size", batch_size)
+    if steps is None:
+        return DEFAULT_STEPS[refine], batch_size
+    if refine == "none" and type(steps) is int and steps == 0:
+        return 0, batch_size
+    field = "finetune_steps" if refine == "finetune" else "optimize_steps"
+    return check_number(RefinementSettings, field, steps, "steps"), batch_size
+
+
 def invert(
     images: torch.Tensor,
     encoder: str | os.PathLike | Inverter,
@@ -467,11 +535,24 @@ def invert(
     """Invert ``images`` with an encoder run directory/file (or an :class:`Inverter`).
 
     ``options`` go to :meth:`Inverter.from_encoder` (``device``, ``gan``,
-    ``checkpoint``, ``loss``, ``optimize_lr`` ...).
+    ``checkpoint``, ``loss``, ``optimize_lr`` ...); an :class:`Inverter` has its own, so
+    with one they are refused, not ignored.
     """
-    inverter = (
-        encoder if isinstance(encoder, Inverter) else Inverter.from_encoder(encoder, **options)
-    )
+    if isinstance(encoder, Inverter):
+        if options:
+            raise ConfigError(
+                f"{', '.join(sorted(options))} open an encoder run, but an Inverter was given"
+                " (it has its own): give them to Inverter(...)/Inverter.from_encoder(...), or"
+                " drop them"
+            )
+        inverter = encoder
+    elif isinstance(encoder, str | os.PathLike):
+        inverter = Inverter.from_encoder(encoder, **options)
+    else:
+        raise ConfigError(
+            "encoder must be a run folder or encoder file path, or an Inverter, not a"
+            f" {type(encoder).__name__} (an encoder module: Inverter(encoder, generator))"
+        )
     return inverter.invert(images, refine=refine, steps=steps, batch_size=batch_size)
 
 
@@ -513,7 +594,7 @@ def invert_with_progress(
     What ``eval`` (:func:`ganenc.evaluation.evaluate_encoder`) runs; ``invert``
     (:func:`invert_folder`) goes through a folder in chunks under one bar.
     """
-    steps = DEFAULT_STEPS.get(refine, 0) if steps is None else steps
+    steps, batch_size = checked_refinement(refine, steps, batch_size)
     with refinement_bar(inverter, refine, steps, images.shape[0], progress) as bar:
         return inverter.invert(
             images, refine=refine, steps=steps, batch_size=batch_size, progress=bar.update
@@ -557,11 +638,11 @@ def invert_folder(
     from .evaluation import PER_IMAGE_METRICS, plan_metrics
 
     out = Path(out)
+    steps, batch_size = checked_refinement(refine, steps, batch_size)
     paths, skipped = image_candidates(images)
     if not paths:
         raise no_readable_images(images, skipped)
     check_distinct_stems([path.name for path in paths])
-    steps = DEFAULT_STEPS.get(refine, 0) if steps is None else steps
     plan = plan_metrics(offered=PER_IMAGE_METRICS, feature_weights=feature_weights)
     settings = {
         "images": os.path.abspath(images),

@@ -32,9 +32,11 @@ import torch.nn.functional as F
 from ganenc.adapters import (
     GeneratorAdapter,
     Latents,
+    check_count,
     check_noise_mode,
     seeded_generator,
 )
+from ganenc.adapters import check_truncation as check_truncation_setting
 from ganenc.checkpoints import build_checked
 from ganenc.config import PathText, Seed, Settings, builds_from, random_only
 from ganenc.errors import ConfigError
@@ -115,6 +117,7 @@ class BigGANAdapter(GeneratorAdapter):
     ) -> Latents:
         """``z = t * truncnorm(-2, 2)`` and one-hot classes (random, or the given indices)."""
         truncation = self._truncation(truncation)
+        n = check_count(n)
         generator = seeded_generator(seed)
         z = truncated_normal((n, self.z_dim), generator) * truncation
         if classes is None:
@@ -172,7 +175,13 @@ class BigGANAdapter(GeneratorAdapter):
                 "BigGAN has no per-layer truncation: truncation_layers must be None,"
                 f" got {truncation_layers!r} (leave out --truncation-layers)"
             )
-        return self.default_truncation if truncation is None else check_truncation(truncation)
+        if truncation is None:
+            return self.default_truncation
+        value = check_truncation_setting(truncation)  # a number, finite: as every family's
+        try:
+            return check_truncation(value)  # BigGAN's own range, (0, 1]
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def _one_hot(self, indices: torch.Tensor) -> torch.Tensor:
         if indices.numel() and (indices.min() < 0 or indices.max() >= self.num_classes):

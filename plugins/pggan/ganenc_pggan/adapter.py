@@ -16,8 +16,6 @@ to truncate toward.  The encoder's target is the scaled z, so
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping
 from typing import Literal
 
@@ -27,7 +25,9 @@ from pydantic import Field, field_validator
 from ganenc.adapters import (
     GeneratorAdapter,
     Latents,
+    check_count,
     check_noise_mode,
+    check_truncation,
     seeded_generator,
 )
 from ganenc.checkpoints import build_checked
@@ -112,9 +112,7 @@ class PGGANAdapter(GeneratorAdapter):
         self, n: int, seed: int | None = None, device: torch.device | str | None = None
     ) -> Latents:
         """``n`` draws of z ~ N(0, I) from a seeded CPU generator (same seed, same z anywhere)."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        z = torch.randn(n, self.z_dim, generator=seeded_generator(seed))
+        z = torch.randn(check_count(n), self.z_dim, generator=seeded_generator(seed))
         return {"z": z.to(self.device if device is None else device)}
 
     # Deliberately alike: GeneratorAdapter.synthesize's signature (an override, not a copy)
@@ -140,7 +138,7 @@ class PGGANAdapter(GeneratorAdapter):
                 "PGGAN has no per-layer truncation: truncation_layers must be None,"
                 f" got {truncation_layers!r} (leave out --truncation-layers)"
             )
-        psi = _check_truncation(truncation)
+        psi = check_truncation(truncation)
         return {"z": self._z(latents) * psi}
 
     def _z(self, latents: Latents) -> torch.Tensor:
@@ -161,14 +159,6 @@ class PGGANAdapter(GeneratorAdapter):
         if not z.is_floating_point():
             raise TypeError(f"latents['z'] must be a floating-point tensor, got {z.dtype}")
         return z
-
-
-def _check_truncation(truncation: float) -> float:
-    if isinstance(truncation, bool) or not isinstance(truncation, numbers.Real):
-        raise TypeError(f"truncation must be a number, got {truncation!r}")
-    if not math.isfinite(truncation):
-        raise ValueError(f"truncation must be finite, got {truncation}")
-    return float(truncation)
 
 
 @builds_from(PGGANOptions, "generator 'pggan'")

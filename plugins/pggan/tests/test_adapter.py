@@ -125,7 +125,7 @@ def test_wrong_call_arguments(tiny):
     latents = tiny.sample_latents(1, seed=0)
     with pytest.raises(ValueError, match="noise_mode"):
         tiny.synthesize(latents, noise_mode="bogus")
-    with pytest.raises(TypeError, match="truncation"):
+    with pytest.raises(ConfigError, match="truncation = '0.7': give a number"):
         tiny.synthesize(latents, truncation="0.7")
     with pytest.raises(ValueError, match="finite"):
         tiny.encoder_targets(latents, truncation=float("nan"))

@@ -33,7 +33,9 @@ from pydantic import Field, field_validator
 from ganenc.adapters import (
     GeneratorAdapter,
     Latents,
+    check_count,
     check_noise_mode,
+    check_truncation,
     seeded_generator,
 )
 from ganenc.checkpoints import build_checked
@@ -166,7 +168,7 @@ class StyleGANAdapter(GeneratorAdapter):
         self, n: int, seed: int | None = None, device: torch.device | str | None = None
     ) -> Latents:
         """``{"z": [n, z_dim]}`` from N(0, 1), drawn on the CPU from ``seed`` (same on any device)."""
-        z = torch.randn(int(n), self.z_dim, generator=seeded_generator(seed))
+        z = torch.randn(check_count(n), self.z_dim, generator=seeded_generator(seed))
         return {"z": z.to(device if device is not None else self.device)}
 
     def _prepare(self, tensor: torch.Tensor, key: str, shape: tuple[int, ...]) -> torch.Tensor:
@@ -220,6 +222,7 @@ class StyleGANAdapter(GeneratorAdapter):
         self, w_plus: torch.Tensor, truncation: float = 1.0, truncation_layers: int | None = None
     ) -> torch.Tensor:
         """``w_avg + psi * (w - w_avg)`` on the first ``truncation_layers`` layers of ``w_plus``."""
+        truncation = check_truncation(truncation)
         if truncation_layers is not None and (
             not isinstance(truncation_layers, int) or truncation_layers < 0
         ):
@@ -227,7 +230,7 @@ class StyleGANAdapter(GeneratorAdapter):
                 f"truncation_layers must be None or an integer >= 0, got {truncation_layers!r}"
             )
         layers = self.num_ws if truncation_layers is None else min(truncation_layers, self.num_ws)
-        if float(truncation) == 1.0 or layers == 0:
+        if truncation == 1.0 or layers == 0:
             return w_plus  # before reading w_avg: reading it may estimate it
         return truncate_w_plus(w_plus, self.w_avg, truncation, layers)
 
