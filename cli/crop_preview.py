@@ -27,19 +27,30 @@ def draw_boxes(image, boxes: list[tuple[int, int, int, int]]):
     return out
 
 
-def _image_paths(given: tuple[Path, ...]) -> tuple[Path, ...]:
-    """Files as given; a folder stands for its image files."""
-    from ganenc.data import image_paths
+def _image_paths(given: tuple[Path, ...]) -> tuple[list[Path], dict[str, str]]:
+    """Files as given (each must read); a folder stands for its readable images, picked as
+    every command picks them (by header), the others skipped with their reason."""
+    from ganenc.data import check_file_name, image_candidates, no_readable_images
     from ganenc.errors import GanencError
-    from ganenc.images import IMAGE_SUFFIXES
+    from ganenc.images import image_size
 
     paths: list[Path] = []
+    skipped: dict[str, str] = {}
     for path in given:
-        found = image_paths(path) if path.is_dir() else [path]
-        if not found:
-            raise GanencError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder {path}")
-        paths.extend(found)
-    return tuple(paths)
+        if path.is_dir():
+            found, unreadable = image_candidates(path)
+            if not found:
+                raise no_readable_images(path, unreadable)
+            skipped.update({str(path / name): reason for name, reason in unreadable.items()})
+            paths.extend(found)
+        else:
+            check_file_name(path)
+            try:
+                image_size(path)  # the header only: pixels are decoded one image at a time
+            except GanencError as exc:
+                raise GanencError(f"{exc} (nothing was written)") from None
+            paths.append(path)
+    return paths, skipped
 
 
 @click.command("crop-preview")
@@ -94,25 +105,27 @@ def crop_preview_command(
     from ganenc.devices import resolve_device
     from ganenc.errors import GanencError
     from ganenc.files import check_output
-    from ganenc.images import open_image
 
     try:
-        images = _image_paths(images)
-        check_output(out_dir, folder=True, force=force)
+        paths, skipped = _image_paths(images)  # every header before any output
+        check_output(out_dir, folder=True, force=force, inputs=images)
         cropper = ganenc.create(
             "cropper", attention, **parse_key_values(crop_options, "--crop-option")
         )
         target_device = resolve_device(device)
-        read = [(path, open_image(path)) for path in images]  # every image before any output
-        targets = _preview_paths(images, out_dir)
+        targets = _preview_paths(paths, out_dir)
         created = not out_dir.exists()
         out_dir.mkdir(parents=True, exist_ok=True)
         try:
-            _draw_previews(read, targets, cropper, size, target_device)
+            failed = _draw_previews(paths, targets, cropper, size, target_device)
+            if len(failed) == len(paths):
+                raise GanencError("no image decodes: " + "; ".join(failed.values()))
         except BaseException:
             if created and not any(out_dir.iterdir()):  # a failed start leaves nothing behind
                 out_dir.rmdir()
             raise
+        for reason in {**skipped, **failed}.values():  # listed, as invert lists them
+            click.echo(f"skipped: {reason}")
     except GanencError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -142,24 +155,36 @@ def _preview_paths(images: list[Path], out_dir: Path) -> list[Path]:
     return targets
 
 
-def _draw_previews(read, targets, cropper, size, device) -> None:
-    """Each image with its boxes drawn, saved to its target."""
+def _draw_previews(paths, targets, cropper, size, device) -> dict[str, str]:
+    """Each image with its boxes drawn, saved to its target, decoded one at a time (memory
+    follows one image, not the folder); returns the images whose pixels do not decode."""
     import numpy as np
     import torch
     from PIL import Image
 
     from ganenc.data import load_image_uint8, unit_range
+    from ganenc.errors import ImageReadError
+    from ganenc.files import atomic_path
+    from ganenc.images import open_image
 
-    for (path, image), target in zip(read, targets, strict=True):
-        if size is not None:  # as training and invert read images: centre crop, then resize
-            pixels = load_image_uint8(path, size)
-            image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
-        else:
-            pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)  # a writable copy
+    failed: dict[str, str] = {}
+    for path, target in zip(paths, targets, strict=True):
+        try:
+            if size is not None:  # as training and invert read images: centre crop, then resize
+                pixels = load_image_uint8(path, size)
+                image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
+            else:
+                image = open_image(path)
+                pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)  # a writable copy
+        except ImageReadError as exc:
+            failed[str(path)] = str(exc)
+            continue
         tensor = unit_range(pixels[None]).to(device)
         with torch.no_grad():
             levels = cropper.boxes(tensor)
         boxes = [tuple(int(v) for v in level[0].tolist()) for level in levels]
-        draw_boxes(image, boxes).save(target)
+        with atomic_path(target) as staged:  # a link at the target is replaced, not followed
+            draw_boxes(image, boxes).save(staged, format="PNG")
         described = "  ".join(f"AT{i + 1} {box}" for i, box in enumerate(boxes))
         click.echo(f"{path}: {described} -> {target}")
+    return failed

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, GanencError, ImageReadError
-from .images import IMAGE_SUFFIXES
 
 
 @dataclass
@@ -124,25 +123,51 @@ def unit_range(images):
 
 
 def _folder_files(folder: str | os.PathLike) -> list[Path]:
-    """The files of ``folder``: not hidden, not recursive, sorted by name."""
+    """The entries of ``folder`` that are not folders: not hidden, not recursive, sorted by name.
+
+    Links that lead nowhere, FIFOs and the like are kept, so that reading their header lists
+    them as skipped with the reason, instead of dropping them without a word.
+    """
     folder = Path(folder)
     if folder.is_file():
         raise GanencError(f"{folder} is a file; give the folder that holds the images")
     if not folder.is_dir():
         raise GanencError(f"image folder not found: {folder}")
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    found = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir())
+    for path in found:
+        check_file_name(path)
+    return found
 
 
-def image_paths(folder: str | os.PathLike) -> list[Path]:
-    """The image files of ``folder`` by extension (not hidden, not recursive), sorted by name."""
-    return [p for p in _folder_files(folder) if p.suffix.lower() in IMAGE_SUFFIXES]
+def check_file_name(path: str | os.PathLike) -> None:
+    """Refuse a file name that is not valid UTF-8 or holds a line break, before any work.
+
+    The name is written into metrics.csv, index.json and the latent files, and read back
+    line by line on ``--resume``: such a name failed halfway through a run, after files
+    were written, and again on every resume.
+    """
+    path = Path(path)
+    name = path.name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        problem = "is not valid UTF-8"
+    else:
+        problem = "holds a line break" if name.splitlines() != [name] else None
+    if problem:
+        raise GanencError(
+            f"the file name {name!r} in {ascii(str(path.parent))[1:-1]} {problem}; rename it"
+            " (nothing was written)"
+        )
 
 
 def image_candidates(folder: str | os.PathLike) -> tuple[list[Path], dict[str, str]]:
     """Files of ``folder`` whose image header reads, and the others with their reason.
 
-    Not hidden, not recursive, sorted by name; only headers are read (nothing decoded), so
-    a folder of thousands of large images is listed in moments.
+    The one rule by which every command picks a folder's images: by content, not extension
+    (a JPEG named ``.jfif`` is one, a text file named ``.png`` is not).  Not hidden, not
+    recursive, sorted by name; only headers are read (nothing decoded), so a folder of
+    thousands of large images is listed in moments.
     """
     return _readable_headers(_folder_files(folder))
 
@@ -213,8 +238,8 @@ class ImageSet:
 
     ``ImageSet(folder, R)`` holds a folder's readable images (unreadable ones listed in
     ``skipped``); :meth:`from_paths` given files, every one of which must read.  Sets up to
-    :data:`PRELOAD_BYTES` are decoded once; larger ones are checked by header and decoded
-    when indexed.  ``images[[3, 1]]`` and ``images[1:3]`` are tensors either way;
+    :data:`PRELOAD_BYTES` are decoded once and kept; larger ones are checked by header and
+    decoded when indexed.  ``images[[3, 1]]`` and ``images[1:3]`` are tensors either way;
     :meth:`subset` is a set again (for FID over a fold without decoding it at once).
     """
 
@@ -224,15 +249,16 @@ class ImageSet:
 
     @classmethod
     def from_paths(
-        cls, paths: list[Path], resolution: int, preload: bool | None = None
+        cls, paths: list[Path], resolution: int, preload: bool | None = None, strict: bool = True
     ) -> ImageSet:
-        """These files, in this order; one that does not read is an error naming it."""
-        _, unreadable = _readable_headers(paths)
-        if unreadable:
+        """These files, in this order; one that does not read is an error naming it (with
+        ``strict=False``, left out and listed in ``skipped``)."""
+        paths, unreadable = _readable_headers(list(paths))
+        if unreadable and strict:
             raise GanencError("unreadable image(s): " + "; ".join(unreadable.values()))
         images = cls.__new__(cls)
         folder = paths[0].parent if paths else Path(".")
-        images._setup(folder, list(paths), resolution, {}, preload, strict=True)
+        images._setup(folder, paths, resolution, unreadable, preload, strict=strict)
         return images
 
     def _setup(self, folder, paths, resolution, skipped, preload, strict) -> None:
@@ -242,9 +268,12 @@ class ImageSet:
         self._decoded = None  # uint8 [N, 3, R, R] when preloaded
         if preload:
             self._decoded, paths, failed = _decode_uint8(paths, resolution)
-            if strict and failed:
-                raise GanencError("unreadable image(s): " + "; ".join(failed.values()))
-            self.skipped.update(failed)
+        else:  # headers only: decoding a set too large to keep (70,000 photos) would take
+            # as long as an epoch; pixels cut short after a good header fail when indexed
+            failed = {}
+        if strict and failed:
+            raise GanencError("unreadable image(s): " + "; ".join(failed.values()))
+        self.skipped.update(failed)
         if not paths:
             raise no_readable_images(folder, self.skipped)
         self.paths = paths

@@ -15,7 +15,8 @@
 
 Folders are paired by file name without extension (``a.jpg`` with
 ``a.png``); any name found in only one folder is an error that lists them,
-never a silent mismatch.
+never a silent mismatch.  An unreadable real image is skipped and listed, as
+``--encoder`` mode skips it.
 """
 
 from __future__ import annotations
@@ -375,19 +376,22 @@ def fid(
         for start in range(0, images.shape[0], batch_size):
             chunk = to_uint8(images[start : start + batch_size]).permute(0, 3, 1, 2)
             metric.update(chunk.to(device), real=is_real)
-    return float(metric.compute())
+    value = float(metric.compute())
+    return 0.0 if value <= 0 else value  # identical sets give -0.0 or -1e-6 by rounding
 
 
 # -- folders ---------------------------------------------------------------------------------
 
 
-def image_files(folder: str | os.PathLike) -> dict[str, Path]:
-    """Image files of ``folder`` by name without extension (two files of one stem: an error)."""
-    from .data import image_paths
+def image_files(folder: str | os.PathLike) -> tuple[dict[str, Path], dict[str, str]]:
+    """Images of ``folder`` by name without extension (two files of one stem: an error), and
+    the unreadable files with their reason (picked as every command picks a folder's images)."""
+    from .data import image_candidates, no_readable_images
 
+    paths, unreadable = image_candidates(folder)
     found: dict[str, Path] = {}
     clashes: list[str] = []
-    for path in image_paths(folder):
+    for path in paths:
         if path.stem in found:
             clashes.append(f"{found[path.stem].name} / {path.name}")
             continue
@@ -397,17 +401,27 @@ def image_files(folder: str | os.PathLike) -> dict[str, Path]:
             f"{folder}: files that differ only by extension cannot be paired: {'; '.join(clashes)}"
         )
     if not found:
-        raise GanencError(f"no image files in {folder}")
-    return found
+        raise no_readable_images(folder, unreadable)
+    return found, unreadable
 
 
-def pair_folders(real: str | os.PathLike, recon: str | os.PathLike) -> list[tuple[str, Path, Path]]:
+def pair_folders(
+    real: str | os.PathLike, recon: str | os.PathLike, skipped: dict[str, str] | None = None
+) -> list[tuple[str, Path, Path]]:
     """``(name, real file, reconstruction file)`` matched by name without extension.
 
     Every name must be in both folders; otherwise a :class:`GanencError` lists
-    the unmatched names of each folder.
+    the unmatched names of each folder.  An unreadable real image is skipped (as
+    ``--encoder`` mode skips it, so the folds of both modes are drawn over the same
+    images), with its reconstruction if there is one; an unreadable reconstruction of a
+    readable image is an error.  ``skipped`` (a dict) receives the files left out.
     """
-    real_files, recon_files = image_files(real), image_files(recon)
+    (real_files, real_bad), (recon_files, recon_bad) = image_files(real), image_files(recon)
+    bad_stems = {Path(name).stem for name in real_bad}
+    recon_files = {stem: path for stem, path in recon_files.items() if stem not in bad_stems}
+    broken = [reason for name, reason in recon_bad.items() if Path(name).stem in real_files]
+    if broken:
+        raise GanencError("unreadable image(s): " + "; ".join(broken))
     only_real = sorted(set(real_files) - set(recon_files))
     only_recon = sorted(set(recon_files) - set(real_files))
     # Deliberately alike: a two-sided mismatch message; other sides and wording than genforce's keys
@@ -420,6 +434,10 @@ def pair_folders(real: str | os.PathLike, recon: str | os.PathLike) -> list[tupl
         raise GanencError(
             "cannot pair the folders by file name (extension ignored): " + "; ".join(parts)
         )
+    if skipped is not None:
+        skipped.update(real_bad)
+        extra = {n: r for n, r in recon_bad.items() if Path(n).stem not in real_files}
+        skipped.update({str(Path(recon) / n): r for n, r in extra.items()})
     ordered = sorted(real_files, key=lambda stem: real_files[stem].name)  # as a folder reads
     return [(stem, real_files[stem], recon_files[stem]) for stem in ordered]
 
@@ -435,15 +453,27 @@ def load_pairs(
     """Both images of every pair at one square ``resolution`` (default: the first reconstruction's).
 
     Two :class:`~ganenc.data.ImageSet`: decoded up front when small, else batch by batch
-    as the metrics and FID go through them.
+    as the metrics and FID go through them.  A real image whose pixels do not decode is
+    left out with its reconstruction (listed in the real set's ``skipped``), as ``--encoder``
+    mode leaves it out; a reconstruction that does not decode is an error.
     """
     from .data import ImageSet
+    from .geometry import MAX_RESOLUTION
     from .images import image_size
 
+    if not pairs:
+        raise GanencError("no image pairs to compare")
     if resolution is None:
-        resolution = min(image_size(pairs[0][2]))
-    real = ImageSet.from_paths([p[1] for p in pairs], resolution)
-    recon = ImageSet.from_paths([p[2] for p in pairs], resolution)
+        width, height = image_size(pairs[0][2])
+        resolution = min(width, height)
+        if not 8 <= resolution <= MAX_RESOLUTION:
+            raise GanencError(
+                f"the reconstruction {pairs[0][2]} is {width} x {height}; images are compared"
+                f" at its shorter side, which must be 8 to {MAX_RESOLUTION}: give --resolution"
+            )
+    real = ImageSet.from_paths([p[1] for p in pairs], resolution, strict=False)
+    kept = set(real.paths)
+    recon = ImageSet.from_paths([p[2] for p in pairs if p[1] in kept], resolution)
     return real, recon, resolution
 
 
@@ -611,22 +641,46 @@ def evaluate_folders(
     order of the real files' names, so ``ganenc invert`` then this gives the folds (and,
     but for the 8-bit reconstructions, the numbers) of ``eval --encoder``.
     """
-    pairs = pair_folders(real, recon)
+    skipped: dict[str, str] = {}
+    pairs = pair_folders(real, recon, skipped)
     real_images, recon_images, resolution = load_pairs(pairs, resolution)
-    fold_indices = kfold_indices(len(pairs), folds, seed) if folds else None
+    skipped.update(real_images.skipped)
+    count = len(real_images)
+    fold_indices = kfold_indices(count, folds, seed) if folds else None
     report = evaluate_images(
-        real_images, recon_images, [p[0] for p in pairs], folds=fold_indices, **options
+        real_images, recon_images, real_images.names, folds=fold_indices, **options
     )
     report.details = {
         "mode": "pairs",
         "real": str(real),
         "recon": str(recon),
         "resolution": resolution,
-        "pairs": len(pairs),
+        "pairs": count,
         "folds": folds,
         "seed": seed,
+        "skipped": skipped,
     }
+    _note_skipped(report, skipped)
+    cropped = _not_square(recon_images.paths)
+    if cropped:
+        report.notes.append(
+            f"{len(cropped)} reconstruction(s) are not square (e.g. {cropped[0].name}): their"
+            " centre square was compared"
+        )
     return report
+
+
+def _not_square(paths: Sequence[Path]) -> list[Path]:
+    """The images of ``paths`` that are not square (read from their headers)."""
+    from .images import image_size
+
+    return [path for path in paths if len(set(image_size(path))) > 1]
+
+
+def _note_skipped(report: EvaluationReport, skipped: dict[str, str]) -> None:
+    """The note of files left out (their reasons are in the report's ``skipped``)."""
+    if skipped:
+        report.notes.append(f"{len(skipped)} unreadable file(s) skipped: {_listing(list(skipped))}")
 
 
 def kfold_indices(count: int, folds: int, seed: int = 0) -> list[list[int]]:
@@ -701,8 +755,7 @@ def evaluate_encoder(
         "seconds_per_image": result.seconds_per_image,
         "skipped": folder.skipped,
     }
-    if folder.skipped:
-        report.notes.append(f"{len(folder.skipped)} unreadable file(s) skipped")
+    _note_skipped(report, folder.skipped)
     return report
 
 

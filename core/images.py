@@ -92,8 +92,7 @@ def _checked_image(path: str | os.PathLike) -> Iterator[Any]:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"image not found: {path}")
+    _check_regular_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -112,11 +111,36 @@ def _checked_image(path: str | os.PathLike) -> Iterator[Any]:
         raise ImageReadError(
             f"{path} is not an image in an allowed format ({', '.join(IMAGE_FORMATS)})"
         ) from None
+    except PermissionError:
+        raise ImageReadError(f"{path} cannot be read: permission denied (check its mode)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageReadError(f"{path} declares too many pixels (a decompression bomb?)") from None
     except Exception as exc:  # noqa: BLE001 - decoders fail with many types on damaged bytes
         detail = first_line(exc)
         raise ImageReadError(f"{path} is damaged or truncated ({detail})") from None
+
+
+def _check_regular_file(path: Path) -> None:
+    """Raise unless ``path`` is a regular file (through links): a FIFO would block the read
+    and a device never end, so what is wrong is said, not "not found" or "damaged"."""
+    import errno
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageReadError(f"{path} is a broken symbolic link (its target is gone)") from None
+        raise ImageReadError(f"image not found: {path}") from None
+    except PermissionError:
+        raise ImageReadError(f"{path} cannot be read: permission denied (check its mode)") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageReadError(f"{path} is a symbolic link loop") from None
+        raise ImageReadError(f"{path} cannot be read ({first_line(exc)})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO, device or socket"
+        raise ImageReadError(f"{path} is not a regular file ({kind}); give an image file")
 
 
 #: EXIF orientations that turn the picture a quarter turn (its width and height swap).
@@ -135,6 +159,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(width, height)`` of a user image as shown (EXIF orientation applied), from its header."""
     with _checked_image(path) as image:
         width, height = image.size
+        if image.format == "TIFF":  # Pillow reports a TIFF's size turned already
+            return width, height
         return (height, width) if _orientation(image) in _QUARTER_TURNS else (width, height)
 
 
@@ -155,22 +181,48 @@ def open_image(path: str | os.PathLike):
 
 
 def _to_rgb(image):
-    """8-bit RGB from any mode Pillow decodes the allowed formats to."""
+    """8-bit RGB from any mode Pillow decodes the allowed formats to.
+
+    A transparent colour (``tRNS`` of RGB, L and 16-bit PNGs) counts as transparency too.
+    """
     import numpy as np
     from PIL import Image
 
     if image.mode.startswith("I") or image.mode == "F":
         values = np.asarray(image, dtype=np.float64)
-        if image.mode == "F":
-            scale = 1.0  # float images hold [0, 1]
-        elif image.mode.startswith("I;16") or values.max(initial=0) <= 65_535:
-            scale = 65_535.0  # 16-bit (PNG and TIFF decode to "I;16" or "I")
-        else:
-            scale = 2.0**31 - 1
-        gray = np.nan_to_num(values / scale, nan=0.0).clip(0, 1)
-        image = Image.fromarray((gray * 255).round().astype(np.uint8), mode="L")
-    if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
+        clear = image.info.get("transparency")
+        gray = Image.fromarray(_scaled_to_8_bits(values, image.mode), mode="L")
+        if isinstance(clear, int | float):  # the transparent value, before scaling hides it
+            gray.putalpha(Image.fromarray(np.where(values == clear, 0, 255).astype(np.uint8)))
+        image = gray
+    if image.mode in {"RGBA", "LA", "PA"} or "transparency" in image.info:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
     return image.convert("RGB")
+
+
+def _scaled_to_8_bits(values, mode: str):
+    """``uint8`` of a 16-bit, 32-bit integer or float image, by the range its values use.
+
+    16-bit modes are 0..65,535; others take the first usual range that holds every finite
+    value (floats 0..1, then 0..255, then 0..65,535), else their own minimum (at most 0)
+    to maximum: a float TIFF of 0..255 is not all white, nor an int one of 100,000 black.
+    """
+    import numpy as np
+
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if mode.startswith("I;16"):
+        usual = (65_535.0,)
+    else:
+        usual = (1.0, 255.0, 65_535.0) if mode == "F" else (255.0, 65_535.0)
+    floor, top = 0.0, next((top for top in usual if low >= 0 and high <= top), None)
+    if top is None:
+        floor, top = min(low, 0.0), high
+    scaled = (values - floor) / max(top - floor, 1e-12)
+    return (
+        (np.nan_to_num(scaled, nan=0.0, posinf=1.0, neginf=0.0).clip(0, 1) * 255)
+        .round()
+        .astype(np.uint8)
+    )

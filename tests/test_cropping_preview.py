@@ -110,7 +110,7 @@ def test_a_folder_stands_for_its_image_files(images, tmp_path):
     result = CliRunner().invoke(
         crop_preview_command, ["--attention", "center", str(empty), "--out", str(tmp_path / "o2")]
     )
-    assert result.exit_code != 0 and "no image files" in result.output
+    assert result.exit_code != 0 and "no readable images" in result.output
     assert not (tmp_path / "o2").exists()
 
 
@@ -123,6 +123,12 @@ def test_a_preview_never_overwrites_an_input_and_a_failure_leaves_no_folder(tmp_
     result = CliRunner().invoke(
         crop_preview_command,
         ["--attention", "center", "--out", str(folder), "--force", str(folder)],
+    )
+    assert result.exit_code == 1 and "is the input" in result.output  # no --out in an input
+    result = CliRunner().invoke(
+        crop_preview_command,
+        ["--attention", "center", "--out", str(folder), "--force"]
+        + [str(folder / "a.png"), str(folder / "a_crops.png")],
     )
     assert result.exit_code == 1 and "would overwrite the input" in result.output
     assert (folder / "a_crops.png").read_bytes() == before

@@ -201,10 +201,10 @@ def test_eval_pairs_command_reports_a_table_and_json(tmp_path):
     assert "PSNR" in result.output and "mean ± std" in result.output
     report = json.loads(out.read_text())
     by_name = {row["image"]: row for row in report["images"]}
-    assert by_name["y"]["psnr"] < 30
+    assert by_name["y.png"]["psnr"] < 30  # the real file's name, as in --encoder mode
     assert report["pairs"] == 3 and report["fid"] is None
     expected = per_image_metrics(images[2:3], images[0:1])[0]["psnr"]
-    assert by_name["x"]["psnr"] == pytest.approx(expected, abs=1e-3)
+    assert by_name["x.png"]["psnr"] == pytest.approx(expected, abs=1e-3)
     assert set(report["summary"]) == {"psnr", "ssim", "mse"}
 
 
