@@ -8,10 +8,13 @@ PLUGINS_WITH_TEST_EXTRA := plugins/studio
 EXAMPLE_PLUGINS := docs/example_plugin docs/example_gan
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
+# what the demo writes in DEMO_OUT (a rerun replaces these, nothing else), and its mark there
+DEMO_PARTS := train invert refined tones directions edits summary.png
+DEMO_MARK := .ganenc-demo
 EMOJI := core/emoji
 DEMO_ENV := GANENC_OFFLINE=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2}
 
-.PHONY: install test test-all demo lint clean
+.PHONY: install test test-all demo demo-folder lint clean
 
 install: $(STAMP)
 
@@ -34,8 +37,16 @@ test-all: install
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-demo: install
-	rm -rf $(DEMO_OUT)
+# DEMO_OUT: new, empty or an earlier demo's (marked); an earlier demo's own outputs are replaced
+demo-folder:
+	@if [ -e "$(DEMO_OUT)" ] && [ ! -e "$(DEMO_OUT)/$(DEMO_MARK)" ] \
+		&& { [ ! -d "$(DEMO_OUT)" ] || [ -n "$$(ls -A "$(DEMO_OUT)")" ]; }; then \
+		echo "error: DEMO_OUT=$(DEMO_OUT) holds files 'make demo' did not write; choose a new or empty DEMO_OUT (nothing was deleted)" >&2; \
+		exit 2; fi
+	rm -rf $(addprefix $(DEMO_OUT)/,$(DEMO_PARTS))
+	mkdir -p $(DEMO_OUT) && touch $(DEMO_OUT)/$(DEMO_MARK)
+
+demo: install demo-folder
 	$(BIN)/ganenc list
 	@echo; echo "== the headline command: pre-train an encoder for the shipped emoji StyleGAN2 (short run)"
 	$(DEMO_ENV) $(BIN)/ganenc train --gan stylegan2 --checkpoint stylegan2:emoji-64 --attention gradcam \

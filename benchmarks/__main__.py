@@ -23,7 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(
+    argv: list[str] | None = None, prog: str = "python -m benchmarks"
+) -> argparse.Namespace:
     """The options, checked before anything is measured (a bad one is one ``error:`` line)."""
     from ganenc.devices import resolve_device
     from ganenc.encoder_runs import encoder_file
@@ -34,9 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from .plans import PLANS
     from .sections import SECTIONS
 
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run (< 2 min)")
     parser.add_argument(
         "--plan",
@@ -94,7 +94,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None, default_plan: str | None = None) -> dict:
-    args = parse_args(argv)
+    return measure(parse_args(argv), default_plan)
+
+
+def measure(args: argparse.Namespace, default_plan: str | None = None) -> dict:
+    """Run the sections ``args`` (:func:`parse_args`'s) choose, print and write the tables."""
     import torch
 
     from ganenc.devices import resolve_device

@@ -3,13 +3,21 @@
 # per-image fine-tuning (bf16), inversion with both refinements. Random 64 px
 # generator, random VGG16 features: it checks the CUDA paths run, not quality.
 #   bash benchmarks/cuda_smoke.sh [OUT]   (DEVICE=cpu PRECISION=fp32: a CPU dry run; PYTHON=...)
+# OUT must be new, empty or an earlier smoke's (marked): a rerun replaces what it wrote there.
 set -euo pipefail
 OUT=${1:-runs/cuda-smoke}
 DEVICE=${DEVICE:-cuda}
 PRECISION=${PRECISION:-bf16}
 G=(-O channel_max=64)
-rm -rf "$OUT"
+PARTS=(train photos finetune invert-optimize invert-finetune)
+MARK=.ganenc-cuda-smoke
+if [ -e "$OUT" ] && [ ! -e "$OUT/$MARK" ] && { [ ! -d "$OUT" ] || [ -n "$(ls -A "$OUT")" ]; }; then
+    echo "error: $OUT holds files this smoke did not write; give a new or empty OUT (nothing was deleted)" >&2
+    exit 2
+fi
+rm -rf "${PARTS[@]/#/$OUT/}"
 mkdir -p "$OUT"
+touch "$OUT/$MARK"
 common=(--feature-weights random --device "$DEVICE" --no-progress)
 ganenc train --gan stylegan2 --attention center --checkpoint random --resolution 64 "${G[@]}" \
     --encoder-option max_channels=64 --iterations 10 --batch-size 8 --val-samples 8 \

@@ -16,9 +16,9 @@ a fixed subset) split into K folds: mean +- std over the folds, as the paper
 reports its K-fold cross-validation.  Everything is cached under ``--work``, so
 a stopped run resumes where it was; ``--work`` records what its cache was computed
 with (the budget options and the sha256 of the shipped generator and encoder), and a
-rerun with other settings or other shipped networks is refused instead of mixing old
-arms into new tables.  Writes ``ablations.json``, one bar chart per table and a
-reconstruction grid to ``--out``.
+rerun with other settings, other data (the sha256 of its ``labels.csv``) or other shipped
+networks is refused instead of mixing old arms into new tables.  Writes ``ablations.json``,
+``tables.md``, one bar chart per table and the reconstruction grids to ``--out``.
 
     python -m benchmarks.emoji_ablations --data ../shared/data/emoji --out docs/ablations --force
 """
@@ -26,6 +26,7 @@ reconstruction grid to ``--out``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import shutil
@@ -40,7 +41,7 @@ from ganenc import metrics
 from ganenc.cropping import attention_boxes, build_cropper, crop_and_resize
 from ganenc.emoji import load_split, read_labels
 from ganenc.encoder_runs import encoder_file
-from ganenc.files import write_json
+from ganenc.files import check_output, write_json
 from ganenc.images import save_grid
 from ganenc.scripts import (
     check_outputs,
@@ -70,6 +71,13 @@ CACHE_OPTIONS = (
     "optimize_steps",
 )
 FINGERPRINT = "computed-with.json"
+#: What goes to ``--out``: the report, its Markdown tables, one bar chart per table and the
+#: reconstruction grids.  The writer takes its names from here and every one is checked
+#: before any work, whichever ``--tables`` (``--tables 7`` writes ``table6.png`` too).
+REPORT_FILE, TABLES_FILE = "ablations.json", "tables.md"
+CHART_FILES = {table: f"table{table}.png" for table in ("6", "7", "4")}
+GRID_FILES = {"6-7": "table6-7-reconstructions.png", "4": "table4-reconstructions.png"}
+OUT_FILES = [REPORT_FILE, TABLES_FILE, *CHART_FILES.values(), *GRID_FILES.values()]
 #: ``ganenc finetune``'s learning rate: the arm every other method is compared with.
 DEFAULT_FINETUNE_LR = FinetuneSettings.model_fields["optimizer"].default_factory().lr
 GRADCAM = {"classifier": "emoji-cnn"}
@@ -92,12 +100,19 @@ ARMS: dict[str, tuple[str, str, list[float], dict[str, float]]] = {
 }
 
 
+def data_sha256(data: Path) -> str | None:
+    """The sha256 of ``data/labels.csv`` (which images, which split), or ``None`` without one."""
+    labels = Path(data) / "labels.csv"
+    return hashlib.sha256(labels.read_bytes()).hexdigest() if labels.is_file() else None
+
+
 def work_fingerprint(args: argparse.Namespace) -> dict[str, Any]:
     """What the cached arms and scores in ``--work`` depend on."""
     from ganenc.weights import weights_entry
 
     return {
         **{option: getattr(args, option) for option in CACHE_OPTIONS},
+        "data_labels_sha256": data_sha256(args.data),
         "generator_sha256": weights_entry(SHIPPED_GENERATOR).files[0].sha256,
         "encoder_sha256": weights_entry(SHIPPED_ENCODER).files[0].sha256,
     }
@@ -107,6 +122,8 @@ def check_work(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dic
     """Refuse a ``--work`` whose cache was computed with other settings or networks."""
     wanted = work_fingerprint(args)
     path = args.work / FINGERPRINT
+    with one_line_errors(parser):  # a file, or a folder that cannot be written
+        check_output(args.work, folder=True, force=True, option="--work")
     if not args.work.exists() or not any(args.work.iterdir()):
         return wanted
     if not path.is_file():
@@ -392,7 +409,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 # -- main ---------------------------------------------------------------------------------------
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # Deliberately alike: argparse option blocks of different scripts (own options, defaults)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/emoji"))
@@ -423,7 +440,12 @@ def main() -> None:
     )
     parser.add_argument("--arms", default="", help="only these arms (slugs, comma-separated)")
     parser.add_argument("--force", action="store_true", help="replace the tables in --out")
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.finetune_lr = args.finetune_lr or [DEFAULT_FINETUNE_LR]
     tables = {str(table) for table in args.tables}
     if args.folds < 2:
@@ -434,7 +456,7 @@ def main() -> None:
     if unknown:
         known = ", ".join(slug(name) for name in ARMS)
         parser.error(f"--arms: unknown {', '.join(sorted(unknown))}; the arms are {known}")
-    check_outputs(parser, args.out, ["ablations.json", "tables.md"], args.force)
+    check_outputs(parser, args.out, OUT_FILES, args.force)
     fingerprint = check_work(parser, args)
     torch.set_num_threads(args.threads)
     with one_line_errors(parser):
@@ -484,15 +506,15 @@ def main() -> None:
         report["tables"]["4"] = rows
         report["table4_images"] = subset.tolist()
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "ablations.json", report)
-    (args.out / "tables.md").write_text(markdown(report))
+    write_json(args.out / REPORT_FILE, report)
+    (args.out / TABLES_FILE).write_text(markdown(report))
     titles = {
         "6": "Table 6: attention levels and boxes (held-out real emoji, K-fold mean ± std)",
         "7": "Table 7: the SSIM term",
         "4": "Table 4: inversion methods (held-out subset)",
     }
     for table, rows in report["tables"].items():
-        bar_chart(rows, args.out / f"table{table}.png", titles[table])
+        bar_chart(rows, args.out / CHART_FILES[table], titles[table])
         print(f"\nTable {table}")
         for name, row in rows.items():
             print(
@@ -502,11 +524,9 @@ def main() -> None:
                 f"  {row['seconds_per_image']:.3f} s/image"
             )
     if recons:
-        recon_grid(real, recons, args.out / "table6-7-reconstructions.png")
+        recon_grid(real, recons, args.out / GRID_FILES["6-7"])
     if table4_recons:
-        recon_grid(
-            real[report["table4_images"]], table4_recons, args.out / "table4-reconstructions.png"
-        )
+        recon_grid(real[report["table4_images"]], table4_recons, args.out / GRID_FILES["4"])
 
 
 if __name__ == "__main__":

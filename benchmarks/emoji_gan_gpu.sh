@@ -38,7 +38,14 @@ if ! "$PYTHON" -c "import ganenc, ganenc_stylegan" 2>/dev/null; then
 fi
 [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 
-rm -rf "$WORK" && mkdir -p "$WORK/run" "$OUT"
+# WORK may be the user's: only this script's own folders in it are replaced (marked by it)
+MARK=.ganenc-emoji-gan-gpu
+if [ -e "$WORK" ] && [ ! -e "$WORK/$MARK" ] && { [ ! -d "$WORK" ] || [ -n "$(ls -A "$WORK")" ]; }; then
+    echo "error: WORK=$WORK holds files this script did not write; give a new or empty WORK (nothing was deleted)" >&2
+    exit 2
+fi
+rm -rf "$WORK/run" "$WORK/report" "$WORK/judge" && mkdir -p "$WORK/run" "$OUT"
+touch "$WORK/$MARK"
 cp "$STATE" "$WORK/run/state.pt"
 "$PYTHON" examples/train_emoji_gan.py --data "$DATA" --out "$WORK/run" --device "$DEVICE" \
     --batch-size "$BATCH" --ema-kimg 10 --minutes "$MINUTES" --sample-every 1000 \

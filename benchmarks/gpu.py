@@ -10,21 +10,22 @@ to ``docs/benchmarks/gpu.json`` and ``.md`` unless ``--out`` says otherwise
 
 from __future__ import annotations
 
-import sys
-
 
 def main(argv: list[str] | None = None) -> dict:
+    from .__main__ import measure, parse_args
+
+    args = parse_args(argv, prog="python -m benchmarks.gpu")  # --help and bad options first
     import torch
 
-    from .__main__ import main as run
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not torch.cuda.is_available() and "--device" not in args:
-        raise SystemExit("python -m benchmarks.gpu needs a CUDA GPU (use python -m benchmarks)")
+    if not torch.cuda.is_available() and args.device == "auto":
+        raise SystemExit(
+            "python -m benchmarks.gpu: error: needs a CUDA GPU (use python -m benchmarks,"
+            " or give --device)"
+        )
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32: tf32 would change numerics
     torch.backends.cudnn.allow_tf32 = False
-    return run(args, default_plan="gpu")
+    return measure(args, default_plan="gpu")
 
 
 if __name__ == "__main__":

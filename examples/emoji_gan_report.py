@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import torch
 import ganenc
 from ganenc.emoji import GROUPS, load_split
 from ganenc.emoji.classifier import EmojiFeatures, normalise
+from ganenc.errors import GanencError
 from ganenc.features import build_feature_network
 from ganenc.files import write_json
 from ganenc.images import save_grid
@@ -43,6 +45,15 @@ REPORT_FILES = [
     "report.json",
 ]
 CURVE_FILES = ["curve.json", "curve.png"]
+#: Fewer samples than this make FID/KID meaningless (the outside-People FID halves them);
+#: under ``FEW_SAMPLES`` they are only comparable at the same ``--samples``.
+MIN_SAMPLES, FEW_SAMPLES = 20, 500
+_STARTED = time.perf_counter()
+
+
+def log(message: str) -> None:
+    """A progress line on stderr (the report is minutes of work on a CPU)."""
+    print(f"[{time.perf_counter() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 @torch.no_grad()
@@ -242,16 +253,29 @@ def parse_curve(values: list[str]) -> list[tuple[int, str]]:
     for value in values:
         step, sep, file = value.partition("=")
         if not sep or not step.isdigit() or not Path(file).is_file():
-            raise SystemExit(f"--curve wants STEP=FILE with an existing file, got {value!r}")
+            raise GanencError(f"--curve wants STEP=FILE with an existing file, got {value!r}")
         points.append((int(step), file))
     return sorted(points)
 
 
-def curve(args, features: EmojiFeatures, network, train, heldout) -> None:
-    """FID/KID of several exports of one run, against the training step."""
+def load_curve(values: list[str]) -> list[tuple[int, str, object]]:
+    """``(step, file, generator)`` of each ``--curve`` point, every export loaded (a bad one
+    is a :class:`GanencError` naming its file, raised before anything is written)."""
     points = []
-    for step, file in parse_curve(args.curve):
-        generator = ganenc.load_generator("stylegan2", file).freeze()
+    for step, file in parse_curve(values):
+        try:
+            generator = ganenc.load_generator("stylegan2", file)
+        except GanencError as error:
+            raise GanencError(f"--curve {step}={file}: {error}") from None
+        points.append((step, file, generator.freeze()))
+    return points
+
+
+def curve(args, points, features: EmojiFeatures, network, train, heldout) -> None:
+    """FID/KID of several exports of one run (``load_curve``'s), against the training step."""
+    measured = []
+    for step, file, generator in points:
+        log(f"step {step}: sampling and measuring {args.curve_seeds} seed(s)")
         # FID of 2,000 samples against 298 images moves with the sample seed: repeat it
         runs = [
             sample_distances(
@@ -264,13 +288,14 @@ def curve(args, features: EmojiFeatures, network, train, heldout) -> None:
             values = torch.tensor([run[key] for run in runs])
             point[key] = values.mean().item()
             point[f"{key}_std"] = values.std().item() if len(runs) > 1 else 0.0
-        points.append({**point, "per_seed": runs})
+        measured.append({**point, "per_seed": runs})
         print(
             f"step {step}: FID {point['fid']:.2f} ± {point['fid_std']:.2f}, outside People &"
             f" Body {point['fid_outside_people']:.2f} ± {point['fid_outside_people_std']:.2f}"
             f" ({len(runs)} seeds)",
             flush=True,
         )
+    log("the floor: train against held-out")
     floor = distances(features, train.images, heldout.images)
     floor["fid_outside_people"] = distances(
         features,
@@ -282,11 +307,11 @@ def curve(args, features: EmojiFeatures, network, train, heldout) -> None:
         "samples": args.samples,
         "seeds": seeds,
         "feature_weights": args.feature_weights or "features:emoji-cnn (shipped)",
-        "points": points,
+        "points": measured,
         "floor": floor,
     }
     write_json(args.out / "curve.json", report)
-    plot_curve(points, floor, args.out / "curve.png")
+    plot_curve(measured, floor, args.out / "curve.png")
 
 
 def main() -> None:
@@ -308,22 +333,31 @@ def main() -> None:
     )
     parser.add_argument("--force", action="store_true", help="replace the report in --out")
     args = parser.parse_args()
-    if args.samples < 2:
-        parser.error(f"--samples must be at least 2 (FID needs a covariance), got {args.samples}")
-    if args.curve:
-        parse_curve(args.curve)  # bad input stops here, before anything is written
+    if args.samples < MIN_SAMPLES:
+        parser.error(
+            f"--samples must be at least {MIN_SAMPLES} (FID/KID of fewer mean nothing; the"
+            f" report's numbers use 2000), got {args.samples}"
+        )
+    if args.samples < FEW_SAMPLES:
+        print(
+            f"warning: FID/KID from {args.samples} samples are noisy and biased upwards: compare"
+            " them only with numbers measured at the same --samples (the report's use 2000)",
+            file=sys.stderr,
+        )
     check_outputs(parser, args.out, CURVE_FILES if args.curve else REPORT_FILES, args.force)
     torch.set_num_threads(args.threads)
     started = time.time()
+    log("loading the data, the classifier and the generator(s)")
     with one_line_errors(parser):  # everything that can fail on bad input, before writing
+        points = load_curve(args.curve) if args.curve else None
         train_split = load_split(args.data, "train")
         heldout_split = load_split(args.data, "heldout")
         network = build_feature_network("emoji-cnn", args.feature_weights)
         generator = None if args.curve else ganenc.load_generator("stylegan2", args.checkpoint)
     features = EmojiFeatures(network)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.curve:
-        curve(args, features, network, train_split, heldout_split)
+    if points is not None:
+        curve(args, points, features, network, train_split, heldout_split)
         return
     train, heldout = train_split.images, heldout_split.images
 
@@ -339,6 +373,7 @@ def main() -> None:
         channel_max=256,
     ).freeze()
 
+    log(f"sampling {args.samples} images")
     fake = sample_uint8(generator, args.samples, args.seed)
     save_grid(fake[:64].float() / 127.5 - 1, args.out / "samples-psi1.png", nrow=8)
     save_grid(
@@ -350,6 +385,7 @@ def main() -> None:
     fake_groups = predicted_groups(network, fake)
     random_fake = sample_uint8(untrained, args.samples, args.seed)
 
+    log("FID/KID: the generator, the floor (train) and the ceiling (untrained)")
     report = {
         "checkpoint": args.checkpoint,
         "samples": args.samples,
@@ -367,6 +403,7 @@ def main() -> None:
     report["predicted_group_histogram"] = {
         label: dict(zip(GROUPS, values, strict=True)) for label, values in histograms.items()
     }
+    log("plots")
     try:
         plot_histogram(histograms, args.out / "group-histogram.png")
         plot_group_rows(

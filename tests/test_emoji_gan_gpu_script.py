@@ -66,3 +66,24 @@ def test_what_the_gpu_call_carries_fits_the_64_mib_that_travel():
         f"{(tree + data) / 2**20:.1f} MiB + 4 MB of judge and wheels: shrink the tracked tree or"
         " carry less (benchmarks/emoji_gan_gpu.sh)"
     )
+
+
+def test_the_gpu_script_never_deletes_a_work_folder_it_did_not_make(tmp_path):
+    """It began with rm -rf "$WORK": WORK=~/data would have deleted the user's data."""
+    import subprocess
+
+    work = tmp_path / "mine"
+    work.mkdir()
+    (work / "keep.txt").write_text("mine")
+    env = {**os.environ, "DEVICE": "cpu", "WORK": str(work), "PYTHON": sys.executable}
+    result = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "emoji_gan_gpu.sh")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2 and "nothing was deleted" in result.stderr
+    assert (work / "keep.txt").read_text() == "mine"
