@@ -28,7 +28,9 @@ from .options import device_option, generator_option, parse_key_values
     help="Comma-separated strengths along the direction, e.g. -3,0,3.",
 )
 @click.option(
-    "--layers", help="Layers of a layer-wise code to edit, e.g. 0-7 or 0,2,4-6 (default all)."
+    "--layers",
+    help="Layers of a layer-wise code (w_plus) to edit, e.g. 0-7 or 0,2,4-6 (default all); for"
+    " directions of that code or its per-layer space (w) only.",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New output folder.")
 @click.option("--gan", help="Generator family (default: the one the latent files record).")

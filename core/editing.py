@@ -54,6 +54,10 @@ class Direction:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the direction as :meth:`load` reads it; a vector it would refuse is refused."""
+        return torch_save(self.payload(), path)
+
+    def payload(self) -> dict[str, Any]:
+        """What :meth:`save` writes, checked: callers writing several files check all first."""
         if not isinstance(self.vector, torch.Tensor) or not self.vector.is_floating_point():
             raise ConfigError(
                 f"a direction's vector must be a float tensor, not {type(self.vector).__name__}"
@@ -63,14 +67,13 @@ class Direction:
         problem = direction_problem(self.vector)
         if problem:
             raise ConfigError(f"cannot save direction {self.attribute!r}: {problem}")
-        payload = {
+        return {
             "format": DIRECTION_FORMAT,
             "attribute": self.attribute,
             "space": self.space,
             "direction": self.vector.detach().cpu().float().clone(),
             "metadata": plain_data(self.metadata, "a direction's metadata"),
         }
-        return torch_save(payload, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Direction:
@@ -121,9 +124,15 @@ def direction_problem(vector: torch.Tensor) -> str | None:
 LAYERWISE = "_plus"
 
 
+def is_layerwise(key: str) -> bool:
+    """Whether latent ``key`` is a layer-wise code (``X_plus``), the only kind ``layers`` pick
+    from: the second dimension of another latent (a constant's channels) is no layer."""
+    return key.endswith(LAYERWISE) and key != LAYERWISE
+
+
 def latent_spaces(latents: Latents) -> list[str]:
     """The spaces ``latents`` offer: their keys, and each layer-wise key's per-layer space."""
-    derived = [k[: -len(LAYERWISE)] for k in latents if k.endswith(LAYERWISE) and k != LAYERWISE]
+    derived = [k[: -len(LAYERWISE)] for k in latents if is_layerwise(k)]
     return [*derived, *(k for k in latents if k not in derived)]
 
 
@@ -170,24 +179,29 @@ def read_labels(path: str | os.PathLike, latent_names: Sequence[str] | None = No
     path = Path(path)
     if not path.is_file():
         raise GanencError(f"labels file not found: {path}")
+    rows, lines = [], []  # each row's line (a quoted cell may span lines)
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            fields = [f for f in (reader.fieldnames or []) if f is not None]
-            rows = list(reader)
+            fields = list(reader.fieldnames or [])
+            for row in reader:
+                rows.append(row)
+                lines.append(reader.line_num)
     except UnicodeDecodeError:
         raise GanencError(f"labels file {path} is not UTF-8 text (save the CSV as UTF-8)") from None
     except csv.Error as exc:
         raise GanencError(f"labels file {path} is not a readable CSV: {exc}") from None
-    if len(fields) < 2:
-        raise GanencError(f"{path} needs an image-name column and at least one attribute column")
+    _check_header(path, fields)
     if not rows:
         raise GanencError(f"{path} has a header but no rows of labels")
-    longer = [i + 2 for i, row in enumerate(rows) if row.get(None)]  # DictReader's overflow
-    if longer:
-        raise GanencError(
-            f"{path}: rows with more cells than the header has columns (lines {longer[:10]})"
-        )
+    longer = [line for line, row in zip(lines, rows, strict=True) if row.get(None)]
+    shorter = [line for line, row in zip(lines, rows, strict=True) if None in row.values()]
+    for odd, word in ((longer, "more"), (shorter, "fewer")):  # DictReader's overflow, restval
+        if odd:
+            raise GanencError(
+                f"{path}: rows with {word} cells than the header has columns (lines {odd[:10]});"
+                " give every row one cell per column (an empty cell leaves a label out)"
+            )
     lowered = {f.strip().lower(): f for f in fields}
     candidates = [lowered[c] for c in NAME_COLUMNS if c in lowered] or [fields[0]]
     if latent_names is not None and len(candidates) > 1:
@@ -199,7 +213,7 @@ def read_labels(path: str | os.PathLike, latent_names: Sequence[str] | None = No
         candidates.sort(key=lambda column: -matched[column])  # stable: ties keep the order
     name_column = candidates[0]
     names = [(row.get(name_column) or "").strip() for row in rows]
-    empty = [i + 2 for i, name in enumerate(names) if not name]
+    empty = [line for line, name in zip(lines, names, strict=True) if not name]
     if empty:
         raise GanencError(f"{path}: rows without an image name (lines {empty[:10]})")
     columns = {
@@ -208,6 +222,24 @@ def read_labels(path: str | os.PathLike, latent_names: Sequence[str] | None = No
         if f not in candidates
     }
     return Labels(names, columns, name_column)
+
+
+def _check_header(path: Path, fields: Sequence[str]) -> None:
+    """Refuse a header whose columns are not distinct names: ``csv.DictReader`` (and a dict of
+    stripped names) would keep the last of two equal columns and learn from it silently."""
+    names = [f.strip() for f in fields]
+    if len(names) < 2:
+        raise GanencError(f"{path} needs an image-name column and at least one attribute column")
+    unnamed = [i + 1 for i, name in enumerate(names) if not name]
+    if unnamed:
+        raise GanencError(
+            f"{path}: column(s) {unnamed} of the header have no name; name them or delete them"
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise GanencError(
+            f"{path}: the header names column(s) {repeated} twice; give each column its own name"
+        )
 
 
 def binarize(cells: Sequence[str], attribute: str) -> tuple[np.ndarray, dict[str, Any]]:
@@ -298,17 +330,18 @@ def fit_direction(
     validation: float = 0.2,
     seed: int = 0,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Unit normal of a linear classifier's hyperplane (pointing to label 1) and its accuracies.
+    """Unit normal of a linear classifier's hyperplane (pointing to the positive labels) and
+    its accuracies.
 
-    The classifier is fitted on a stratified training split; ``validation``
-    of the samples are held out and scored.
+    ``labels`` are binarised as a labels CSV's cells are (:func:`binarize`: ``-1/1``, booleans,
+    above the median).  The classifier is fitted on a stratified training split;
+    ``validation`` of the samples are held out and scored (none when a class is too small).
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
     from sklearn.svm import LinearSVC
 
-    if classifier not in CLASSIFIERS:
-        raise ConfigError(f"classifier must be one of {list(CLASSIFIERS)}, got {classifier!r}")
+    features, labels = _checked_samples(features, labels)
+    _check_fit_options(classifier, C, validation, seed)
     counts = {int(c): int((labels == c).sum()) for c in (0, 1)}
     if min(counts.values()) < 2:
         raise GanencError(
@@ -317,9 +350,11 @@ def fit_direction(
         )
     held = validation > 0 and min(counts.values()) * validation >= 1
     if held:
-        x_train, x_val, y_train, y_val = train_test_split(
-            features, labels, test_size=validation, random_state=seed, stratify=labels
-        )
+        split = _stratified_split(labels, validation, seed)
+        if split is None:
+            raise GanencError(_unsplittable(labels, counts, validation, seed))
+        train, val = split
+        x_train, x_val, y_train, y_val = features[train], features[val], labels[train], labels[val]
     else:
         x_train, y_train, x_val, y_val = features, labels, None, None
     if classifier == "svm":
@@ -344,16 +379,114 @@ def fit_direction(
     return normal / norm, info
 
 
+def _checked_samples(features: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``[N, D]`` finite float features and their labels binarised to 0/1, or a ConfigError
+    (scikit-learn's own errors name none of the arguments)."""
+    try:
+        features = np.asarray(features, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError("features must be an [samples, dimensions] array of numbers") from None
+    if features.ndim != 2 or 0 in features.shape:
+        raise ConfigError(
+            f"features must be a non-empty [samples, dimensions] array, not of shape"
+            f" {list(features.shape)} (one feature per sample: features.reshape(-1, 1))"
+        )
+    if not np.isfinite(features).all():
+        raise ConfigError("features hold NaN or infinite values; leave those samples out")
+    try:
+        cells = np.asarray(labels)
+    except (TypeError, ValueError):
+        raise ConfigError("labels must be a list of numbers or booleans, one per sample") from None
+    if cells.ndim != 1 or len(cells) != len(features):
+        raise ConfigError(
+            f"labels must be one per sample: {len(features)} samples, labels of shape"
+            f" {list(cells.shape)}"
+        )
+    texts = [str(cell) for cell in cells.tolist()]
+    if any(text.strip().lower() in MISSING for text in texts):
+        raise ConfigError("labels hold missing values (NaN, None); leave those samples out")
+    try:
+        values, _ = binarize(texts, "labels")
+    except GanencError as exc:
+        raise ConfigError(str(exc)) from None
+    return features, values.astype(int)
+
+
+def _check_fit_options(classifier: Any, C: Any, validation: Any, seed: Any) -> None:
+    """The classifier's options, as the ``directions`` command checks its own."""
+    from .config import MAX_SEED
+
+    if classifier not in CLASSIFIERS:
+        raise ConfigError(f"classifier must be one of {list(CLASSIFIERS)}, got {classifier!r}")
+    if not _real(C) or not C > 0:
+        raise ConfigError(f"C must be a finite number above 0, got {C!r}")
+    if not _real(validation) or not 0 <= validation < 1:
+        raise ConfigError(f"validation must be a fraction in [0, 1), got {validation!r}")
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, int | np.integer)
+        or not 0 <= seed <= MAX_SEED
+    ):
+        raise ConfigError(f"seed must be a whole number in [0, {MAX_SEED}], got {seed!r}")
+
+
+def _real(value: Any) -> bool:
+    """A finite number (not a bool, a string or a tensor)."""
+    return (
+        isinstance(value, int | float | np.integer | np.floating)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def _stratified_split(
+    labels: np.ndarray, validation: float, seed: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Training and held-out indices with both classes on each side, or ``None``: with few
+    labels a large ``validation`` leaves the training side one class (or nothing)."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train, val = train_test_split(
+            np.arange(len(labels)), test_size=validation, random_state=seed, stratify=labels
+        )
+    except ValueError:  # a side smaller than the number of classes
+        return None
+    if len(set(labels[train].tolist())) < 2 or len(set(labels[val].tolist())) < 2:
+        return None
+    return train, val
+
+
+def _unsplittable(labels: np.ndarray, counts: dict[int, int], validation: float, seed: int) -> str:
+    """Why ``validation`` cannot split these labels, and which would."""
+    smaller = min(counts.values())
+    working = [
+        v
+        for v in (round(0.05 * k, 2) for k in range(1, 19))
+        if smaller * v >= 1 and _stratified_split(labels, v, seed) is not None
+    ]
+    near = min(working, key=lambda v: abs(v - validation)) if working else None
+    works = f"--validation {near:g} works, or " if near is not None else "use "
+    return (
+        f"--validation {validation:g} leaves too few samples to train on ({counts[1]} positive,"
+        f" {counts[0]} negative; the training side needs both classes); {works}--validation 0 for no"
+        " held-out accuracy (validation= in Python)"
+    )
+
+
 def orthogonalize(primal: np.ndarray, conditions: Sequence[np.ndarray]) -> np.ndarray:
     """``primal`` minus its projection on the span of ``conditions``, unit norm (InterFaceGAN)."""
-    if not conditions:
-        return primal
-    basis = np.stack(conditions, axis=1)  # [D, k]
-    coefficients, *_ = np.linalg.lstsq(basis, primal, rcond=None)
-    rest = primal - basis @ coefficients
+    rest = np.asarray(primal, dtype=np.float64)
+    if len(conditions):
+        basis = np.stack(conditions, axis=1)  # [D, k]
+        coefficients, *_ = np.linalg.lstsq(basis, rest, rcond=None)
+        rest = rest - basis @ coefficients
     norm = float(np.linalg.norm(rest))
-    if norm < 1e-6:
-        raise GanencError("the direction lies in the span of the conditioning directions")
+    if not norm >= 1e-6:  # NaN too
+        where = (
+            " lies in the span of the conditioning directions" if len(conditions) else " is zero"
+        )
+        raise GanencError(f"the direction{where}")
     return rest / norm
 
 
@@ -366,7 +499,7 @@ def learn_directions(
     labels: str | os.PathLike,
     *,
     space: str | None = None,
-    attributes: Sequence[str] | None = None,
+    attributes: str | Sequence[str] | None = None,
     condition: str | Sequence[str] | None = None,
     classifier: str = "logistic",
     C: float = 1.0,
@@ -381,6 +514,7 @@ def learn_directions(
     """
     from .latents import read_latents
 
+    _check_fit_options(classifier, C, validation, seed)  # before any file is read
     latent_set = read_latents(latents)
     table = read_labels(labels, latent_set.names)
     matching = match_names(table.names, latent_set.names)
@@ -395,7 +529,8 @@ def learn_directions(
     tensor = latent_features(latent_set.latents, space)[latent_rows]
     shape = tuple(tensor.shape[1:])
     features = tensor.reshape(tensor.shape[0], -1).double().numpy()
-    chosen = list(attributes) if attributes else list(table.columns)
+    chosen = [attributes] if isinstance(attributes, str) else list(attributes or table.columns)
+    _check_once(chosen)
     unknown = [a for a in chosen if a not in table.columns]
     if unknown:
         raise ConfigError(f"no label column(s) {unknown}; the CSV has {list(table.columns)}")
@@ -462,20 +597,32 @@ def learn_directions(
     return directions, report
 
 
+def _check_once(attributes: Sequence[str]) -> None:
+    """Refuse an attribute named twice before its two directions collide as one file."""
+    twice = sorted({a for a in attributes if attributes.count(a) > 1})
+    if twice:
+        raise ConfigError(f"attribute(s) {twice} given twice; name each attribute once")
+
+
 def save_directions(
     directions: Sequence[Direction], report: dict[str, Any], out: str | os.PathLike
 ) -> list[Path]:
-    """``out/<attribute>.pt`` for each direction and ``out/directions.json`` (the report)."""
+    """``out/<attribute>.pt`` for each direction and ``out/directions.json`` (the report).
+
+    Every file is checked before the first is written: a bad direction leaves nothing behind.
+    """
     out = check_output(out, folder=True)
-    names = [_file_name(d.attribute) for d in directions]
+    payloads = [d.payload() for d in directions]
+    attributes = [d.attribute for d in directions]
+    _check_once(attributes)
+    names = [f"{_file_name(a)}.pt" for a in attributes]
     if len(set(names)) != len(names):
-        raise GanencError(f"attribute names collide as file names: {names}")
-    paths = [d.save(out / f"{n}.pt") for d, n in zip(directions, names, strict=True)]
+        raise ConfigError(f"attribute names {attributes} collide as file names: {names}")
     summary = dict(report)
-    summary["files"] = {d.attribute: p.name for d, p in zip(directions, paths, strict=True)}
-    write_json(
-        out / "directions.json", plain_data(summary, "directions.json")
-    )  # strict JSON, whole or absent
+    summary["files"] = dict(zip(attributes, names, strict=True))
+    summary = plain_data(summary, "directions.json")
+    paths = [torch_save(p, out / n) for p, n in zip(payloads, names, strict=True)]
+    write_json(out / "directions.json", summary)  # strict JSON, whole or absent
     return paths
 
 
@@ -485,7 +632,12 @@ def save_directions(
 def parse_strengths(text: str | Sequence[float]) -> list[float]:
     """``"-3,0,3"`` -> ``[-3.0, 0.0, 3.0]``."""
     if not isinstance(text, str):
-        values = [float(v) for v in text]
+        items = _items(text)
+        if items is None or not all(_real(v) for v in items):
+            raise ConfigError(
+                f"strengths must be text like '-3,0,3' or a list of finite numbers, not {text!r:.60}"
+            )
+        values = [float(v) for v in items]
     else:
         parts = [part.strip() for part in text.split(",")]
         if not all(parts):  # "1,,2" or a trailing comma: a value was left out
@@ -531,14 +683,33 @@ def parse_layers(text: str | Sequence[int] | None, count: int) -> list[int] | No
                 )
                 raise ConfigError(f"{missing} exist: the code has layers 0-{count - 1}")
             chosen.update(range(first, last + 1))
+    elif (items := _items(text)) is not None and all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) for v in items
+    ):
+        chosen = {int(v) for v in items}
     else:
-        chosen = {int(v) for v in text}
+        raise ConfigError(
+            f"layers must be text like '0-7' or '0,2,4-6' or a list of layer numbers, not"
+            f" {text!r:.60}"
+        )
     if not chosen:
         raise ConfigError(f"no layers in {text!r}")
     outside = sorted(i for i in chosen if i < 0 or i >= count)
     if outside:
         raise ConfigError(f"layers {outside} do not exist: the code has layers 0-{count - 1}")
     return sorted(chosen)
+
+
+def _items(value: Any) -> list[Any] | None:
+    """The items of a list, tuple or array (not text), or ``None`` for anything else."""
+    if isinstance(value, str | bytes):
+        return None
+    if isinstance(value, np.ndarray | torch.Tensor):
+        value = value.tolist()  # Python numbers; a 0-d array gives one number: refused
+    try:
+        return list(value)
+    except TypeError:
+        return None
 
 
 def apply_direction(
@@ -552,6 +723,13 @@ def apply_direction(
     A direction of a per-layer space (``w``) moves every chosen layer of its layer-wise
     code (``w_plus``); a ``w_plus`` direction moves its own values of the chosen layers.
     """
+    if not isinstance(direction, Direction):
+        raise ConfigError(
+            f"direction must be a Direction (Direction.load(path) reads a direction file), not"
+            f" {type(direction).__name__}"
+        )
+    if not _real(strength):
+        raise ConfigError(f"strength must be a finite number, not {strength!r:.60}")
     space, vector = direction.space, direction.vector.float()
     edited = {k: v.clone() for k, v in latents.items()}
     try:
@@ -574,10 +752,8 @@ def apply_direction(
             f"the direction has shape {list(delta.shape)}, but latent {key!r} has"
             f" {list(target.shape[1:])}: it was learned for another generator"
         )
-    chosen = parse_layers(layers, target.shape[1]) if layers is not None else None
+    chosen = parse_layers(layers, _layer_count(latents, space)) if layers is not None else None
     if chosen is not None:
-        if target.dim() < 3:
-            raise ConfigError(f"--layers needs a layer-wise code; latent {key!r} has no layers")
         mask = torch.zeros(target.shape[1], *([1] * (target.dim() - 2)), dtype=target.dtype)
         mask[chosen] = 1
         delta = delta * mask.to(target.device)
@@ -623,9 +799,21 @@ def edit_latents(
 
     out = check_output(out, folder=True)
     strengths = parse_strengths(strengths)
+    if isinstance(direction, Direction):
+        direction_source = direction.attribute
+    elif isinstance(direction, str | os.PathLike):
+        direction_source, direction = str(direction), Direction.load(direction)
+    else:
+        raise ConfigError(
+            f"direction must be a direction file or a Direction, not {type(direction).__name__}"
+        )
     source = read_latents(latents)
-    direction_source = direction.attribute if isinstance(direction, Direction) else str(direction)
-    direction = direction if isinstance(direction, Direction) else Direction.load(direction)
+    _check_same_generator(direction, source.generator_spec(), latents)
+    for strength in strengths:  # every edit checked before the generator loads or a file is written
+        apply_direction(source.latents, direction, strength, layers)
+    picked = None
+    if layers is not None:
+        picked = parse_layers(layers, _layer_count(source.latents, direction.space))
     if generator is None or isinstance(generator, dict):
         from .encoder_runs import recorded_generator
 
@@ -661,9 +849,7 @@ def edit_latents(
                     "attribute": direction.attribute,
                     "space": direction.space,
                     "strength": strength,
-                    "layers": parse_layers(layers, _layer_count(one, direction))
-                    if layers
-                    else None,
+                    "layers": picked,
                 },
             )
             files.append(path.relative_to(out).as_posix())
@@ -685,6 +871,35 @@ def edit_latents(
     return summary
 
 
-def _layer_count(latents: Latents, direction: Direction) -> int:
-    tensor = latents[space_key(latents, direction.space)]
-    return int(tensor.shape[1]) if tensor.dim() >= 3 else 1
+def _check_same_generator(
+    direction: Direction, recorded: dict[str, Any] | None, latents: str | os.PathLike
+) -> None:
+    """Refuse a direction learned on another generator's latents than ``latents``: of equal
+    shapes it would be applied without an error, and move them along a meaningless line."""
+    learned = direction.metadata.get("generator")
+    if not (isinstance(learned, dict) and isinstance(recorded, dict)):
+        return  # one side does not say: nothing to compare
+    fields = ("gan", "checkpoint", "generator_options")
+    if all(
+        (learned.get(k) or None) == (recorded.get(k) or None)
+        for k in fields
+        if k in learned and k in recorded
+    ):
+        return
+    raise GanencError(
+        f"the direction {direction.attribute!r} was learned on latents of the generator"
+        f" {learned}, but {latents} record {recorded}; learn a direction on these latents"
+        f" ('ganenc directions --latents {latents} ...')"
+    )
+
+
+def _layer_count(latents: Latents, space: str) -> int:
+    """How many layers ``layers`` may pick from in the latent a ``space`` direction moves; only
+    a layer-wise code has them (a constant's second dimension is its channels)."""
+    key = space_key(latents, space)
+    if not (is_layerwise(key) and latents[key].dim() >= 3):
+        raise ConfigError(
+            f"--layers needs a layer-wise code (such as w_plus); latent {key!r} has no layers:"
+            " leave --layers out (layers= in Python)"
+        )
+    return int(latents[key].shape[1])
