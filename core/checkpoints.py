@@ -229,3 +229,19 @@ def build_checked(
         if check is not None:
             check(twin)
     return build()
+
+
+def weights_problem(state_dict: Mapping[str, Any]) -> str | None:
+    """What makes these weights unusable (NaN/inf, or nothing but zeros), or ``None``: asked of
+    every network file ganenc loads (feature networks, encoders)."""
+    import torch
+
+    floats = {
+        k: v for k, v in state_dict.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+    }
+    diverged = next((k for k, v in floats.items() if not bool(torch.isfinite(v).all())), None)
+    if diverged is not None:
+        return f"its weights hold NaN or inf ({diverged})"
+    if floats and not any(bool(v.any()) for v in floats.values()):
+        return "its weights are all zero (not a trained network)"
+    return None

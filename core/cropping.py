@@ -144,11 +144,17 @@ def attention_pairs(
     return pairs
 
 
+#: The network the loss's ``feature_weights`` are for (LPIPS's VGG16 backbone, the paper's).
+LOSS_FEATURE_NETWORK = "vgg16"
+
+
 def build_cropper(name: str | None, options: dict[str, Any], feature_weights: str | None):
     """The registered cropper, or ``None`` for ``none`` (whole image only).
 
     ``feature_weights`` (the loss's VGG16 file) goes to croppers that take it
-    (Grad-CAM), unless their options name one already.
+    (Grad-CAM), unless their options name one already, and only when their
+    classifier is that VGG16: loaded into another network the file would not fit,
+    and ``"random"`` (a smoke-test LPIPS) would replace a shipped classifier's weights.
     """
     from .registry import create, get_registry
 
@@ -166,6 +172,19 @@ def build_cropper(name: str | None, options: dict[str, Any], feature_weights: st
         feature_weights is not None
         and model is not None
         and "feature_weights" in model.model_fields
+        and _classifier_name(model, options) in (None, LOSS_FEATURE_NETWORK)
     ):
         options.setdefault("feature_weights", feature_weights)
     return create("cropper", spec.qualified_name, **options)
+
+
+def _classifier_name(model: Any, options: dict[str, Any]) -> str | None:
+    """A cropper's ``classifier`` option as a network name (``features:`` tag stripped;
+    ``""`` for a module), ``None`` if the cropper has no such option."""
+    from .features import feature_network_name
+
+    field = model.model_fields.get("classifier")
+    if field is None:
+        return None
+    classifier = options.get("classifier", field.default)
+    return feature_network_name(classifier) if isinstance(classifier, str) else ""

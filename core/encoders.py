@@ -120,6 +120,8 @@ def _payload_problem(payload: dict) -> str | None:
     """What is wrong with an encoder payload's structure, or ``None``."""
     import torch
 
+    from .checkpoints import weights_problem
+
     for key in ("builder", "plugin"):
         if not isinstance(payload.get(key), str):
             return f"{key!r} is not a name"
@@ -130,15 +132,9 @@ def _payload_problem(payload: dict) -> str | None:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
         return "'state_dict' is not a mapping of names to tensors"
-    diverged = next(
-        (k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()),
-        None,
-    )
-    if diverged is not None:
-        return (
-            f"its weights hold NaN or inf ({diverged}): the run that saved it diverged; use an"
-            " earlier checkpoint (checkpoints/step-*.pt)"
-        )
+    problem = weights_problem(state)
+    if problem:
+        return f"{problem}: the run that saved it diverged; use an earlier checkpoint (checkpoints/step-*.pt)"
     try:
         GeneratorGeometry.from_dict(payload.get("geometry"))
     except GanencError as exc:

@@ -299,10 +299,16 @@ def unregister_feature_weights(name: str) -> None:
         get_registry().refresh()
 
 
+def feature_network_name(name: str) -> str:
+    """``"features:emoji-cnn"`` (the weights tag, as the docs write it) -> ``"emoji-cnn"``."""
+    return name.removeprefix(f"{FEATURES_FAMILY}:")
+
+
 def feature_weights_entry(name: str) -> FeatureEntry:
     """The registered ``features:<name>`` tag, else torchvision's default ImageNet weights."""
     from .registry import get_registry
 
+    name = feature_network_name(name)
     registry = get_registry()
     tag = f"{FEATURES_FAMILY}:{name}"
     if TAG_RE.match(tag):
@@ -429,14 +435,21 @@ def warn_random_weights(what: str) -> None:
 
 
 def load_weights_file(path: str | os.PathLike) -> dict[str, Tensor]:
-    """A state dict from ``path`` (``weights_only`` loading; ``{"state_dict": ...}`` unwrapped)."""
-    from .checkpoints import read_checkpoint
+    """A state dict from ``path`` (``weights_only`` loading; ``{"state_dict": ...}`` unwrapped).
+
+    Files from strangers are checked: NaN/inf or all-zero weights load without a word
+    and then give flat heat maps and meaningless losses, so they are refused here.
+    """
+    from .checkpoints import read_checkpoint, weights_problem
 
     data = read_checkpoint(path)
     if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
         data = data["state_dict"]
     if not isinstance(data, Mapping) or not data:
         raise CheckpointError(f"{path} does not hold a state dict of weights")
+    problem = weights_problem(data)
+    if problem:
+        raise CheckpointError(f"{path} is damaged: {problem}; use the network's original file")
     return dict(data)
 
 
@@ -458,15 +471,34 @@ def load_feature_state_dict(
 def load_state_dict_into(
     module: nn.Module, state_dict: Mapping[str, Tensor], source: str | os.PathLike
 ) -> None:
-    """``module.load_state_dict(strict=True)`` with a :class:`CheckpointError` naming the file."""
+    """``module.load_state_dict(strict=True)`` with a :class:`CheckpointError` naming the file.
+
+    The message names a few mismatched keys, not torch's hundreds on one line.
+    """
     try:
         module.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
-        detail = str(exc).splitlines()
-        raise CheckpointError(
-            f"{source} does not fit {type(module).__name__}: "
-            + " ".join(line.strip() for line in detail[:3])
-        ) from None
+        expected = module.state_dict()
+        misshapen = [
+            k
+            for k, v in expected.items()
+            if k in state_dict and tuple(getattr(state_dict[k], "shape", ())) != tuple(v.shape)
+        ]
+        kinds = (
+            ("missing", [k for k in expected if k not in state_dict]),
+            ("unexpected", [k for k in state_dict if k not in expected]),
+            ("of another shape", misshapen),
+        )
+        detail = "; ".join(f"{what}: {_some(keys)}" for what, keys in kinds if keys)
+        if not detail:  # another reason (a module's own loading hook): torch's first lines
+            detail = " ".join(line.strip() for line in str(exc).splitlines()[:3])[:300]
+        raise CheckpointError(f"{source} does not fit {type(module).__name__} ({detail})") from None
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    """The first few names and how many more (a mismatch can list hundreds)."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def build_feature_network(name: str, feature_weights: str | os.PathLike | None = None) -> nn.Module:

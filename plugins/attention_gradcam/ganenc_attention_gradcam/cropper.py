@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
@@ -28,11 +29,12 @@ from pydantic import ConfigDict, field_validator, model_validator
 from torch import nn
 
 from ganenc.config import Settings
-from ganenc.errors import ConfigError
+from ganenc.errors import ConfigError, first_line
 from ganenc.features import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     build_feature_network,
+    feature_network_name,
     is_random,
     load_state_dict_into,
     load_weights_file,
@@ -44,18 +46,28 @@ logger = logging.getLogger(__name__)
 
 
 MinSize = int | tuple[int, int] | Sequence[int | tuple[int, int]]
+#: Probe side for a target layer's output when ``classifier_size`` is None and the
+#: classifier has no ``input_size`` (the images' own size is not known yet).
+PROBE_SIZE = 64
+
+
+class FlatHeatmapWarning(UserWarning):
+    """Grad-CAM heat maps without contrast: every AT box is the whole image."""
 
 
 class GradCAMCropperOptions(Settings):
     """Options of the Grad-CAM cropper.
 
-    ``classifier``: a torchvision model name (``"vgg16"``; weights from
-    ``ganenc.features``), a ``"module:factory"`` string whose factory returns an
-    ``nn.Module`` (weights from ``feature_weights`` when given), or an
-    ``nn.Module`` (Python only).  ``feature_weights``: a weights file, ``None``
-    (torchvision names: torch's hub cache, then a download; factories and
-    modules: as built) or ``"random"`` (smoke tests; warns).  ``target_layer``:
-    a sub-module name; ``None`` is the classifier's ``gradcam_layer`` attribute
+    ``classifier``: a feature network's name (``"vgg16"``, ``"emoji-cnn"``, or its
+    tag ``"features:emoji-cnn"``; weights from ``ganenc.features``), a
+    ``"module:factory"`` string whose factory returns an ``nn.Module`` (its
+    weights from ``feature_weights``, required: a factory's network starts
+    random), or an ``nn.Module`` (Python only; its own weights, or
+    ``feature_weights``).  ``feature_weights``: a weights file, ``None``
+    (network names: torch's hub cache, then a download; modules: as they are) or
+    ``"random"`` (names and factories; smoke tests; warns).  ``target_layer``:
+    a sub-module name whose output is ``[N, C, H, W]`` maps (checked at
+    construction); ``None`` is the classifier's ``gradcam_layer`` attribute
     when it has one, else its last ``Conv2d`` (``features.28`` of VGG16).
     ``thresholds``: one per attention level on the heat map normalised to
     [0, 1]; ``min_fraction``: minimum box side per level as a fraction of the
@@ -150,6 +162,13 @@ def _grow(start: torch.Tensor, end: torch.Tensor, minimum: int, limit: int) -> t
     return torch.where(short, new_start, start), torch.where(short, new_start + minimum, end)
 
 
+def _spans(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Maps ``[N, H*W]`` (non-finite values as 0), their minima and spans ``[N, 1]``."""
+    flat = torch.nan_to_num(heatmaps.flatten(1).float(), nan=0.0, posinf=0.0, neginf=0.0)
+    low = flat.min(dim=1, keepdim=True).values
+    return flat, low, flat.max(dim=1, keepdim=True).values - low
+
+
 def heatmap_to_boxes(
     heatmaps: torch.Tensor,
     thresholds: Sequence[float] = (0.3, 0.6),
@@ -166,9 +185,7 @@ def heatmap_to_boxes(
     if heatmaps.dim() != 3:
         raise ValueError(f"heat maps must be [N, H, W], got {tuple(heatmaps.shape)}")
     n, height, width = heatmaps.shape
-    flat = torch.nan_to_num(heatmaps.reshape(n, -1).float(), nan=0.0, posinf=0.0, neginf=0.0)
-    low = flat.min(dim=1, keepdim=True).values
-    span = flat.max(dim=1, keepdim=True).values - low
+    flat, low, span = _spans(heatmaps)
     normalised = torch.where(
         span > 0, (flat - low) / span.clamp_min(torch.finfo(flat.dtype).tiny), flat * 0
     ).reshape(n, height, width)
@@ -209,31 +226,44 @@ def _no_inplace_relu(module: nn.Module) -> None:
 
 
 def build_classifier(classifier: str | nn.Module, feature_weights: str | None = None) -> nn.Module:
-    """The classifier named by the options, with its weights, in eval mode."""
+    """The classifier named by the options, with its weights, in eval mode.
+
+    A factory's network starts with random weights, and boxes drawn from it mean
+    nothing: it needs ``feature_weights`` (or the loud ``"random"`` opt-in).  A module
+    passed in Python is the caller's own, trained one: used as it is.
+    """
     if isinstance(classifier, nn.Module):
-        module = classifier
-        built_here = False
-    elif ":" in classifier:
-        module = _import_factory(classifier)()
-        if not isinstance(module, nn.Module):
+        if is_random(feature_weights):  # nothing would be random: a warning saying so would lie
             raise ConfigError(
-                f"classifier factory {classifier!r} returned {type(module).__name__},"
-                " not a torch.nn.Module"
+                "feature_weights='random' does not apply to a classifier module (its own"
+                " weights are used): leave feature_weights out"
             )
-        built_here = True
-    else:
+        if feature_weights is not None:
+            load_state_dict_into(classifier, load_weights_file(feature_weights), feature_weights)
+        return classifier.eval()
+    if ":" not in feature_network_name(classifier):  # a feature network (or its features: tag)
         module = build_feature_network(classifier, feature_weights)
         _no_inplace_relu(module)
         return module
+    module = _import_factory(classifier)()
+    if not isinstance(module, nn.Module):
+        raise ConfigError(
+            f"classifier factory {classifier!r} returned {type(module).__name__},"
+            " not a torch.nn.Module"
+        )
     if is_random(feature_weights):
         warn_random_weights(f"Grad-CAM classifier {type(module).__name__}")
-    elif feature_weights is not None:
+    elif feature_weights is None:
+        raise ConfigError(
+            f"classifier factory {classifier!r} gives a network with random initial weights,"
+            " whose Grad-CAM boxes mean nothing: give its trained weights with --crop-option"
+            " feature_weights=PATH, or name a network whose weights ganenc finds"
+            " (classifier=emoji-cnn, or a torchvision name such as classifier=resnet18)"
+        )
+    else:
         load_state_dict_into(module, load_weights_file(feature_weights), feature_weights)
-    elif built_here:
-        logger.info("classifier %s used with the weights its factory gave it", classifier)
-    if built_here:
-        module.requires_grad_(False)
-        _no_inplace_relu(module)
+    module.requires_grad_(False)
+    _no_inplace_relu(module)
     return module.eval()
 
 
@@ -251,8 +281,56 @@ def find_target_layer(classifier: nn.Module, name: str | None) -> nn.Module:
         return classifier.get_submodule(name)
     except AttributeError:
         raise ConfigError(
-            f"the classifier has no layer {name!r}; its conv layers are: {', '.join(convs)}"
+            f"the classifier has no layer {name!r}; its last conv layers are:"
+            f" {', '.join(convs[-5:]) or 'none'}"
         ) from None
+
+
+def check_target_layer(classifier: nn.Module, layer: nn.Module, size: int | None) -> None:
+    """Refuse a layer Grad-CAM cannot use now, not at the first batch (after a run's files).
+
+    A forward pass on a zero image (``size`` pixels, else the classifier's
+    ``input_size`` or :data:`PROBE_SIZE`) must give the layer ``[N, C, H, W]`` maps; with a
+    fixed ``size`` they must be larger than 1x1, or every heat map would be flat.
+    """
+    name = _layer_name(classifier, layer)
+    side = size or int(getattr(classifier, "input_size", PROBE_SIZE))
+    outputs: list[Any] = []
+    handle = layer.register_forward_hook(lambda module, args, output: outputs.append(output))
+    first = next(classifier.parameters(), None)
+    probe = torch.zeros(1, 3, side, side, device=first.device if first is not None else "cpu")
+    try:
+        with torch.no_grad():
+            classifier(probe)
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise ConfigError(
+            f"the Grad-CAM classifier fails on a {side}x{side} image"
+            f" ({type(exc).__name__}: {first_line(exc)}); check classifier_size"
+        ) from None
+    finally:
+        handle.remove()
+    if not outputs:
+        raise ConfigError(f"target_layer {name!r} is not used by the classifier's forward pass")
+    shape = tuple(outputs[0].shape) if isinstance(outputs[0], torch.Tensor) else None
+    if shape is None or len(shape) != 4:
+        got = list(shape) if shape is not None else type(outputs[0]).__name__
+        convs = [n for n, m in classifier.named_modules() if isinstance(m, nn.Conv2d)]
+        default = getattr(classifier, "gradcam_layer", None) or (convs[-1] if convs else None)
+        hint = f" such as {default!r} (the default: leave target_layer out)" if default else ""
+        raise ConfigError(
+            f"target_layer {name!r} ({type(layer).__name__}) gives {got}, not [N, C, H, W]"
+            f" feature maps: Grad-CAM needs a convolutional layer{hint}"
+        )
+    if size is not None and shape[2] * shape[3] <= 1:
+        raise ConfigError(
+            f"target_layer {name!r} gives 1x1 maps at classifier_size {size}: every heat map"
+            " would be flat and every box the whole image; use a larger classifier_size"
+            " ('auto': the classifier's own) or a layer with larger maps"
+        )
+
+
+def _layer_name(classifier: nn.Module, layer: nn.Module) -> str:
+    return next((n for n, m in classifier.named_modules() if m is layer), type(layer).__name__)
 
 
 @contextlib.contextmanager
@@ -299,6 +377,8 @@ class GradCAMCropper:
             classifier_size = int(getattr(self.classifier, "input_size", 224))
         self.classifier_size = classifier_size
         self.normalization = normalization
+        check_target_layer(self.classifier, self.target_layer, classifier_size)
+        self._warned_flat = False
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """[-1, 1] images -> the classifier's input ([0, 1], resized, normalised)."""
@@ -349,7 +429,21 @@ class GradCAMCropper:
     def boxes(self, images: torch.Tensor) -> list[torch.Tensor]:
         """AT1, AT2, ... boxes ``[N, 4]`` (int64) on the images' device."""
         heat = self.heatmaps(images)
+        if not self._warned_flat and bool((_spans(heat)[2] <= 0).all()):
+            self._warned_flat = True
+            self._warn_flat(len(heat))
         return heatmap_to_boxes(heat, self.thresholds, self.min_sizes(*images.shape[-2:]))
+
+    def _warn_flat(self, count: int) -> None:
+        """Once per cropper, loud (``warnings`` and ``logging``): the boxes silently became
+        whole images, e.g. a classifier with broken weights or a layer too coarse."""
+        message = (
+            f"Grad-CAM heat maps of layer {_layer_name(self.classifier, self.target_layer)!r}"
+            f" are flat for all {count} image(s) of a batch: their AT boxes are the whole image."
+            " Check the classifier's weights and target_layer (a layer with spatial maps)."
+        )
+        logger.warning(message)
+        warnings.warn(message, FlatHeatmapWarning, stacklevel=3)
 
     def __repr__(self) -> str:
         return (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from ganenc.errors import ConfigError, WeightsNotFoundError
 from ganenc.features import RandomFeatureWeightsWarning
 from ganenc.testing import check_cropper
 from ganenc_attention_gradcam.cropper import (
+    FlatHeatmapWarning,
     GradCAMCropper,
     GradCAMCropperOptions,
     find_target_layer,
@@ -234,3 +236,61 @@ def test_option_errors():
     with pytest.raises(ConfigError, match="no Conv2d"):
         find_target_layer(nn.Linear(2, 2), None)
     assert GradCAMCropperOptions().classifier == "vgg16"
+
+
+# -- weights and target layers refused at construction ----------------------------------------
+EMOJI_FACTORY = "ganenc.emoji.classifier:EmojiCNN"
+
+
+def test_factory_classifier_needs_weights_or_the_loud_random_opt_in():
+    from ganenc.emoji.classifier import packaged_weights
+
+    with pytest.raises(ConfigError, match="random initial weights.*feature_weights=PATH"):
+        ganenc.create("cropper", "gradcam", classifier=EMOJI_FACTORY)
+    with pytest.warns(RandomFeatureWeightsWarning):
+        ganenc.create("cropper", "gradcam", classifier=EMOJI_FACTORY, feature_weights="random")
+    trained = ganenc.create(
+        "cropper", "gradcam", classifier=EMOJI_FACTORY, feature_weights=str(packaged_weights())
+    )
+    shipped = ganenc.create("cropper", "gradcam", classifier="features:emoji-cnn")  # the tag form
+    for ours, theirs in zip(
+        trained.classifier.state_dict().values(),
+        shipped.classifier.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(ours.float(), theirs.float())
+
+
+def test_a_module_keeps_its_own_weights_and_refuses_the_random_opt_in(trained_net):
+    with pytest.raises(ConfigError, match="does not apply to a classifier module"):
+        ganenc.create("cropper", "gradcam", classifier=trained_net, feature_weights="random")
+    cropper = ganenc.create("cropper", "gradcam", classifier=trained_net, classifier_size=None)
+    assert cropper.classifier is trained_net
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"target_layer": "groups"}, r"'groups' \(Linear\) gives \[1, 9\], not \[N, C, H, W\]"),
+        ({"target_layer": "attributes"}, "not used by the classifier's forward"),
+        ({"target_layer": "pool"}, "1x1 maps at classifier_size 64"),
+        ({"classifier_size": 8}, "1x1 maps at classifier_size 8"),
+    ],
+)
+def test_target_layers_without_spatial_maps_are_refused_at_construction(options, message):
+    with pytest.raises(ConfigError, match=message):
+        ganenc.create("cropper", "gradcam", classifier="emoji-cnn", **options)
+
+
+def test_flat_heat_maps_warn_once(caplog):
+    cropper = ganenc.create(
+        "cropper", "gradcam", classifier="emoji-cnn", target_layer="pool", classifier_size=None
+    )  # 1x1 at any size: not refusable without a fixed size, so warned when it happens
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with pytest.warns(FlatHeatmapWarning, match="'pool' are flat for all 2 image"):
+        boxes = cropper.boxes(images)
+    assert boxes[0].tolist() == [[0, 0, 32, 32]] * 2
+    assert "flat" in caplog.text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cropper.boxes(images)  # once per cropper, not once per training step
