@@ -543,7 +543,7 @@ def test_fid_inception_is_found_under_torch_fidelity_name_and_built_around_its_f
     hub = tmp_path / "torch" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     cached = hub / "weights-inception-2015-12-05-6726825d.pth"  # where torch-fidelity keeps it
-    state = {"fc.weight": torch.zeros(2, 2), "Mixed_7c.branch_pool.conv.weight": torch.zeros(1)}
+    state = {"fc.weight": torch.ones(2, 2), "Mixed_7c.branch_pool.conv.weight": torch.ones(1)}
     torch.save(state, cached)
     monkeypatch.setenv("GANENC_OFFLINE", "1")
     assert features.resolve_weights_file("inception-fid") == cached
@@ -559,7 +559,7 @@ def test_fid_inception_is_found_under_torch_fidelity_name_and_built_around_its_f
     network = features.build_feature_network("inception-fid")
     assert isinstance(network, FakeExtractor) and not network.training
     assert built == [("inception-v3-compat", ["2048"], str(cached))]
-    torch.save({"other.weight": torch.zeros(1)}, cached)
+    torch.save({"other.weight": torch.ones(1)}, cached)
     with pytest.raises(CheckpointError, match="not the FID Inception"):
         features.build_feature_network("inception-fid")
     with pytest.raises(ConfigError, match="random weights are not available"):
