@@ -81,9 +81,11 @@ def directions_command(
       ganenc directions --latents inverted/ --labels labels.csv --space w --orthogonal
     """
     from rich.table import Table
+    from rich.text import Text
 
     from ganenc.editing import learn_directions, save_directions
     from ganenc.files import check_output
+    from ganenc.progress import literal, stderr_console
 
     if orthogonal and conditions:
         raise click.UsageError("use --orthogonal or --condition, not both")
@@ -101,23 +103,26 @@ def directions_command(
         seed=seed,
     )
     paths = save_directions(directions, report, out)
-    table = Table(
-        title=f"Directions in {report['space']} {report['latent_shape']} ({report['matched']} latents)"
+    # attribute and file names are the user's (a CSV header, --out): shown as written, never
+    # as markup, in characters the console can show; the warnings go to stderr
+    console, notes = table_console(), stderr_console()
+    title = (
+        f"Directions in {report['space']} {report['latent_shape']} ({report['matched']} latents)"
     )
+    table = Table(title=literal(console, title))
     for column in ("attribute", "pos/neg", "train acc", "held-out acc", "orthogonal to", "file"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for direction, path in zip(directions, paths, strict=True):
         meta = direction.metadata
         held = meta["validation_accuracy"]
         table.add_row(
-            direction.attribute,
+            literal(console, direction.attribute),
             f"{meta['positive']}/{meta['negative']}",
             f"{meta['train_accuracy']:.3f}",
             "-" if held is None else f"{held:.3f} (n={meta['validation_samples']})",
-            ", ".join(meta["conditioned_on"]) or "-",
-            str(path),
+            literal(console, ", ".join(meta["conditioned_on"]) or "-"),
+            literal(console, path),
         )
-    console = table_console()
     console.print(table)
     for key, what in (
         ("labels_without_latents", "label rows without a latent file"),
@@ -125,11 +130,17 @@ def directions_command(
     ):
         if report[key]:
             shown = ", ".join(report[key][:10]) + (" ..." if len(report[key]) > 10 else "")
-            console.print(f"[yellow]{len(report[key])} {what}:[/yellow] {shown}")
+            notes.print(
+                Text.assemble((f"{len(report[key])} {what}:", "yellow"), " ", literal(notes, shown))
+            )
     unvalidated = [d.attribute for d in directions if d.metadata["validation_accuracy"] is None]
     if unvalidated and validation > 0:
-        console.print(
-            f"[yellow]no held-out accuracy for {', '.join(unvalidated)}:[/yellow] the smaller"
-            f" class times --validation {validation:g} is under one sample; label more latents"
-            " (or raise --validation) to measure it"
+        notes.print(
+            Text.assemble(
+                ("no held-out accuracy for ", "yellow"),
+                literal(notes, ", ".join(unvalidated), "yellow"),
+                (":", "yellow"),
+                f" the smaller class times --validation {validation:g} is under one sample;"
+                " label more latents (or raise --validation) to measure it",
+            )
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import device_option, generator_option, parse_key_values
+from .options import STRENGTHS, device_option, generator_option, parse_key_values
 
 
 # Deliberately alike: click option blocks of different commands (own help, types and defaults)
@@ -23,6 +23,7 @@ from .options import device_option, generator_option, parse_key_values
 )
 @click.option(
     "--strengths",
+    type=STRENGTHS,
     default="-3,0,3",
     show_default=True,
     help="Comma-separated strengths along the direction, e.g. -3,0,3.",

@@ -67,7 +67,12 @@ ENCODER_ONLY = (
     type=click.IntRange(min=8, max=MAX_RESOLUTION),
     help="With --real/--recon: compare at this size (default: the reconstructions').",
 )
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the report here as JSON ('-': to stdout, the table then to stderr).",
+)
 @click.option("--force", is_flag=True, help="Overwrite the --json file if it exists.")
 @refinement_options
 def eval_command(
@@ -102,9 +107,12 @@ def eval_command(
     """
     from ganenc.devices import resolve_device
     from ganenc.evaluation import evaluate_encoder, evaluate_folders, render_report
-    from ganenc.files import check_output, write_json
+    from ganenc.files import check_output, json_text, write_json
+    from ganenc.progress import stderr_console
 
-    if json_path:
+    from .options import table_console
+
+    if json_path and json_path != "-":
         # every file the command reads, weights included: --force never writes over one (a
         # run folder's report may go beside its encoder.pt, not onto it)
         encoder_read = encoder
@@ -114,7 +122,7 @@ def eval_command(
             encoder_read = encoder_file(encoder)
         given = (real, recon, images, encoder_read, fid_weights, feature_weights)
         read = [path for path in given if path is not None and os.path.exists(path)]
-        check_output(json_path, force=force, option="--json", inputs=read)
+        check_output(json_path, force=force, option="--json", inputs=read, dash=True)
     pairs_mode = real is not None or recon is not None
     encoder_mode = encoder is not None or images is not None
     if pairs_mode == encoder_mode:
@@ -173,6 +181,12 @@ def eval_command(
             progress=progress,
             **common,
         )
-    render_report(report)
-    if json_path:
-        click.echo(f"report: {write_json(json_path, report.to_dict())}")
+    # the file first: a table the terminal cannot show must not cost the report
+    if json_path == "-":
+        click.echo(json_text(report.to_dict()), nl=False)
+        render_report(report, console=stderr_console())
+        return
+    written = write_json(json_path, report.to_dict()) if json_path else None
+    render_report(report, console=table_console())
+    if written:
+        click.echo(f"report: {written}")

@@ -226,13 +226,10 @@ def invert_command(
     except KeyboardInterrupt:
         if not (Path(out) / UNFINISHED_FILE).is_file():
             raise
+        from ganenc.errors import run_interrupted
+
         again = shlex.join(a for a in sys.argv[1:] if a != "--resume")
-        click.echo(
-            f"interrupted; the finished images are in {out}. Continue with:\n"
-            f"  ganenc {again} --resume",
-            err=True,
-        )
-        raise SystemExit(130) from None
+        raise run_interrupted(f"; the finished images are in {out}", f"{again} --resume") from None
     count = len(index["images"])
     click.echo(
         f"inverted {count} image(s) on {index['device']} ({refine}"
@@ -249,9 +246,10 @@ def invert_command(
     )
     click.echo(f"mean {means}")
     for reason in index["not_computed"].values():
-        click.echo(f"note: {reason}")
+        click.echo(f"note: {reason}", err=True)
     if index["skipped"]:
         click.echo(
-            f"skipped {len(index['skipped'])} unreadable file(s): see {Path(out) / 'index.json'}"
+            f"skipped {len(index['skipped'])} unreadable file(s): see {Path(out) / 'index.json'}",
+            err=True,
         )
     click.echo(f"output: {out}")

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from ganenc import __version__
+from ganenc.config import flag_from_environment
 from ganenc.errors import GanencError, PluginLoadError, PluginRegistrationError, first_line
 from ganenc.registry import (
     ENTRY_POINT_GROUP,
@@ -31,7 +32,10 @@ from ganenc.registry import (
     strict_plugins,
 )
 
-from .options import table_console
+from .options import print_table
+
+#: The yes/no environment variables (``ganenc.config.flag_from_environment`` reads each).
+ENVIRONMENT_SWITCHES = ("GANENC_OFFLINE", "GANENC_TRACEBACK", "GANENC_STRICT_PLUGINS")
 
 
 class GanencGroup(click.Group):
@@ -60,17 +64,55 @@ class GanencGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return self.commands.get(cmd_name) or self.plugin_commands().get(cmd_name)
 
+    def make_context(self, info_name: str | None, args: list[str], *more: Any, **extra: Any):
+        for name in ENVIRONMENT_SWITCHES:  # a typo in one is said before anything runs
+            try:
+                flag_from_environment(name)
+            except GanencError as exc:
+                raise click.ClickException(str(exc)) from None
+        return super().make_context(info_name, args, *more, **extra)
+
     def invoke(self, ctx: click.Context) -> Any:
+        show_traceback = wants_traceback(ctx)
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except KeyboardInterrupt as exc:  # Ctrl-C (SIGTERM in a training run): never "Aborted!"
+            click.echo(str(exc) or "interrupted", err=True)  # a run's own says how to resume
+            ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - every error becomes one line, never swallowed
-            if wants_traceback(ctx):
+            if _broken_pipe(exc):
+                stop_writing_stdout()
+                ctx.exit(EXIT_BROKEN_PIPE)
+            if show_traceback:
                 click.echo(traceback.format_exc().rstrip(), err=True)
             command = self.get_command(ctx, ctx.invoked_subcommand or "")
             owner = getattr(command, "ganenc_plugin", None)  # a plugin's command: its bug
             raise click.ClickException(describe_error(exc, owner)) from None
+
+
+#: Exit statuses of a stop from outside, as a shell reports a process its signal ended
+#: (128 + the signal): Ctrl-C (SIGINT; SIGTERM stops a training run the same way), and a
+#: reader of the output that went away (SIGPIPE: ``ganenc list --json | head -1``).
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+
+def _broken_pipe(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.EPIPE
+
+
+def stop_writing_stdout() -> None:
+    """The reader of standard output is gone: send what is left to the null device, so that
+    neither a later write nor Python's flush at exit reports the closed pipe."""
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test's stream)
+        pass
 
 
 def describe_error(exc: Exception, owner: Any = None) -> str:
@@ -137,9 +179,11 @@ def report_unexpected(exc: BaseException, owner: Any = None) -> str:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(text)
     except OSError:
-        where = "the traceback could not be written to a file"
+        where = (
+            "the traceback could not be written to a file; rerun with --traceback for a bug report"
+        )
     else:
-        where = f"the full traceback is in {name}; please include it in a bug report"
+        where = f"attach {name} (its full traceback) to a bug report"
     if owner is not None:  # a plugin's command: its authors can fix it, not ganenc's
         made_by = " ".join(str(part) for part in (owner.distribution, owner.version) if part)
         return (
@@ -147,12 +191,28 @@ def report_unexpected(exc: BaseException, owner: Any = None) -> str:
             f"{f' ({made_by})' if made_by else ''}: {summary[:300]}; {where}"
             f" to {owner.distribution or 'its authors'}"
         )
-    return f"unexpected error ({summary[:300]}); {where}"
+    url = issue_url()
+    return f"unexpected error ({summary[:300]}); {where}" + (f" at {url}" if url else "")
+
+
+def issue_url(distribution: str = "ganenc") -> str | None:
+    """Where bugs are reported: the ``Issues`` (or ``Bug Tracker``) URL of ``[project.urls]``."""
+    from importlib import metadata
+
+    try:
+        entries = metadata.metadata(distribution).get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for entry in entries:
+        label, _, url = entry.partition(",")
+        if label.strip().lower().replace(" ", "") in {"issues", "bugtracker", "bugs"}:
+            return url.strip() or None
+    return None
 
 
 def wants_traceback(ctx: click.Context | None = None) -> bool:
     """``ganenc --traceback`` or ``GANENC_TRACEBACK=1``: show where an error came from."""
-    if os.environ.get("GANENC_TRACEBACK", "").lower() in {"1", "true", "yes"}:
+    if flag_from_environment("GANENC_TRACEBACK"):
         return True
     root = ctx.find_root() if ctx is not None else click.get_current_context(silent=True)
     return bool(root is not None and root.find_root().meta.get("ganenc.traceback"))
@@ -320,27 +380,39 @@ def list_command(kind: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
+    from rich.text import Text
 
-    caption = f"{hidden} weights tags: ganenc list --kind weights" if hidden else None
-    table = Table(title="ganenc components", caption=caption)
-    for column in ("name", "kind", "plugin", "distribution", "description", "status"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
+    cells = []
+    for row in rows:  # plugins' text as written: Text cells are never read as markup
         name = row["name"] + (f" ({', '.join(row['aliases'])})" if row["aliases"] else "")
         dist = f"{row['distribution'] or '-'} {row['version'] or ''}".strip()
         if row["status"] == "failed":
-            status = f"[red]failed[/red]: {row['error']}"
+            status = Text.assemble(("failed", "red"), f": {row['error']}")
         elif "conflicts_with" in row:
             shared = ", ".join(row["conflicts_with"])
             if row["bare_name"]:
-                status = f"[yellow]ok, the bare name is this one (also {shared})[/yellow]"
+                status = Text(f"ok, the bare name is this one (also {shared})", "yellow")
             else:
-                status = f"[yellow]ok as {row['plugin']}:{row['name']} (name shared with {shared})[/yellow]"
+                status = Text(
+                    f"ok as {row['plugin']}:{row['name']} (name shared with {shared})", "yellow"
+                )
         else:
-            status = "[green]ok[/green]"
-        table.add_row(name, row["kind"] or "-", row["plugin"], dist, row["description"], status)
-    table_console().print(table)
+            status = Text("ok", "green")
+        cells.append((name, row["kind"] or "-", row["plugin"], dist, row["description"], status))
+    print_table(
+        "ganenc components",
+        # a narrow terminal drops the plugin, distribution and description, never splits a name
+        [
+            ("name", 0, True),
+            ("kind", 0, True),
+            ("plugin", 110, False),
+            ("distribution", 130, False),
+            ("description", 80, False),
+            ("status", 0, False),
+        ],
+        cells,
+        caption=f"{hidden} weights tags: ganenc list --kind weights" if hidden else None,
+    )
 
 
 @cli.command("plugins")
@@ -363,22 +435,31 @@ def plugins_command(as_json: bool, show_traceback: bool, check: str | None) -> N
     if as_json:
         click.echo(json.dumps([info.as_dict() for info in infos], indent=2))
         return
-    from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title="ganenc plugins")
-    for column in ("plugin", "module", "distribution", "version", "status"):
-        table.add_column(column, overflow="fold")
+    cells = []
     for info in infos:
-        status = {"ok": "[green]ok[/green]", "disabled": "[dim]disabled[/dim]"}.get(
-            info.status, f"[red]failed[/red]: {info.error}"
+        status = {"ok": Text("ok", "green"), "disabled": Text("disabled", "dim")}.get(
+            info.status
+        ) or Text.assemble(("failed", "red"), f": {info.error}")
+        cells.append(
+            (info.name, info.module, info.distribution or "-", info.version or "-", status)
         )
-        table.add_row(info.name, info.module, info.distribution or "-", info.version or "-", status)
-    console = table_console()
-    console.print(table)
+    console = print_table(
+        "ganenc plugins",
+        [
+            ("plugin", 0, True),
+            ("module", 100, False),
+            ("distribution", 70, False),
+            ("version", 70, True),
+            ("status", 0, False),
+        ],
+        cells,
+    )
     if show_traceback:
         for info in infos:
             if info.traceback:
-                console.print(f"[bold]{info.name}[/bold]\n{info.traceback}")
+                console.print(Text.assemble((info.name, "bold"), "\n", info.traceback))
 
 
 def _check_plugin(registry: Any, plugin: str, show_traceback: bool) -> None:
@@ -463,7 +544,16 @@ def main(argv: list[str] | None = None) -> None:
     # the random-feature-weights warning is logged as one line already; Python's copy of it
     # would repeat it with a source line (matched by text: importing it would load torch)
     warnings.filterwarnings("ignore", message=".* uses RANDOM feature weights")
-    cli.main(args=argv, prog_name="ganenc")
+    try:
+        cli.main(args=argv, prog_name="ganenc")
+    finally:  # output still buffered meets a closed pipe only here: quiet too
+        import sys
+
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            stop_writing_stdout()
+            raise SystemExit(EXIT_BROKEN_PIPE) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

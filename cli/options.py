@@ -7,15 +7,18 @@ cropper's and composite loss's.  Older spellings stay accepted as hidden aliases
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import logging
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
-from ganenc.config import MAX_SEED, resolve_settings
+from ganenc.config import MAX_SEED, SettingsError, resolve_settings
 from ganenc.errors import ConfigError
 
 
@@ -69,10 +72,56 @@ def given_options(*names: str) -> list[str]:
     return given
 
 
+class Device(click.ParamType):
+    """A ``--device`` name: one torch does not know is a usage error (exit 2).
+
+    A device this machine lacks (``cuda`` without a GPU) is the command's runtime error.
+    """
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import torch
+
+        from ganenc.devices import resolve_device
+
+        try:
+            if value != "auto":
+                torch.device(value)
+        except (RuntimeError, TypeError):
+            try:
+                resolve_device(value)  # says what a device name is
+            except ConfigError as exc:
+                self.fail(str(exc), param, ctx)
+        return value  # the name: settings record "auto", not the device it meant here
+
+
+#: Every command's ``--device``.
+DEVICE = Device()
+
+
+class Strengths(click.ParamType):
+    """``-3,0,3``: finite, distinct strengths along a direction (``ganenc edit``)."""
+
+    name = "numbers"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ganenc.editing import parse_strengths
+
+        try:
+            return parse_strengths(value)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+STRENGTHS = Strengths()
+
+
 def device_option(default: str = "auto"):
     """``--device`` of a command without a settings model: one spelling and help everywhere."""
     return click.option(
         "--device",
+        type=DEVICE,
         default=default,
         show_default=True,
         help="auto (CUDA when available), cpu, cuda or cuda:N.",
@@ -243,7 +292,9 @@ def run_options(model: type, command: str):
             help="VGG16 weights file for LPIPS/Grad-CAM, or 'random' (warns).",
         ),
         click.option(
-            "--device", help=f"auto, cpu or cuda (default {default_of(model, 'device')})."
+            "--device",
+            type=DEVICE,
+            help=f"auto, cpu or cuda (default {default_of(model, 'device')}).",
         ),
         click.option(
             "--precision",
@@ -287,7 +338,40 @@ config_option = click.option(
 
 def settings_from_cli(model: type, config_file: str | None, what: str, **given: Any):
     """Resolve a settings model from defaults, ``--config`` and the options actually given."""
-    return resolve_settings(model, config_file, given, what=what)
+    with usage_errors(given, other_source=config_file is not None):
+        return resolve_settings(model, config_file, given, what=what)
+
+
+def _given_at(given: dict[str, Any], location: tuple) -> bool:
+    """Whether the value at ``location`` (or a whole setting holding it) came from ``given``."""
+    node: Any = given
+    for depth, part in enumerate(location):
+        if not isinstance(node, dict) or node.get(part) is None:
+            return depth > 0 and not isinstance(node, dict)
+        node = node[part]
+    return True
+
+
+@contextlib.contextmanager
+def usage_errors(given: dict[str, Any], *, other_source: bool) -> Iterator[None]:
+    """Invalid settings that all come from command-line options are a usage error (exit 2).
+
+    A value the ``--config`` file (or a resumed run) holds stays a :class:`ConfigError`
+    (exit 1): the file is what to fix.  ``other_source``: settings came from one as well.
+    """
+    try:
+        yield
+    except SettingsError as exc:
+        flags = [_given_at(given, location) for location, _, _ in exc.problems]
+        if other_source and not all(flags):
+            raise
+        if len(exc.problems) == 1:  # click's own words: "Invalid value for '--batch-size'"
+            (head, *rest), value, reason = exc.problems[0]
+            ctx = click.get_current_context(silent=True)
+            params = {p.name: p for p in ctx.command.params} if ctx is not None else {}
+            if not rest and head in params and reason != "Field required":
+                raise click.BadParameter(f"{value!r}: {reason}", ctx, params[head]) from None
+        raise click.UsageError(str(exc)) from None
 
 
 def run_settings(model: type, config_file: str | None, what: str, given: dict[str, Any]):
@@ -311,12 +395,59 @@ def run_settings(model: type, config_file: str | None, what: str, given: dict[st
         raise click.UsageError("--resume needs --out RUN_DIR (or out: in the --config file)")
     given = {key: value for key, value in given.items() if value is not None}
     stored = stored_config(given["out"])
-    return resume_settings(model, stored, given, changeable_on_resume(stored), config_file)
+    with usage_errors(given, other_source=True):
+        return resume_settings(model, stored, given, changeable_on_resume(stored), config_file)
 
 
 def table_console():
     """A rich console for tables; wide when the output is a pipe or a file, so rows stay whole."""
     from rich.console import Console
 
-    console = Console()
-    return console if console.is_terminal else Console(width=220)
+    class TableConsole(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit 1 itself: the command line says
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    console = TableConsole()
+    return console if console.is_terminal else TableConsole(width=220)
+
+
+#: A column of :func:`print_table`: its header, the narrowest terminal that still shows it
+#: (0: always shown), and whether its cells stay on one line (names: never split mid-word).
+TableColumn = tuple[str, int, bool]
+
+
+def print_table(
+    title: str, columns: list[TableColumn], rows: list[tuple], caption: str | None = None
+):
+    """Print ``rows`` (one cell per column: text or rich ``Text``) on :func:`table_console`.
+
+    Cells are never read as rich markup (a plugin's error text is shown as written).  On a
+    narrow terminal the less important columns are left out rather than every column
+    folded to a few letters a line; returns the console, for more output after the table.
+    """
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    console = table_console()
+    shown = [i for i, (_, narrowest, _) in enumerate(columns) if console.width >= narrowest]
+    narrow = console.width < 60  # no frame: its columns of lines take a sixth of 40
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD)
+    table.show_edge = table.pad_edge = not narrow
+    table.collapse_padding = narrow
+    for i in shown:
+        header, _, whole = columns[i]
+        # a header is a word, never folded ("status", not "s/t/a/t/u/s")
+        table.add_column(
+            header,
+            no_wrap=whole,
+            overflow="ellipsis" if whole else "fold",
+            min_width=min(len(header), 8),
+        )
+    for row in rows:
+        table.add_row(
+            *(c if isinstance(c, Text) else Text(str(c)) for c in (row[i] for i in shown))
+        )
+    console.print(table)
+    return console

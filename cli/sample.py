@@ -11,6 +11,7 @@ from ganenc.config import Seed, Truncation
 from ganenc.training.settings import GeneratorSpec
 
 from .options import (
+    DEVICE,
     SEED,
     FiniteFloat,
     config_option,
@@ -75,7 +76,9 @@ class SampleSettings(GeneratorSpec):
 )
 @click.option("--save-latents", is_flag=True, default=None, help="Also save the latents (.pt).")
 @click.option(
-    "--device", help=f"auto, cpu or cuda (default {default_of(SampleSettings, 'device')})."
+    "--device",
+    type=DEVICE,
+    help=f"auto, cpu or cuda (default {default_of(SampleSettings, 'device')}).",
 )
 @click.option("--force", is_flag=True, help="Overwrite --out (and its latents file) if they exist.")
 @config_option

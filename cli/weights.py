@@ -60,22 +60,27 @@ def list_command(family: str | None, cached: bool, as_json: bool) -> None:
         return
     from rich.table import Table
 
+    from ganenc.progress import literal
+
+    # tags, descriptions and notes are the plugins': shown as written, never as markup
+    console = table_console()
     table = Table(title="ganenc weights")
     for column in ("tag", "format", "px", "status", "licence", "description"):
         table.add_column(column, overflow="fold")
     colours = {"cached": "green", "packaged": "green", "partial": "yellow", "missing": "dim"}
     for row in rows:
-        status = f"[{colours[row['status']]}]{row['status']}[/]"
-        description = row["description"] + (f" [dim]({row['notes']})[/dim]" if row["notes"] else "")
+        description = literal(console, row["description"])
+        if row["notes"]:
+            description.append_text(literal(console, f" ({row['notes']})", "dim"))
         table.add_row(
-            row["tag"],
-            row["format"],
+            literal(console, row["tag"]),
+            literal(console, row["format"]),
             str(row["resolution"] or "-"),
-            status,
-            row["licence"],
+            literal(console, row["status"], colours[row["status"]]),
+            literal(console, row["licence"]),
             description,
         )
-    table_console().print(table)
+    console.print(table)
 
 
 @weights_group.command("download")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -155,6 +155,28 @@ def number_from_environment(
     return number
 
 
+#: The spellings of a yes/no environment variable (``GANENC_OFFLINE``, ``GANENC_TRACEBACK``...).
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def flag_from_environment(name: str) -> bool:
+    """``$name`` as a yes/no switch; unset or empty is no, a value of neither kind one clear error.
+
+    Every ``GANENC_*`` switch reads its value here, so ``on`` means the same to all of them
+    and a typo (``GANENC_OFFLINE=maybe``) is refused rather than silently taken as no.
+    """
+    value = os.environ.get(name, "").strip()
+    if value.lower() in TRUE_WORDS:
+        return True
+    if not value or value.lower() in FALSE_WORDS:
+        return False
+    raise ConfigError(
+        f"{name}={value!r} is not a yes/no value; set it to 1, true, yes or on (or 0, false,"
+        " no, off, or unset it)"
+    )
+
+
 def load_yaml(text: str) -> Any:
     """YAML with the safe loader and without aliases.
 
@@ -192,6 +214,18 @@ def format_validation_error(exc: ValidationError, what: str) -> str:
     return f"invalid {what}: " + "; ".join(lines)
 
 
+class SettingsError(ConfigError):
+    """Invalid settings; :attr:`problems` says where and why, one ``(location, value, reason)``
+    per problem (a pydantic location: ``("optimizer", "lr")``).
+
+    The command line tells a bad flag (a usage error) from a bad ``--config`` file by them.
+    """
+
+    def __init__(self, message: str, problems: Iterable[tuple[tuple, Any, str]] = ()) -> None:
+        super().__init__(message)
+        self.problems = [(tuple(location), value, reason) for location, value, reason in problems]
+
+
 def validate_options(model: type[M], options: dict[str, Any], what: str) -> M:
     """``model(**options)`` with a :class:`ConfigError` that names field and value.
 
@@ -203,9 +237,10 @@ def validate_options(model: type[M], options: dict[str, Any], what: str) -> M:
         known = set(fields) | {field.alias for field in fields.values() if field.alias}
         unknown = [key for key in options if key not in known]
         if unknown:
-            raise ConfigError(
+            raise SettingsError(
                 f"invalid {what}: unknown setting {unknown[0]!r} (value {options[unknown[0]]!r})"
-                f" (known settings: {', '.join(fields) or 'none'})"
+                f" (known settings: {', '.join(fields) or 'none'})",
+                [((unknown[0],), options[unknown[0]], "unknown setting")],
             )
     try:
         return model.model_validate(options)
@@ -217,7 +252,8 @@ def validate_options(model: type[M], options: dict[str, Any], what: str) -> M:
             if known is not None:
                 where = f" of {'.'.join(map(str, parent))!r}" if parent else ""
                 message += f" (known settings{where}: {', '.join(known)})"
-        raise ConfigError(message) from None
+        problems = [(e["loc"], e.get("input"), e["msg"]) for e in exc.errors()]
+        raise SettingsError(message, problems) from None
 
 
 def _settings_at(model: type[BaseModel], parent: tuple) -> list[str] | None:

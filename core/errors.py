@@ -58,3 +58,17 @@ def first_line(message: object, empty: str | None = None) -> str:
     if text:
         return text.splitlines()[0].strip()
     return type(message).__name__ if empty is None else empty
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run that can continue: the message says what is kept and how.
+
+    Still a :class:`KeyboardInterrupt`, so code that catches :class:`GanencError` (a sweep
+    trying other settings) does not swallow Ctrl-C; the command line prints the message
+    and exits 130, as for every interrupted command.
+    """
+
+
+def run_interrupted(kept: str, command: str) -> RunInterrupted:
+    """``interrupted<kept>. Continue with:`` and the command on a line of its own."""
+    return RunInterrupted(f"interrupted{kept}. Continue with:\n  ganenc {command}")

@@ -770,38 +770,49 @@ def _format(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def render_report(report: EvaluationReport, console: Any = None) -> None:
-    """Print the report as rich tables (summary, then folds when there are any)."""
+def render_report(report: EvaluationReport, console: Any = None, notes: Any = None) -> None:
+    """Print the report as rich tables (summary, then folds when there are any) on ``console``
+    (default stdout), and its notes on ``notes`` (default stderr).
+
+    ``↑``/``↓`` and ``±`` become ``(higher)``/``(lower)`` and ``+/-`` on a console whose
+    encoding cannot show them (``PYTHONIOENCODING=ascii``).
+    """
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
+
+    from .progress import fitting, literal, stderr_console
 
     console = console or Console()
+    notes = notes or stderr_console()
+    plus_minus = fitting(console, "±", "+/-")
+    higher, lower = fitting(console, "↑", "(higher)"), fitting(console, "↓", "(lower)")
+    better = {key: higher if key in HIGHER_IS_BETTER else lower for key in METRICS}
     table = Table(title=f"Reconstruction metrics ({len(report.names)} images)")
-    table.add_column("metric")
-    table.add_column("mean ± std", justify="right")
-    table.add_column("n", justify="right")
+    table.add_column("metric", overflow="fold")
+    table.add_column(f"mean {plus_minus} std", justify="right", overflow="fold")
+    table.add_column("n", justify="right", overflow="fold")
     source = report.fold_summary if report.fold_summary else report.summary
     for key, stats in source.items():
         if stats is None:
             continue
-        arrow = "↑" if key in HIGHER_IS_BETTER else "↓"
-        spread = f"{_format(stats['mean'])} ± {_format(stats['std'])}"
-        table.add_row(f"{key.upper()} {arrow}", spread, str(int(stats["n"])))
+        spread = f"{_format(stats['mean'])} {plus_minus} {_format(stats['std'])}"
+        table.add_row(f"{key.upper()} {better[key]}", spread, str(int(stats["n"])))
     if report.fid is not None and not (report.fold_summary and "fid" in report.fold_summary):
-        table.add_row("FID ↓ (all images)", _format(report.fid), str(len(report.names)))
+        table.add_row(
+            f"FID {better['fid']} (all images)", _format(report.fid), str(len(report.names))
+        )
     for key in report.not_computed:
-        arrow = "↑" if key in HIGHER_IS_BETTER else "↓"
-        table.add_row(f"{key.upper()} {arrow}", "not computed (see below)", "-")
+        table.add_row(f"{key.upper()} {better[key]}", "not computed (see below)", "-")
     if report.fold_summary:
-        table.caption = f"mean ± std over {len(report.folds or [])} folds"
+        table.caption = f"mean {plus_minus} std over {len(report.folds or [])} folds"
     console.print(table)
     if report.folds:
         folds = Table(title="Folds")
         keys = [k for k in report.folds[0] if k != "fold"]
-        folds.add_column("fold", justify="right")
+        folds.add_column("fold", justify="right", overflow="fold")
         for key in keys:
-            folds.add_column(key, justify="right")
+            folds.add_column(key, justify="right", overflow="fold")
         for entry in report.folds:
             folds.add_row(
                 str(entry["fold"]),
@@ -809,4 +820,4 @@ def render_report(report: EvaluationReport, console: Any = None) -> None:
             )
         console.print(folds)
     for note in [*report.not_computed.values(), *report.notes]:
-        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+        notes.print(Text.assemble(("note:", "yellow"), " ", literal(notes, note)))

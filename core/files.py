@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ def check_output(
     force: bool | None = None,
     option: str = "--out",
     inputs: Iterable[str | os.PathLike] = (),
+    dash: bool = False,
 ) -> Path:
     """Raise unless ``path`` may be written: free (or ``force``) and in a writable place.
 
@@ -34,6 +36,9 @@ def check_output(
     for a command without ``--force`` (the message then offers only another path).
     ``inputs``: files and folders the command reads; ``path`` may be none of them nor lie
     inside one, ``--force`` or not (a report written over the images it reports on).
+    ``dash``: the option takes ``-`` for standard output (a refusal of ``/dev/stdout`` says so).
+    A device, pipe or socket (or a link to one) is refused, ``--force`` or not: see
+    :func:`refuse_special_file`.
     """
     path = Path(path)
     for given in inputs:
@@ -55,6 +60,7 @@ def check_output(
     else:
         if path.is_dir():
             raise GanencError(f"{option} {path} is a folder; give a file name")
+        refuse_special_file(path, option, f"; for standard output give {option} -" if dash else "")
         if not force and path.exists():
             raise GanencError(f"{path} exists; {how} (nothing was overwritten)")
     existing = path if folder and path.exists() else path.parent
@@ -76,13 +82,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     It has ``path``'s own name, in a temporary folder beside it (removed either way): a
     writer that records its file's name, as ``torch.save`` names the archive inside after
     it, then writes the same bytes as a direct write, so a shipped file's sha256 is
-    reproducible.
+    reproducible.  A symbolic link is replaced by the new file, never written through: a write
+    changes only the path it was given (a link in an output folder to a file elsewhere stays
+    untouched); a device, pipe or socket is refused, never replaced
+    (:func:`refuse_special_file`).
     """
     import tempfile
 
     path = Path(path)
     if path.is_dir():  # os.replace would fail only after the whole write
         raise GanencError(f"{path} is a folder; give a file name (nothing was written)")
+    refuse_special_file(path, "the output")
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
@@ -90,6 +100,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         staged = Path(folder) / path.name
         yield staged
         os.replace(staged, path)
+
+
+def refuse_special_file(path: Path, option: str, hint: str = "") -> None:
+    """Raise if ``path`` (or what its link names) exists but is not a regular file.
+
+    A device, FIFO or socket (``/dev/stdout``, ``/dev/fd/1``, ``<(...)``) cannot be replaced
+    by a new file, and must not be (as root, ``/dev/null`` would become a file); nor may the
+    file this process's standard output or error is redirected to (``--json out.txt >
+    out.txt`` would replace it under the stream).
+    """
+    try:
+        status = os.stat(path)
+    except OSError:  # missing (a dangling link: its target is created), or unreadable
+        return
+    if not stat.S_ISREG(status.st_mode):
+        raise GanencError(
+            f"{option} {path} is not a regular file (a device, pipe or socket); give the name"
+            f" of a file to write{hint} (nothing was written)"
+        )
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            stream = os.fstat(fd)
+            if (stream.st_dev, stream.st_ino) == (status.st_dev, status.st_ino):
+                raise GanencError(
+                    f"{option} {path} is where this command's output goes; give another"
+                    f" file name{hint} (nothing was written)"
+                )
 
 
 def torch_save(payload: Any, path: str | os.PathLike) -> Path:
@@ -158,9 +195,14 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def json_text(data: Any) -> str:
+    """Strict JSON (see :func:`json_safe`), indented, ending in a newline."""
+    return json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Strict JSON (see :func:`json_safe`), indented, written atomically."""
-    text = json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
+    """:func:`json_text` of ``data``, written atomically."""
+    text = json_text(data)
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)

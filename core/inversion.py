@@ -448,7 +448,8 @@ class Inverter:
         ``images`` may also be a :class:`~ganenc.data.ImageSet` (decoded batch by batch).
 
         ``progress(done_steps, loss)`` is called during refinement (``done_steps``
-        counts over the whole call).
+        counts over the whole call); without one, ``progress(done_images, None)`` after
+        each batch.
         """
         steps, batch_size = checked_refinement(refine, steps, batch_size)
         images = check_image_tensor(images, self.generator.resolution)
@@ -488,6 +489,10 @@ class Inverter:
                     losses.append(loss)
                     done += steps
                 latents = {k: torch.cat([t[k] for t in tuned]) for k in tuned[0]}
+            else:
+                done += chunk.shape[0]
+                if progress is not None:
+                    progress(done, None)
             with torch.no_grad():
                 reconstruction = self.synthesize(latents)
             spent = _now(self.device) - began
@@ -563,20 +568,34 @@ def invert(
 def refinement_bar(
     inverter: Inverter, refine: str, steps: int, count: int, enabled: bool
 ) -> Iterator[Any]:
-    """One progress bar over every refinement step of ``count`` images.
+    """One progress bar over every refinement step of ``count`` images (``none``: over the
+    images, in :func:`work_per_image` units).
 
     The refinement's loss is built first: an unknown term fails before the bar starts.
     """
     from .progress import Progress
 
-    total = steps * count if refine != "none" else 0
-    if total:
+    refined = refine != "none"
+    if refined:
         inverter.loss  # noqa: B018 - built for its errors
-    bar = Progress(total, 0, enabled and total > 0, f"inverting ({refine})")
+    total = work_per_image(refine, steps) * count
+    bar = Progress(
+        total,
+        0,
+        enabled and total > 0,
+        f"inverting ({refine})",
+        unit="it" if refined else "img",
+        loss=refined,
+    )
     try:
         yield bar
     finally:
         bar.close()
+
+
+def work_per_image(refine: str, steps: int) -> int:
+    """What one image adds to a progress bar: its refinement steps, or itself (``none``)."""
+    return steps if refine != "none" else 1
 
 
 # Deliberately alike: only the parameter list matches another signature; the bodies differ
@@ -589,7 +608,8 @@ def invert_with_progress(
     batch_size: int = 8,
     progress: bool = False,
 ) -> InversionResult:
-    """:meth:`Inverter.invert` with one progress bar over every refinement step of every image.
+    """:meth:`Inverter.invert` with one progress bar over every refinement step of every image
+    (``none``: over the images).
 
     What ``eval`` (:func:`ganenc.evaluation.evaluate_encoder`) runs; ``invert``
     (:func:`invert_folder`) goes through a folder in chunks under one bar.
@@ -682,7 +702,7 @@ def invert_folder(
                 batch_size=batch_size,
                 progress=lambda step, loss, offset=finished: bar.update(offset + step, loss),
             )
-            finished += (steps if refine != "none" else 0) * len(chunk.names)
+            finished += work_per_image(refine, steps) * len(chunk.names)
             write_json(out / UNFINISHED_FILE, state)  # first: files without it are not resumable
             done.update(_write_chunk(inverter, chunk, result, out, plan))
             state["encoder_seconds"] += result.encoder_seconds

@@ -14,8 +14,8 @@ Environment variables:
 ``GANENC_DISABLE_PLUGINS``
     Comma-separated block-list, applied after the allow-list.
 ``GANENC_STRICT_PLUGINS``
-    ``1``/``true``: a plugin failure raises instead of being recorded (for plugin
-    authors who want the traceback).
+    ``1``/``true``/``yes``/``on``: a plugin failure raises instead of being recorded (for
+    plugin authors who want the traceback).
 """
 
 from __future__ import annotations
@@ -174,7 +174,10 @@ def _env_list(variable: str) -> set[str] | None:
 
 
 def strict_plugins() -> bool:
-    return os.environ.get("GANENC_STRICT_PLUGINS", "").lower() in {"1", "true", "yes"}
+    """``GANENC_STRICT_PLUGINS`` (a yes/no value): a plugin failure raises."""
+    from .config import flag_from_environment
+
+    return flag_from_environment("GANENC_STRICT_PLUGINS")
 
 
 def short_error(exc: BaseException) -> str:
@@ -214,6 +217,7 @@ class Registry:
         allow = _env_list("GANENC_PLUGINS")
         block = _env_list("GANENC_DISABLE_PLUGINS") or set()
         seen: set[tuple[str, str]] = set()
+        installed: set[str] = set()  # entry-point and distribution names
         for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
             if (ep.name, ep.value) in seen:
                 continue
@@ -222,6 +226,7 @@ class Registry:
             version = ep.dist.version if ep.dist is not None else None
             info = PluginInfo(name=ep.name, module=ep.value, distribution=dist, version=version)
             names = {ep.name, dist or ""}
+            installed |= names
             if (allow is not None and not names & allow) or names & block:
                 info.status = "disabled"
                 self.plugins[ep.name] = info
@@ -244,6 +249,13 @@ class Registry:
                 self._record_failure(info, exc)
                 continue
             self.add_plugin(module, name=ep.name, distribution=dist, version=version, info=info)
+        unmatched = sorted((allow or set()) - installed - {BUILTIN_PLUGIN})
+        if unmatched:  # a typo there disables every plugin, silently otherwise
+            logger.warning(
+                "GANENC_PLUGINS names no installed plugin: %s (installed: %s)",
+                ", ".join(unmatched),
+                ", ".join(sorted(name for name, _ in seen)) or "none",
+            )
 
     def add_plugin(
         self,
@@ -453,6 +465,17 @@ class Registry:
         failed = [p.name for p in self.plugins.values() if p.status == "failed"]
         if failed:
             message += f" (plugins that failed to load: {', '.join(failed)}; see 'ganenc list')"
+        disabled = [p.name for p in self.plugins.values() if p.status == "disabled"]
+        if disabled:  # an allow- or block-list left plugins out: maybe the one meant
+            limits = " and ".join(
+                f"{variable}={os.environ[variable]!r}"
+                for variable in ("GANENC_PLUGINS", "GANENC_DISABLE_PLUGINS")
+                if variable in os.environ
+            )
+            message += (
+                f" (plugins disabled by {limits or 'the environment'}: {', '.join(disabled)};"
+                " change or unset it to load them)"
+            )
         return message
 
     def create(self, kind: str, name: str, /, *args: Any, **options: Any) -> Any:

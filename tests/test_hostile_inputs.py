@@ -651,7 +651,7 @@ def test_an_unknown_device_is_one_line_not_a_crash(tmp_path):
         cli, ["sample", "--gan", "stylegan2", "-O", "resolution=32", "--device", "tpu",
               "--out", str(out)],
     )  # fmt: skip
-    assert result.exit_code == 1 and "unknown device 'tpu'" in result.output
+    assert result.exit_code == 2 and "unknown device 'tpu'" in result.output
     assert "Traceback" not in result.output and not out.exists()
 
 

@@ -269,7 +269,9 @@ def test_the_invert_command_prints_how_to_resume_when_interrupted(
     monkeypatch.setattr(Inverter, "invert", interrupted)
     out = tmp_path / "cut"
     command = ["--encoder", str(tiny_run), "--images", str(photos), "--out", str(out)]
-    result = CliRunner().invoke(invert_command, [*command, "--device", "cpu"])
+    from ganenc.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["invert", *command, "--device", "cpu"])
     assert result.exit_code == 130 and "Continue with:" in result.output
     assert result.output.rstrip().endswith("--resume")
     monkeypatch.setattr(Inverter, "invert", real)

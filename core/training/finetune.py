@@ -55,6 +55,7 @@ from .loop import (
     finishing,
     fit_and_close,
     interrupt_as_keyboard_interrupt,
+    run_interrupted,
     training_loop,
 )
 from .runs import RunDirectory, default_run_dir
@@ -376,9 +377,9 @@ class Finetuner:
             ) from None
         except KeyboardInterrupt:
             progress.close()
-            raise GanencError(
-                f"interrupted; finished images are saved in {latents_dir}. Continue with:"
-                f" ganenc finetune --mode per-image --resume --out {self.run.path}"
+            raise run_interrupted(
+                f"; finished images are saved in {latents_dir}",
+                f"finetune --mode per-image --resume --out {self.run.path}",
             ) from None
         progress.close()
         if self.metric_plan.not_computed:  # the empty metrics.csv columns, explained

@@ -16,7 +16,7 @@ import torch
 
 from ..adapters import GeneratorAdapter, Latents
 from ..cropping import crop_and_resize
-from ..errors import GanencError
+from ..errors import GanencError, RunInterrupted, run_interrupted  # noqa: F401 - shared by every command
 from ..evaluation import (  # noqa: F401 - their names here before evaluation.py held them
     lpips_or_reason as real_lpips_or_reason,
 )
@@ -152,7 +152,7 @@ def training_loop(
     ``settings`` gives ``iterations``, ``log_every``, ``image_every`` and
     ``checkpoint_every``; ``save(step)`` writes a checkpoint.  Returns the
     final step, after its checkpoint; on Ctrl-C or SIGTERM saves at the step
-    boundary and raises a :class:`GanencError` that says how to resume.
+    boundary and raises a :class:`RunInterrupted` that says how to resume.
     """
     with StepBoundaryInterrupt() as interrupt:
         try:
@@ -183,9 +183,9 @@ def training_loop(
         except KeyboardInterrupt:
             progress.close()
             save(step)
-            raise GanencError(
-                f"interrupted at step {step}; checkpoint saved in {run.last_checkpoint}."
-                f" Continue with: ganenc {command} --resume --out {run.path}"
+            raise run_interrupted(
+                f" at step {step}; checkpoint saved in {run.last_checkpoint}",
+                f"{command} --resume --out {run.path}",
             ) from None
     progress.close()
     save(step)
@@ -199,9 +199,9 @@ def finishing(run: Any, command: str) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        raise GanencError(
-            f"interrupted after the last step, before the run was finished (final encoder and"
-            f" validation); finish it with: ganenc {command} --resume --out {run.path}"
+        raise run_interrupted(
+            " after the last step, before the run was finished (final encoder and validation)",
+            f"{command} --resume --out {run.path}",
         ) from None
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import number_from_environment
+from ..config import flag_from_environment, number_from_environment
 from ..errors import ConfigError, WeightsNotFoundError, first_line
 from .cache import _make_folders, _part_path, _remove_empty_folders, file_path
 from .records import CHUNK_BYTES, _matches
@@ -78,8 +78,8 @@ class Downloaded(tuple):
 
 # -- settings from the environment -------------------------------------------------------------
 def offline() -> bool:
-    """Whether ``GANENC_OFFLINE`` forbids downloads."""
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    """Whether ``GANENC_OFFLINE`` forbids downloads (a value that is not yes/no is an error)."""
+    return flag_from_environment(OFFLINE_ENV)
 
 
 def _bad_timeout(seconds: float) -> bool:
@@ -142,7 +142,6 @@ def _progress_bar(
     if not enabled:
         yield lambda n: None
         return
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -153,7 +152,9 @@ def _progress_bar(
         TransferSpeedColumn,
     )
 
-    console = Console(stderr=True)
+    from ..progress import stderr_console
+
+    console = stderr_console()
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
