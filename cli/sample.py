@@ -100,6 +100,7 @@ def sample_command(config_file, gen_options, force, **given):
         check_output(latents_path, force=force)
     device = resolve_device(settings.device)
     generator = settings.load().to(device)
+    generator.follow_truncation(settings.truncation)
     latents = generator.sample_latents(settings.n, seed=settings.seed, device=device)
     images = []
     with torch.no_grad():

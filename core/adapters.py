@@ -147,6 +147,15 @@ class GeneratorAdapter(nn.Module, ABC):
         """
         return {}
 
+    def follow_truncation(self, truncation: float | None) -> None:
+        """Draw later :meth:`sample_latents` for synthesis at ``truncation`` (``None``: the
+        family's default).
+
+        Nothing to do for families that truncate when they synthesize (StyleGAN's w, PGGAN's
+        psi * z); BigGAN's prior itself is truncated (z = t * truncnorm), so its samples
+        must follow the truncation a command synthesizes them with.
+        """
+
     @torch.no_grad()
     def average_latents(self, n: int = 1, samples: int = 512, seed: int = 2**31 - 1) -> Latents:
         """The mean of ``encoder_targets`` over prior samples: the "average latent" baseline.

@@ -879,12 +879,16 @@ def _check_same_generator(
     learned = direction.metadata.get("generator")
     if not (isinstance(learned, dict) and isinstance(recorded, dict)):
         return  # one side does not say: nothing to compare
+    from .encoder_runs import generator_name
+
+    def same(key: str) -> bool:
+        mine, theirs = learned.get(key) or None, recorded.get(key) or None
+        if key == "gan" and isinstance(mine, str) and isinstance(theirs, str):
+            return generator_name(mine) == generator_name(theirs)  # stylegan is stylegan1
+        return mine == theirs
+
     fields = ("gan", "checkpoint", "generator_options")
-    if all(
-        (learned.get(k) or None) == (recorded.get(k) or None)
-        for k in fields
-        if k in learned and k in recorded
-    ):
+    if all(same(k) for k in fields if k in learned and k in recorded):
         return
     raise GanencError(
         f"the direction {direction.attribute!r} was learned on latents of the generator"

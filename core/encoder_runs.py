@@ -142,7 +142,10 @@ def recorded_generator(
         raise CheckpointError(
             f"{source} records generator options {stored['generator_options']!r}, not a mapping"
         )
-    if gan is not None and gan != stored.get("gan"):
+    recorded_gan = stored.get("gan")
+    if gan is not None and (
+        not isinstance(recorded_gan, str) or generator_name(gan) != generator_name(recorded_gan)
+    ):
         stored = {}  # another family: the recorded file and options do not apply
     family = gan or stored.get("gan")
     if family is None:
@@ -199,7 +202,7 @@ def encoder_generator(
         gan is None
         and isinstance(recorded_gan, str)
         and isinstance(trained_for, str)
-        and _generator_name(recorded_gan) != _generator_name(trained_for)
+        and generator_name(recorded_gan) != generator_name(trained_for)
     ):
         raise CheckpointError(
             f"{path} records a {recorded_gan} generator but was trained for"
@@ -215,7 +218,7 @@ def encoder_generator(
     )
 
 
-def _generator_name(name: str) -> str:
+def generator_name(name: str) -> str:
     """A generator family's registered name (``stylegan`` -> ``stylegan1``), else ``name``."""
     from .registry import get_registry
 

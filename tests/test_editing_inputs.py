@@ -236,3 +236,15 @@ def test_python_api_arguments_of_the_wrong_kind_are_config_errors(tmp_path):
             call()
     assert parse_strengths(np.array([-1.0, 2.0])) == [-1.0, 2.0]
     assert parse_layers((0, np.int64(3)), 8) == [0, 3]
+
+
+def test_a_family_alias_is_one_generator_in_records_and_comparisons():
+    """--gan stylegan was recorded as written: a direction learned on its latents was
+    refused on stylegan1's, and invert --gan stylegan1 dropped the recorded generator."""
+    from ganenc.encoder_runs import recorded_generator
+    from ganenc.training.settings import GeneratorSpec
+
+    assert GeneratorSpec(gan="stylegan").record()["gan"] == "stylegan1"
+    stored = {"gan": "stylegan", "checkpoint": "random", "generator_options": {"resolution": 32}}
+    spec = recorded_generator(stored, "x.pt", gan="stylegan1")
+    assert spec.checkpoint == "random" and spec.generator_options == {"resolution": 32}

@@ -79,6 +79,7 @@ class Pretrainer:
             self.generator, settings.truncation, settings.truncation_layers
         )
         self.synthesis_options = self.generator.synthesis_options(**self.truncation)
+        self.generator.follow_truncation(self.truncation.get("truncation"))
         with torch.no_grad():  # a truncation the family refuses (PGGAN: per layer) shows now
             probe = self.generator.sample_latents(1, seed=0, device=self.device)
             self.generator.encoder_targets(probe, **self.truncation)

@@ -37,8 +37,13 @@ class GeneratorSpec(Settings):
         return data
 
     def record(self) -> dict[str, Any]:
-        """``{"gan", "checkpoint", "generator_options"}`` as encoder and latent files record it."""
-        return self.model_dump(mode="json", include={"gan", "checkpoint", "generator_options"})
+        """``{"gan", "checkpoint", "generator_options"}`` as encoder and latent files record it,
+        the family by its registered name (``stylegan`` -> ``stylegan1``): files compared later
+        must not tell one generator's two spellings apart."""
+        from ..encoder_runs import generator_name
+
+        record = self.model_dump(mode="json", include={"gan", "checkpoint", "generator_options"})
+        return {**record, "gan": generator_name(self.gan)}
 
     def load(self):
         """The frozen generator adapter this spec names."""

@@ -93,6 +93,8 @@ class BigGANAdapter(GeneratorAdapter):
         self.z_dim = self.config.z_dim
         self.num_classes = self.config.num_classes
         self.default_truncation = check_truncation(default_truncation)
+        #: the truncation sampled z is drawn at, set by :meth:`follow_truncation`
+        self.sampling_truncation: float | None = None
 
     # -- contract -----------------------------------------------------------------------
     def geometry(self) -> GeneratorGeometry:
@@ -115,7 +117,13 @@ class BigGANAdapter(GeneratorAdapter):
         classes: int | Sequence[int] | torch.Tensor | None = None,
         truncation: float | None = None,
     ) -> Latents:
-        """``z = t * truncnorm(-2, 2)`` and one-hot classes (random, or the given indices)."""
+        """``z = t * truncnorm(-2, 2)`` and one-hot classes (random, or the given indices).
+
+        ``t``: ``truncation``, else the one followed (:meth:`follow_truncation`), else the
+        default: the reference scales z by the same t its batch norm runs with.
+        """
+        if truncation is None:
+            truncation = self.sampling_truncation
         truncation = self._truncation(truncation)
         n = check_count(n)
         generator = seeded_generator(seed)
@@ -160,6 +168,10 @@ class BigGANAdapter(GeneratorAdapter):
         self._truncation(truncation, truncation_layers)
         z, class_vector = self._inputs(latents)
         return {"z": z, "class": class_vector}
+
+    def follow_truncation(self, truncation: float | None) -> None:
+        """Sample z at ``truncation`` from now on (checked: BigGAN's range is (0, 1])."""
+        self.sampling_truncation = None if truncation is None else self._truncation(truncation)
 
     # -- helpers ------------------------------------------------------------------------
     def synthesis_options(

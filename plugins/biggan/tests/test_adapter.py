@@ -164,3 +164,40 @@ def test_random_generator_is_reproducible(tiny_options):
     latents = first.sample_latents(1, seed=0)
     torch.testing.assert_close(first.synthesize(latents), again.synthesize(latents), rtol=0, atol=0)
     assert not torch.equal(first.synthesize(latents), other.synthesize(latents))
+
+
+#: a generator of its own (the shared tiny_biggan must not be changed)
+FRESH_OPTIONS = {"resolution": 32, "channel_width": 4, "z_dim": 16, "num_classes": 10}
+
+
+def test_samples_follow_the_truncation_they_are_synthesized_with():
+    """ganenc sample --truncation 1 and training at 0.8 drew z at 0.4 (the default) while the
+    batch norm ran at 1 or 0.8; the reference scales z by the same t."""
+    generator = ganenc.load_generator("biggan", **FRESH_OPTIONS)
+    at_default = generator.sample_latents(8, seed=1)["z"]
+    generator.follow_truncation(1.0)
+    followed = generator.sample_latents(8, seed=1)["z"]
+    torch.testing.assert_close(followed, at_default / REFERENCE_TRUNCATION)
+    torch.testing.assert_close(followed, generator.sample_latents(8, seed=1, truncation=1.0)["z"])
+    with pytest.raises(ganenc.ConfigError):
+        generator.follow_truncation(1.5)  # BigGAN's range is (0, 1]
+    generator.follow_truncation(None)
+    torch.testing.assert_close(generator.sample_latents(8, seed=1)["z"], at_default)
+    ganenc.testing.check_generator(generator)  # the contract still holds
+
+
+def test_the_sample_command_draws_z_at_its_truncation(tmp_path):
+    from click.testing import CliRunner
+
+    from ganenc.cli.main import cli
+
+    options = [x for key, value in FRESH_OPTIONS.items() for x in ("-O", f"{key}={value}")]
+    out = tmp_path / "s.png"
+    result = CliRunner().invoke(
+        cli,
+        ["sample", "--gan", "biggan", "--checkpoint", "random", *options, "-n", "32"]
+        + ["--truncation", "1", "--save-latents", "--out", str(out), "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output
+    z = torch.load(tmp_path / "s.latents.pt", weights_only=True)["latents"]["z"]
+    assert z.abs().max() > 1.2  # t * truncnorm(-2, 2) at t = 1, not at 0.4 (|z| <= 0.8)

@@ -60,7 +60,7 @@ class PGGANOptions(Settings):
     averaged: bool = Field(
         True, description="use the averaged generator (avgG / generator_smooth) when present"
     )
-    seed: Seed | None = random_only(None, "seed of a random generator's weights")
+    seed: Seed = random_only(0, "seed of a random generator's weights (same seed, same generator)")
 
     @field_validator("resolution")
     @classmethod
