@@ -15,7 +15,6 @@ layer mean) and moves every chosen layer of ``X_plus`` along them.
 
 from __future__ import annotations
 
-import functools
 import numbers
 from abc import ABC, abstractmethod
 from typing import Any
@@ -64,15 +63,6 @@ def check_number(model: type[BaseModel], field: str, value: Any, what: str | Non
         raise ConfigError(
             f"{what or field} = {value!r}: give a number, not a {type(value).__name__}"
         )
-    return _checked_number(model, field, value, type(value), what)
-
-
-@functools.lru_cache(maxsize=1024)
-def _checked_number(
-    model: type[BaseModel], field: str, value: Any, kind: type, what: str | None
-) -> Any:
-    """:func:`check_field` remembered for the values that pass: it builds its validator on
-    each call (~0.1 ms), and the adapters check every sample's seed and every synthesis."""
     return check_field(model, field, value, what)
 
 

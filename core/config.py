@@ -267,20 +267,26 @@ def _settings_at(model: type[BaseModel], parent: tuple) -> list[str] | None:
     return list(model.model_fields)
 
 
+@functools.lru_cache(maxsize=256)
+def _field_adapter(model: type[BaseModel], field: str) -> Any:
+    """The validator of one field, built once (building takes ~0.1 ms; the adapters check
+    every sample's seed and every synthesis's truncation)."""
+    from pydantic import AllowInfNan, TypeAdapter
+
+    info = model.model_fields[field]
+    finite = (AllowInfNan(False),) if info.annotation is float else ()  # as Settings' floats
+    extras = (*info.metadata, *finite)
+    return TypeAdapter(Annotated[info.annotation, *extras] if extras else info.annotation)
+
+
 def check_field(model: type[BaseModel], field: str, value: Any, what: str | None = None) -> Any:
     """``value`` validated as ``model``'s ``field`` (its type and limits), else a ConfigError.
 
     For code that takes a setting as a plain argument (the Python API): the limits stay
     written once, on the settings model.
     """
-    from pydantic import AllowInfNan, TypeAdapter
-
-    info = model.model_fields[field]
-    finite = (AllowInfNan(False),) if info.annotation is float else ()  # as Settings' floats
-    extras = (*info.metadata, *finite)
-    adapter = TypeAdapter(Annotated[info.annotation, *extras] if extras else info.annotation)
     try:
-        return adapter.validate_python(value)
+        return _field_adapter(model, field).validate_python(value)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise ConfigError(f"{what or field} = {value!r}: {error['msg']}") from None
